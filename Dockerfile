@@ -1,0 +1,10 @@
+# One image for every process of the portal: web, worker, beat (and agents).
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+COPY . .
+RUN DEBUG=true python manage.py collectstatic --noinput
+EXPOSE 8000
+CMD ["gunicorn", "governance.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3"]

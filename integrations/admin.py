@@ -1,0 +1,308 @@
+"""The Django admin for power edits. Secrets are never displayed; writes are audited by the signals."""
+
+import json
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Q
+from django.utils.html import format_html
+
+from .catalogue import application_choices, get_connector, split_secrets
+from .durations import Duration
+from .models import (
+    Account,
+    Agent,
+    ApprovalStep,
+    ApprovalWorkflow,
+    Approver,
+    Integration,
+    Maintainer,
+    Permission,
+    PrerequisitePermission,
+    Resource,
+    Role,
+    RoleImplication,
+    Tag,
+)
+
+
+class DurationsField(forms.MultipleChoiceField):
+    widget = forms.CheckboxSelectMultiple
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=Duration.choices, required=False, **kwargs)
+
+
+class IntegrationForm(forms.ModelForm):
+    application = forms.ChoiceField(choices=())
+    allowed_durations = DurationsField()
+    new_secrets = forms.JSONField(
+        required=False,
+        label="Set secrets",
+        help_text="A JSON object of secret items to set or replace, e.g. {\"password\": \"…\"}. "
+        "Leave empty to keep the stored secrets. Secret values are never shown.",
+        widget=forms.Textarea(attrs={"rows": 2, "autocomplete": "off"}),
+    )
+
+    class Meta:
+        model = Integration
+        exclude = ("connection_secrets", "sync_state")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["application"].choices = application_choices()
+        if self.instance.pk:
+            self.fields["application"].disabled = True
+
+    def clean(self):
+        data = super().clean()
+        application = data.get("application") or self.instance.application
+        config = data.get("connection_config")
+        if not application or config is None:
+            return data
+        if not isinstance(config, dict):
+            self.add_error("connection_config", "The connection config must be a JSON object.")
+            return data
+        new_secrets = data.get("new_secrets") or {}
+        if not isinstance(new_secrets, dict):
+            self.add_error("new_secrets", "Secrets must be a JSON object.")
+            return data
+        try:
+            connector = get_connector(application)
+        except ValidationError as exc:
+            self.add_error("application", exc.message_dict["application"])
+            return data
+        plain, typed_secrets = split_secrets(connector, config)
+        unknown = sorted(set(new_secrets) - set(connector.spec.secret_keys))
+        if unknown:
+            self.add_error("new_secrets", f"Not secret items of this connector: {', '.join(unknown)}.")
+            return data
+        data["connection_config"] = plain
+        updates = {k: v for k, v in {**typed_secrets, **new_secrets}.items() if v not in ("", None)}
+        self.instance.connection_secrets = {**self.instance.connection_secrets, **updates}
+        return data
+
+
+class MaintainerInline(admin.TabularInline):
+    model = Maintainer
+    extra = 0
+    autocomplete_fields = ("user", "group")
+
+
+class IntegrationMaintainerInline(MaintainerInline):
+    fk_name = "integration"
+    exclude = ("resource",)
+
+
+class ResourceMaintainerInline(MaintainerInline):
+    fk_name = "resource"
+    exclude = ("integration",)
+
+
+class PrerequisiteInline(admin.TabularInline):
+    model = PrerequisitePermission
+    extra = 0
+    autocomplete_fields = ("alternatives",)
+
+
+class IntegrationPrerequisiteInline(PrerequisiteInline):
+    fk_name = "integration"
+    exclude = ("resource", "role")
+
+
+class ResourcePrerequisiteInline(PrerequisiteInline):
+    fk_name = "resource"
+    exclude = ("integration", "role")
+
+
+class RolePrerequisiteInline(PrerequisiteInline):
+    fk_name = "role"
+    exclude = ("integration", "resource")
+
+
+@admin.register(Integration)
+class IntegrationAdmin(admin.ModelAdmin):
+    form = IntegrationForm
+    list_display = ("icon", "name", "application", "owner", "default_workflow", "n_resources", "last_synced_at",
+                    "last_sync_status")
+    list_display_links = ("icon", "name")
+    list_filter = ("application", "last_sync_status", "read_only", "requestable", "agent")
+    search_fields = ("name", "application")
+    autocomplete_fields = ("owner", "default_workflow", "agent")
+    readonly_fields = ("secrets", "last_synced_at", "resources_last_synced_at", "permissions_last_synced_at",
+                       "last_sync_status", "last_sync_error", "created_at", "updated_at")
+    inlines = (IntegrationMaintainerInline, IntegrationPrerequisiteInline)
+    fieldsets = (
+        (None, {"fields": ("application", "name", "owner", "default_workflow", "agent")}),
+        ("Connection", {"fields": ("connection_config", "secrets", "new_secrets", "connector_attributes")}),
+        ("Settings", {"fields": ("read_only", "allow_changing_account_permissions", "allow_creating_accounts",
+                                 "requestable", "requestable_by_default", "auto_assign_recommended_owners",
+                                 "auto_assign_recommended_maintainers", "notify_external_permission_changes",
+                                 "override_allowed_durations", "allowed_durations")}),
+        ("Sync", {"fields": ("resources_sync_interval", "permissions_sync_interval", "last_synced_at",
+                             "resources_last_synced_at", "permissions_last_synced_at", "last_sync_status",
+                             "last_sync_error")}),
+        ("History", {"fields": ("created_at", "updated_at")}),
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("owner", "default_workflow").annotate(
+            _n_resources=Count("resources", filter=Q(resources__removed_at__isnull=True))
+        )
+
+    @admin.display(description="")
+    def icon(self, obj):
+        return format_html('<img src="{}" alt="" width="20" height="20">', obj.icon_url)
+
+    @admin.display(description="Resources", ordering="_n_resources")
+    def n_resources(self, obj):
+        return obj._n_resources
+
+    @admin.display(description="Secrets")
+    def secrets(self, obj):
+        try:
+            keys = sorted(get_connector(obj.application).spec.secret_keys) if obj.application else []
+        except ValidationError:
+            keys = []
+        if not keys:
+            return "This connector has no secret items."
+        stored = obj.connection_secrets or {}
+        return ", ".join(f"{k}: {'set' if k in stored else 'not set'}" for k in keys)
+
+
+class RoleInline(admin.TabularInline):
+    model = Role
+    extra = 0
+    fields = ("name", "external_id", "requestable", "workflow", "removed_at")
+    readonly_fields = ("removed_at",)
+    show_change_link = True
+    autocomplete_fields = ("workflow",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("workflow")
+
+
+class DurationsAdminForm(forms.ModelForm):
+    allowed_durations = DurationsField()
+
+
+@admin.register(Resource)
+class ResourceAdmin(admin.ModelAdmin):
+    form = DurationsAdminForm
+    list_display = ("name", "integration", "kind", "owner", "requestable", "workflow", "removed_at")
+    list_filter = ("integration", "kind", "requestable", "tags", ("removed_at", admin.EmptyFieldListFilter))
+    search_fields = ("name", "external_id", "description")
+    autocomplete_fields = ("integration", "owner", "workflow", "tags")
+    readonly_fields = ("first_seen_at", "last_seen_at", "removed_at", "attributes_json")
+    exclude = ("attributes",)
+    list_select_related = ("integration", "owner", "workflow")
+    inlines = (RoleInline, ResourceMaintainerInline, ResourcePrerequisiteInline)
+
+    @admin.display(description="Attributes")
+    def attributes_json(self, obj):
+        return format_html("<pre>{}</pre>", json.dumps(obj.attributes, indent=2, sort_keys=True))
+
+
+class ImplicationInline(admin.TabularInline):
+    model = RoleImplication
+    fk_name = "role"
+    extra = 0
+    autocomplete_fields = ("implied_role",)
+    verbose_name = "implied role"
+    verbose_name_plural = "Implied roles (holding this role also gives these)"
+
+
+@admin.register(Role)
+class RoleAdmin(admin.ModelAdmin):
+    form = DurationsAdminForm
+    list_display = ("name", "resource", "integration", "requestable", "workflow", "removed_at")
+    list_filter = ("integration", "requestable", "tags", ("removed_at", admin.EmptyFieldListFilter))
+    search_fields = ("name", "external_id", "resource__name")
+    autocomplete_fields = ("integration", "resource", "workflow", "tags")
+    readonly_fields = ("first_seen_at", "last_seen_at", "removed_at", "attributes_json")
+    exclude = ("attributes",)
+    list_select_related = ("resource", "integration", "workflow")
+    inlines = (ImplicationInline, RolePrerequisiteInline)
+    attributes_json = ResourceAdmin.attributes_json
+
+
+@admin.register(Account)
+class AccountAdmin(admin.ModelAdmin):
+    list_display = ("identity", "integration", "email", "user", "enabled", "removed_at")
+    list_filter = ("integration", "enabled", ("removed_at", admin.EmptyFieldListFilter))
+    search_fields = ("identity", "external_id", "email")
+    autocomplete_fields = ("integration", "user")
+    readonly_fields = ("first_seen_at", "last_seen_at", "removed_at", "attributes_json")
+    exclude = ("attributes",)
+    list_select_related = ("integration", "user")
+    attributes_json = ResourceAdmin.attributes_json
+
+
+@admin.register(Permission)
+class PermissionAdmin(admin.ModelAdmin):
+    list_display = ("account", "role", "integration", "source", "granted_at", "expires_at", "ended_at")
+    list_filter = ("source", "integration", ("ended_at", admin.EmptyFieldListFilter))
+    search_fields = ("account__identity", "role__name", "role__resource__name")
+    autocomplete_fields = ("integration", "account", "role")
+    list_select_related = ("account", "role__resource", "integration")
+    show_full_result_count = False
+
+
+class ApproverInline(admin.TabularInline):
+    model = Approver
+    extra = 0
+    autocomplete_fields = ("user", "group")
+
+
+@admin.register(ApprovalStep)
+class ApprovalStepAdmin(admin.ModelAdmin):
+    list_display = ("workflow", "position", "mode")
+    list_filter = ("workflow",)
+    inlines = (ApproverInline,)
+    autocomplete_fields = ("workflow",)
+
+
+class StepInline(admin.TabularInline):
+    model = ApprovalStep
+    extra = 0
+    show_change_link = True
+
+
+@admin.register(ApprovalWorkflow)
+class ApprovalWorkflowAdmin(admin.ModelAdmin):
+    list_display = ("name", "n_steps", "updated_at")
+    search_fields = ("name", "description")
+    inlines = (StepInline,)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_n_steps=Count("steps"))
+
+    @admin.display(description="Steps", ordering="_n_steps")
+    def n_steps(self, obj):
+        return obj._n_steps
+
+
+@admin.register(Agent)
+class AgentAdmin(admin.ModelAdmin):
+    list_display = ("name", "queue", "description", "last_seen_at")
+    search_fields = ("name",)
+
+
+@admin.register(Tag)
+class TagAdmin(admin.ModelAdmin):
+    search_fields = ("name",)
+
+
+@admin.register(Maintainer)
+class MaintainerAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "integration", "resource", "user", "group")
+    autocomplete_fields = ("integration", "resource", "user", "group")
+    list_select_related = ("integration", "resource", "user", "group")
+
+
+@admin.register(PrerequisitePermission)
+class PrerequisitePermissionAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "integration", "resource", "role")
+    autocomplete_fields = ("integration", "resource", "role", "alternatives")
+    list_select_related = ("integration", "resource", "role__resource")

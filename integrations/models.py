@@ -1,0 +1,534 @@
+"""The inventory (integrations, resources, roles, accounts, permissions) and its policy."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from governance.fields import EncryptedJSONField
+
+from .durations import ALL_DURATIONS, normalize_durations, validate_durations
+
+
+def _all_durations() -> list[str]:
+    return list(ALL_DURATIONS)
+
+
+class DurationsMixin(models.Model):
+    """A level (integration, resource, role) that may override the allowed durations."""
+
+    override_allowed_durations = models.BooleanField(
+        default=False, help_text="Use the durations chosen here instead of inheriting them."
+    )
+    allowed_durations = models.JSONField(
+        default=_all_durations,
+        blank=True,
+        validators=[validate_durations],
+        help_text="Durations a requester may choose when this level overrides them.",
+    )
+
+    class Meta:
+        abstract = True
+
+    def clean_durations(self) -> None:
+        try:
+            self.allowed_durations = normalize_durations(self.allowed_durations)
+        except ValidationError as exc:
+            raise ValidationError({"allowed_durations": exc.messages}) from None
+        if self.override_allowed_durations and not self.allowed_durations:
+            raise ValidationError({"allowed_durations": "Choose at least one duration when overriding."})
+
+
+class InventoryMixin(models.Model):
+    """An object discovered in an application by a sync."""
+
+    external_id = models.CharField(max_length=512, help_text="The object's key in the application.")
+    attributes = models.JSONField(default=dict, blank=True, help_text="Raw attributes from the connector.")
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    removed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a sync no longer found it in the application."
+    )
+
+    class Meta:
+        abstract = True
+
+
+class Agent(models.Model):
+    """A worker inside a customer network that runs connector work for integrations saved on it."""
+
+    name = models.SlugField(max_length=64, unique=True)
+    description = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def queue(self) -> str:
+        return f"agent.{self.name}"
+
+
+class ApprovalWorkflow(models.Model):
+    """Who must approve a request, step by step."""
+
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApprovalStep(models.Model):
+    """One step of a workflow: ``any`` or ``all`` of its approvers must approve."""
+
+    class Mode(models.TextChoices):
+        ANY = "any", "Any one approver"
+        ALL = "all", "All approvers"
+
+    workflow = models.ForeignKey(ApprovalWorkflow, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveSmallIntegerField(default=1)
+    mode = models.CharField(max_length=3, choices=Mode.choices, default=Mode.ANY)
+
+    class Meta:
+        ordering = ["workflow", "position"]
+        constraints = [models.UniqueConstraint(fields=["workflow", "position"], name="uniq_step_position")]
+
+    def __str__(self) -> str:
+        return f"{self.workflow} · step {self.position} ({self.mode})"
+
+
+class Approver(models.Model):
+    class Kind(models.TextChoices):
+        AUTOMATIC = "automatic", "Automatic approval"
+        USER = "user", "A user"
+        GROUP = "group", "A group"
+        OWNER = "owner", "Owner of the integration/resource"
+        MAINTAINERS = "maintainers", "Maintainers"
+        MANAGER = "manager", "Requester's manager"
+
+    step = models.ForeignKey(ApprovalStep, on_delete=models.CASCADE, related_name="approvers")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE)
+    group = models.ForeignKey(Group, null=True, blank=True, on_delete=models.CASCADE)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                name="approver_principal_matches_kind",
+                condition=(Q(kind="user", user__isnull=False, group__isnull=True))
+                | (Q(kind="group", group__isnull=False, user__isnull=True))
+                | (Q(kind__in=["automatic", "owner", "maintainers", "manager"], user__isnull=True, group__isnull=True)),
+            )
+        ]
+
+    def __str__(self) -> str:
+        who = self.user or self.group
+        return f"{self.get_kind_display()}{f': {who}' if who else ''}"
+
+    def clean(self) -> None:
+        if self.kind == self.Kind.USER and not self.user_id:
+            raise ValidationError({"user": "Choose the approving user."})
+        if self.kind == self.Kind.GROUP and not self.group_id:
+            raise ValidationError({"group": "Choose the approving group."})
+        if self.kind not in (self.Kind.USER, self.Kind.GROUP) and (self.user_id or self.group_id):
+            raise ValidationError("Only user and group approvers name a user or group.")
+
+
+class Tag(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Integration(DurationsMixin):
+    """A connected application: its connection, its policy defaults and its sync status."""
+
+    class SyncStatus(models.TextChoices):
+        NEVER = "never", "Never synced"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    application = models.CharField(
+        max_length=64, help_text="The connector this integration uses, from the catalogue.", db_index=True
+    )
+    name = models.CharField(max_length=200, unique=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_integrations"
+    )
+    default_workflow = models.ForeignKey(
+        ApprovalWorkflow,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="integrations",
+        help_text="Approval workflow of every resource and role that sets none.",
+    )
+    connection_config = models.JSONField(
+        default=dict, blank=True, help_text="Connection settings; secret items are kept apart, encrypted."
+    )
+    connection_secrets = EncryptedJSONField(help_text="Secret connection items, encrypted at rest, never shown.")
+    agent = models.ForeignKey(
+        Agent,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="integrations",
+        help_text="Run connector work on this agent; empty means in the cloud.",
+    )
+    read_only = models.BooleanField(
+        default=False, help_text="Never change the application: grants open a ticket for manual fulfilment."
+    )
+    allow_changing_account_permissions = models.BooleanField(
+        default=True, help_text="Grant and revoke permissions of accounts in the application."
+    )
+    allow_creating_accounts = models.BooleanField(
+        default=True, help_text="Create an account for a requester who has none (deleted when access ends)."
+    )
+    requestable = models.BooleanField(default=True, help_text="Users may request access to this integration.")
+    requestable_by_default = models.BooleanField(
+        default=True, help_text="Newly discovered resources are requestable."
+    )
+    auto_assign_recommended_owners = models.BooleanField(
+        default=False, help_text="Make the owner the application reports for a resource its owner here."
+    )
+    auto_assign_recommended_maintainers = models.BooleanField(
+        default=False, help_text="Make the maintainers the application reports for a resource its maintainers."
+    )
+    notify_external_permission_changes = models.BooleanField(
+        default=False, help_text="Alert the owner when permissions change in the application, outside the portal."
+    )
+    connector_attributes = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Connector attributes: "filterString", "<type>.filterString" (objects that match are '
+        'excluded), "stateful" (delta syncs).',
+    )
+    sync_state = models.JSONField(default=dict, blank=True, help_text="Delta state saved per command and type.")
+    resources_sync_interval = models.DurationField(
+        default=timedelta(hours=1), help_text="How often resources, roles and accounts are discovered."
+    )
+    permissions_sync_interval = models.DurationField(
+        default=timedelta(days=1), help_text="How often every permission is re-read."
+    )
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    resources_last_synced_at = models.DateTimeField(null=True, blank=True)
+    permissions_last_synced_at = models.DateTimeField(null=True, blank=True)
+    last_sync_status = models.CharField(max_length=10, choices=SyncStatus.choices, default=SyncStatus.NEVER)
+    last_sync_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    # The connector and its catalogue entry -------------------------------------------------
+    @property
+    def connector(self):
+        from .catalogue import get_connector
+
+        return get_connector(self.application)
+
+    @property
+    def icon_url(self) -> str:
+        from .catalogue import icon_url
+
+        return icon_url(self.application)
+
+    def clean(self) -> None:
+        from .catalogue import validate_integration_config
+
+        errors: dict[str, list[str]] = {}
+        try:
+            self.clean_durations()
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
+        try:
+            validate_integration_config(self)
+        except ValidationError as exc:
+            for key, messages in exc.message_dict.items():
+                errors.setdefault(key, []).extend(messages)
+        if errors:
+            raise ValidationError(errors)
+
+
+class Resource(DurationsMixin, InventoryMixin):
+    """Something in an application access is given to: a database, a group, a project."""
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="resources")
+    name = models.CharField(max_length=512)
+    kind = models.CharField(max_length=64, blank=True, help_text="The resource's type in the application.")
+    description = models.TextField(blank=True)
+    tags = models.ManyToManyField(Tag, blank=True, related_name="resources")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_resources"
+    )
+    requestable = models.BooleanField(default=True)
+    workflow = models.ForeignKey(
+        ApprovalWorkflow,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="resources",
+        help_text="Empty: the integration's default workflow.",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["integration", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["integration", "external_id"], name="uniq_resource_external_id")
+        ]
+        indexes = [models.Index(fields=["integration", "name"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        self.clean_durations()
+
+
+class Role(DurationsMixin, InventoryMixin):
+    """A level of access on a resource (CONNECT, member, ReadOnlyAccess...)."""
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="roles")
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="roles")
+    name = models.CharField(max_length=512)
+    description = models.TextField(blank=True)
+    tags = models.ManyToManyField(Tag, blank=True, related_name="roles")
+    requestable = models.BooleanField(default=True)
+    workflow = models.ForeignKey(
+        ApprovalWorkflow,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="roles",
+        help_text="Empty: the resource's workflow, else the integration's.",
+    )
+    implies = models.ManyToManyField(
+        "self",
+        through="RoleImplication",
+        symmetrical=False,
+        related_name="implied_by",
+        blank=True,
+        help_text="Holding this role also gives these roles.",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["resource", "name"]
+        constraints = [models.UniqueConstraint(fields=["integration", "external_id"], name="uniq_role_external_id")]
+
+    def __str__(self) -> str:
+        return f"{self.resource.name} · {self.name}"
+
+    def clean(self) -> None:
+        self.clean_durations()
+        if self.resource_id and self.integration_id and self.resource.integration_id != self.integration_id:
+            raise ValidationError({"resource": "The resource belongs to another integration."})
+
+    def save(self, *args, **kwargs):
+        if self.resource_id and not self.integration_id:
+            self.integration_id = self.resource.integration_id
+        super().save(*args, **kwargs)
+
+
+class RoleImplication(models.Model):
+    """Holding ``role`` also gives ``implied_role`` (directly; chains are followed by the selector)."""
+
+    role = models.ForeignKey(Role, on_delete=models.CASCADE, related_name="implications")
+    implied_role = models.ForeignKey(Role, on_delete=models.CASCADE, related_name="implied_through")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["role", "implied_role"], name="uniq_role_implication"),
+            models.CheckConstraint(condition=~Q(role=models.F("implied_role")), name="role_implies_not_itself"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role} ⇒ {self.implied_role}"
+
+    def clean(self) -> None:
+        from .selectors import implication_cycle
+
+        if not (self.role_id and self.implied_role_id):
+            return
+        cycle = implication_cycle(self.role_id, self.implied_role_id)
+        if cycle:
+            raise ValidationError(
+                {"implied_role": "This would make a cycle of implied roles: " + " ⇒ ".join(cycle)}
+            )
+
+
+class Maintainer(models.Model):
+    """A user or group who helps the owner run an integration or resource."""
+
+    integration = models.ForeignKey(
+        Integration, null=True, blank=True, on_delete=models.CASCADE, related_name="maintainers"
+    )
+    resource = models.ForeignKey(Resource, null=True, blank=True, on_delete=models.CASCADE, related_name="maintainers")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE)
+    group = models.ForeignKey(Group, null=True, blank=True, on_delete=models.CASCADE)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                name="maintainer_one_scope",
+                condition=Q(integration__isnull=False, resource__isnull=True)
+                | Q(integration__isnull=True, resource__isnull=False),
+            ),
+            models.CheckConstraint(
+                name="maintainer_one_principal",
+                condition=Q(user__isnull=False, group__isnull=True) | Q(user__isnull=True, group__isnull=False),
+            ),
+            models.UniqueConstraint(
+                fields=["integration", "user"], condition=Q(user__isnull=False), name="uniq_integration_user_maint"
+            ),
+            models.UniqueConstraint(
+                fields=["integration", "group"], condition=Q(group__isnull=False), name="uniq_integration_group_maint"
+            ),
+            models.UniqueConstraint(
+                fields=["resource", "user"], condition=Q(user__isnull=False), name="uniq_resource_user_maint"
+            ),
+            models.UniqueConstraint(
+                fields=["resource", "group"], condition=Q(group__isnull=False), name="uniq_resource_group_maint"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user or self.group} maintains {self.resource or self.integration}"
+
+    @property
+    def integration_id_for_audit(self) -> int | None:
+        return self.integration_id or (self.resource.integration_id if self.resource_id else None)
+
+    def clean(self) -> None:
+        if bool(self.integration_id) == bool(self.resource_id):
+            raise ValidationError("A maintainer is set on exactly one integration or resource.")
+        if bool(self.user_id) == bool(self.group_id):
+            raise ValidationError("A maintainer is exactly one user or one group.")
+
+
+class PrerequisitePermission(models.Model):
+    """Access to an integration, resource or role first requires one of these roles (any one)."""
+
+    integration = models.ForeignKey(
+        Integration, null=True, blank=True, on_delete=models.CASCADE, related_name="prerequisites"
+    )
+    resource = models.ForeignKey(
+        Resource, null=True, blank=True, on_delete=models.CASCADE, related_name="prerequisites"
+    )
+    role = models.ForeignKey(Role, null=True, blank=True, on_delete=models.CASCADE, related_name="prerequisites")
+    alternatives = models.ManyToManyField(
+        Role, related_name="prerequisite_of", help_text="Any one of these roles satisfies the prerequisite."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                name="prerequisite_one_scope",
+                condition=Q(integration__isnull=False, resource__isnull=True, role__isnull=True)
+                | Q(integration__isnull=True, resource__isnull=False, role__isnull=True)
+                | Q(integration__isnull=True, resource__isnull=True, role__isnull=False),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Prerequisite of {self.role or self.resource or self.integration}"
+
+    @property
+    def scope(self):
+        return self.role or self.resource or self.integration
+
+    def clean(self) -> None:
+        if sum(bool(x) for x in (self.integration_id, self.resource_id, self.role_id)) != 1:
+            raise ValidationError("A prerequisite is set on exactly one integration, resource or role.")
+
+
+class Account(InventoryMixin):
+    """An account in an application, linked to the portal user it belongs to when known."""
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="accounts")
+    identity = models.CharField(max_length=512, help_text="The account's name in the application.")
+    email = models.EmailField(blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="accounts"
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["integration", "identity"]
+        constraints = [
+            models.UniqueConstraint(fields=["integration", "external_id"], name="uniq_account_external_id")
+        ]
+        indexes = [models.Index(fields=["integration", "identity"])]
+
+    def __str__(self) -> str:
+        return self.identity
+
+
+class Permission(models.Model):
+    """An account holds a role: granted by the portal, found in the application, or a birthright."""
+
+    class Source(models.TextChoices):
+        PORTAL = "portal", "Granted by the portal"
+        EXTERNAL = "external", "Granted outside the portal"
+        BIRTHRIGHT = "birthright", "Birthright"
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="permissions")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="permissions")
+    role = models.ForeignKey(Role, on_delete=models.CASCADE, related_name="permissions")
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.EXTERNAL)
+    granted_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    ended_at = models.DateTimeField(null=True, blank=True, help_text="When the permission was revoked or vanished.")
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-granted_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "role"], condition=Q(ended_at__isnull=True), name="uniq_active_permission"
+            )
+        ]
+        indexes = [models.Index(fields=["role", "ended_at"]), models.Index(fields=["integration", "ended_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.account} → {self.role}"
+
+    def clean(self) -> None:
+        if self.account_id and self.role_id and self.account.integration_id != self.role.integration_id:
+            raise ValidationError("The account and the role belong to different integrations.")
+
+    def save(self, *args, **kwargs):
+        if self.account_id and not self.integration_id:
+            self.integration_id = self.account.integration_id
+        super().save(*args, **kwargs)

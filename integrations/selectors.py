@@ -1,0 +1,142 @@
+"""Reads of the inventory. Effective settings are resolved here and only here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db.models import Q
+
+from .durations import ALL_DURATIONS
+from .models import ApprovalWorkflow, Integration, Maintainer, Resource, Role, RoleImplication
+
+
+@dataclass(frozen=True)
+class EffectiveSettings:
+    """What applies to a role (or a resource, or an integration) after inheritance.
+
+    Each ``*_from`` names the level the value comes from: ``role``, ``resource``,
+    ``integration`` or ``default``.
+    """
+
+    workflow: ApprovalWorkflow | None
+    workflow_from: str
+    allowed_durations: list[str]
+    durations_from: str
+    requestable: bool
+    requestable_reason: str
+    owner: object | None
+    owner_from: str
+    maintainers: list[Maintainer] = field(default_factory=list)
+
+
+def _levels(obj) -> list[tuple[str, object]]:
+    """The inheritance chain of ``obj``, most specific first."""
+    if isinstance(obj, Role):
+        return [("role", obj), ("resource", obj.resource), ("integration", obj.resource.integration)]
+    if isinstance(obj, Resource):
+        return [("resource", obj), ("integration", obj.integration)]
+    if isinstance(obj, Integration):
+        return [("integration", obj)]
+    raise TypeError(f"effective settings of a {type(obj).__name__}?")
+
+
+def effective_settings(obj: Role | Resource | Integration) -> EffectiveSettings:
+    """Resolve workflow, allowed durations, requestable and owner from role → resource → integration."""
+    levels = _levels(obj)
+
+    workflow, workflow_from = None, "default"
+    for name, level in levels:
+        wf = level.default_workflow if name == "integration" else level.workflow
+        if wf is not None:
+            workflow, workflow_from = wf, name
+            break
+
+    durations, durations_from = list(getattr(settings, "DEFAULT_ALLOWED_DURATIONS", ALL_DURATIONS)), "default"
+    for name, level in levels:
+        if level.override_allowed_durations:
+            durations, durations_from = list(level.allowed_durations), name
+            break
+
+    requestable, reason = True, "requestable"
+    for name, level in reversed(levels):  # the broadest "no" explains best
+        if not level.requestable:
+            requestable, reason = False, f"the {name} is not requestable"
+            break
+        if name != "integration" and level.removed_at is not None:
+            requestable, reason = False, f"the {name} was removed from the application"
+            break
+
+    owner, owner_from = None, "default"
+    for name, level in levels:
+        if name != "role" and level.owner_id is not None:
+            owner, owner_from = level.owner, name
+            break
+
+    scopes = Q(integration=levels[-1][1])
+    if len(levels) > 1:
+        scopes |= Q(resource=levels[-2][1])
+    maintainers = list(Maintainer.objects.filter(scopes).select_related("user", "group"))
+
+    return EffectiveSettings(
+        workflow=workflow,
+        workflow_from=workflow_from,
+        allowed_durations=durations,
+        durations_from=durations_from,
+        requestable=requestable,
+        requestable_reason=reason,
+        owner=owner,
+        owner_from=owner_from,
+        maintainers=maintainers,
+    )
+
+
+def implied_role_ids(role_id: int) -> set[int]:
+    """Every role that holding ``role_id`` gives, directly or through a chain."""
+    seen: set[int] = set()
+    frontier = {role_id}
+    while frontier:
+        nxt = set(
+            RoleImplication.objects.filter(role_id__in=frontier).values_list("implied_role_id", flat=True)
+        ) - seen - {role_id}
+        seen |= nxt
+        frontier = nxt
+    return seen
+
+
+def granting_role_ids(role_id: int) -> set[int]:
+    """Every role whose holders get ``role_id`` automatically, directly or through a chain."""
+    seen: set[int] = set()
+    frontier = {role_id}
+    while frontier:
+        nxt = set(
+            RoleImplication.objects.filter(implied_role_id__in=frontier).values_list("role_id", flat=True)
+        ) - seen - {role_id}
+        seen |= nxt
+        frontier = nxt
+    return seen
+
+
+def implication_cycle(role_id: int, implied_role_id: int) -> list[str]:
+    """If ``role`` ⇒ ``implied_role`` would close a cycle, the cycle's role names; else []."""
+    if role_id == implied_role_id:
+        return [str(Role.objects.get(pk=role_id))] * 2
+    # A cycle exists iff role_id is reachable from implied_role_id already.
+    parents: dict[int, int] = {}
+    frontier = [implied_role_id]
+    while frontier:
+        rows = RoleImplication.objects.filter(role_id__in=frontier).values_list("role_id", "implied_role_id")
+        frontier = []
+        for src, dst in rows:
+            if dst in parents or dst == implied_role_id:
+                continue
+            parents[dst] = src
+            if dst == role_id:
+                path = [role_id]
+                while path[-1] != implied_role_id:
+                    path.append(parents[path[-1]])
+                chain = [role_id, *reversed(path)]
+                names = dict((r.pk, str(r)) for r in Role.objects.filter(pk__in=chain).select_related("resource"))
+                return [names[pk] for pk in chain]
+            frontier.append(dst)
+    return []

@@ -1,0 +1,148 @@
+"""Writes to the inventory and its policy.
+
+Every service is ``<entity>_<action>(*, actor, ...)``, validates fully before writing,
+runs in one transaction and is audited (model writes through the audit signals, under
+the actor's audit context).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from contextlib import contextmanager
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from governance.audit import audit_context
+
+from ..catalogue import get_connector, split_secrets
+from ..models import Integration, Maintainer, Resource, Role, RoleImplication, Tag
+from ..selectors import implication_cycle
+
+__all__ = [
+    "integration_create",
+    "integration_update",
+    "integration_set_connection",
+    "integration_delete",
+    "resource_update",
+    "role_update",
+    "role_set_implied_roles",
+    "maintainer_add",
+    "maintainer_remove",
+    "tags_for",
+]
+
+
+@contextmanager
+def _write(actor):
+    with audit_context(actor=actor), transaction.atomic():
+        yield
+
+
+def _apply(obj, fields: dict) -> None:
+    for name, value in fields.items():
+        if not hasattr(obj, name):
+            raise ValidationError({name: "Unknown field."})
+        setattr(obj, name, value)
+
+
+def _merge_connection(integration: Integration, config) -> None:
+    """Set the connection config; secret items left out or empty keep their stored value."""
+    if not isinstance(config, dict):
+        raise ValidationError({"connection_config": "The connection config must be a JSON object."})
+    connector = get_connector(integration.application)
+    plain, secret = split_secrets(connector, config)
+    kept = {k: v for k, v in integration.connection_secrets.items() if k not in secret or secret[k] in ("", None)}
+    integration.connection_config = plain
+    integration.connection_secrets = {**kept, **{k: v for k, v in secret.items() if v not in ("", None)}}
+
+
+def integration_create(*, actor, application: str, name: str, connection_config=None, **fields) -> Integration:
+    integration = Integration(application=application, name=name)
+    get_connector(application)  # unknown application: a clear error before anything else
+    _merge_connection(integration, connection_config or {})
+    _apply(integration, fields)
+    integration.full_clean()
+    with _write(actor):
+        integration.save()
+    return integration
+
+
+def integration_update(*, actor, integration: Integration, **fields) -> Integration:
+    if "connection_config" in fields:
+        _merge_connection(integration, fields.pop("connection_config"))
+    _apply(integration, fields)
+    integration.full_clean()
+    with _write(actor):
+        integration.save()
+    return integration
+
+
+def integration_set_connection(*, actor, integration: Integration, config) -> Integration:
+    return integration_update(actor=actor, integration=integration, connection_config=config)
+
+
+def integration_delete(*, actor, integration: Integration) -> dict[str, int]:
+    """Delete an integration and its inventory; returns what was deleted, by model."""
+    with _write(actor):
+        _, counts = integration.delete()
+    return counts
+
+
+def tags_for(names: Iterable[str]) -> list[Tag]:
+    names = sorted({n.strip() for n in names if n and n.strip()})
+    existing = {t.name: t for t in Tag.objects.filter(name__in=names)}
+    missing = [Tag(name=n) for n in names if n not in existing]
+    Tag.objects.bulk_create(missing, ignore_conflicts=True)
+    return list(Tag.objects.filter(name__in=names))
+
+
+def _update_with_tags(actor, obj, fields: dict):
+    tags = fields.pop("tags", None)
+    _apply(obj, fields)
+    obj.full_clean()
+    with _write(actor):
+        obj.save()
+        if tags is not None:
+            obj.tags.set(tags_for(tags))
+    return obj
+
+
+def resource_update(*, actor, resource: Resource, **fields) -> Resource:
+    return _update_with_tags(actor, resource, fields)
+
+
+def role_update(*, actor, role: Role, **fields) -> Role:
+    return _update_with_tags(actor, role, fields)
+
+
+def role_set_implied_roles(*, actor, role: Role, implied: Iterable[Role]) -> None:
+    """Make holding ``role`` give exactly ``implied``; refuses cycles and other integrations."""
+    implied = list(implied)
+    wanted = {r.pk for r in implied}
+    with _write(actor):
+        current = set(role.implications.values_list("implied_role_id", flat=True))
+        for r in implied:
+            if r.integration_id != role.integration_id:
+                raise ValidationError({"implies": f"{r} belongs to another integration."})
+        RoleImplication.objects.filter(role=role).exclude(implied_role_id__in=wanted).delete()
+        for r in implied:
+            if r.pk in current:
+                continue
+            cycle = implication_cycle(role.pk, r.pk)
+            if cycle:
+                raise ValidationError({"implies": "This would make a cycle of implied roles: " + " ⇒ ".join(cycle)})
+            RoleImplication.objects.create(role=role, implied_role=r)
+
+
+def maintainer_add(*, actor, integration=None, resource=None, user=None, group=None) -> Maintainer:
+    maintainer = Maintainer(integration=integration, resource=resource, user=user, group=group)
+    maintainer.full_clean()
+    with _write(actor):
+        maintainer.save()
+    return maintainer
+
+
+def maintainer_remove(*, actor, maintainer: Maintainer) -> None:
+    with _write(actor):
+        maintainer.delete()
