@@ -1,0 +1,73 @@
+"""`manage.py demo`: a realistic organisation, loaded idempotently; the admin shows every model with it."""
+
+import pytest
+from django.contrib import admin
+from django.core.management import call_command
+from django.urls import reverse
+
+from governance.models import AuditEvent, User
+from integrations.models import Account, Integration, Permission, Resource, Role
+
+pytestmark = pytest.mark.django_db
+
+
+def _counts():
+    return {
+        model.__name__: model.objects.count()
+        for model in (User, Integration, Resource, Role, Account, Permission, AuditEvent)
+    }
+
+
+@pytest.fixture
+def demo(db):
+    call_command("demo", scale=0.5, verbosity=0)
+
+
+def test_demo_loads_an_organisation(demo):
+    admin_user = User.objects.get(username="admin")
+    assert admin_user.is_superuser and admin_user.check_password("admin")
+    assert Integration.objects.count() == 5
+    assert Integration.objects.filter(last_sync_status="succeeded").count() == 5
+    assert Resource.objects.count() > 50
+    assert Role.objects.count() > Resource.objects.count()
+    assert Permission.objects.filter(ended_at=None).count() > Account.objects.count()
+    assert Resource.objects.exclude(owner=None).exists()
+    assert Resource.objects.filter(tags__name="production").exists()
+    assert User.objects.get(username="margaret").manager.username == "linus"
+    # Settings from the organisation file.
+    assert Integration.objects.get(name="Finance Suite").read_only is True
+    assert Integration.objects.get(name="Cloud Platform").allowed_durations == ["1h", "3h", "12h", "1d", "1w"]
+    # The connector attribute filtered marketing and legal projects out of Cloud Platform, and only those.
+    cloud = Integration.objects.get(name="Cloud Platform")
+    unfiltered, _ = cloud.connector.invoke(
+        "std:entitlement:list", {**cloud.connection_config, **cloud.connection_secrets}
+    )
+    excluded = {
+        o["identity"]
+        for o in unfiltered
+        if o["attributes"]["application"].startswith(("mkt-", "legal-"))
+    }
+    assert excluded
+    synced = set(Role.objects.filter(integration=cloud).values_list("external_id", flat=True))
+    assert synced == {o["identity"] for o in unfiltered} - excluded
+
+
+def test_demo_is_idempotent(demo):
+    before = _counts()
+    call_command("demo", scale=0.5, verbosity=0)
+    assert _counts() == before
+
+
+def test_admin_shows_every_model_with_the_demo_data(demo, client):
+    client.force_login(User.objects.get(username="admin"))
+    for model, model_admin in admin.site._registry.items():
+        opts = model._meta
+        changelist = client.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
+        assert changelist.status_code == 200, opts.label
+        obj = model._default_manager.order_by("pk").first()
+        if obj is None:
+            continue
+        change = client.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk]))
+        assert change.status_code == 200, opts.label
+    search = client.get(reverse("admin:integrations_resource_changelist"), {"q": "prod"})
+    assert search.status_code == 200 and search.context["cl"].result_count > 0
