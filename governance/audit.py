@@ -161,7 +161,9 @@ def record(
         object_type=ContentType.objects.get_for_model(model) if model is not None else None,
         object_id=str(obj.pk if obj is not None else (object_id if object_id is not None else "")),
         object_repr=(str(obj) if obj is not None else object_repr)[:300],
-        integration_id=integration_id if integration_id is not None else (_integration_of(obj) if obj else None),
+        integration_id=integration_id
+        if integration_id is not None
+        else (_integration_of(obj) if obj else None),
         status=status,
         details=_json(details or {}),
         correlation_id=ctx.correlation_id,
@@ -230,7 +232,8 @@ def _m2m_changed(sender, instance, action, reverse, model, pk_set, **kwargs):
     if type(instance) not in _registry:
         return
     field_name = next(
-        (f.name for f in type(instance)._meta.many_to_many if f.remote_field.through is sender), sender.__name__
+        (f.name for f in type(instance)._meta.many_to_many if f.remote_field.through is sender),
+        sender.__name__,
     )
     verb = {"post_add": "added", "post_remove": "removed", "post_clear": "cleared"}[action]
     record(

@@ -1,1 +1,1 @@
-"""The domain: the inventory of connected applications, its policy, and the services that sync and provision."""
+"""The domain: the inventory of connected applications, its policy, and the services that sync it."""

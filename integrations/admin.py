@@ -40,7 +40,7 @@ class IntegrationForm(forms.ModelForm):
     new_secrets = forms.JSONField(
         required=False,
         label="Set secrets",
-        help_text="A JSON object of secret items to set or replace, e.g. {\"password\": \"…\"}. "
+        help_text='A JSON object of secret items to set or replace, e.g. {"password": "…"}. '
         "Leave empty to keep the stored secrets. Secret values are never shown.",
         widget=forms.Textarea(attrs={"rows": 2, "autocomplete": "off"}),
     )
@@ -124,31 +124,74 @@ class RolePrerequisiteInline(PrerequisiteInline):
 @admin.register(Integration)
 class IntegrationAdmin(admin.ModelAdmin):
     form = IntegrationForm
-    list_display = ("icon", "name", "application", "owner", "default_workflow", "n_resources", "last_synced_at",
-                    "last_sync_status")
+    list_display = (
+        "icon",
+        "name",
+        "application",
+        "owner",
+        "default_workflow",
+        "n_resources",
+        "last_synced_at",
+        "last_sync_status",
+    )
     list_display_links = ("icon", "name")
     list_filter = ("application", "last_sync_status", "read_only", "requestable", "agent")
     search_fields = ("name", "application")
     autocomplete_fields = ("owner", "default_workflow", "agent")
-    readonly_fields = ("secrets", "last_synced_at", "resources_last_synced_at", "permissions_last_synced_at",
-                       "last_sync_status", "last_sync_error", "created_at", "updated_at")
+    readonly_fields = (
+        "secrets",
+        "last_synced_at",
+        "resources_last_synced_at",
+        "permissions_last_synced_at",
+        "last_sync_status",
+        "last_sync_error",
+        "created_at",
+        "updated_at",
+    )
     inlines = (IntegrationMaintainerInline, IntegrationPrerequisiteInline)
     fieldsets = (
         (None, {"fields": ("application", "name", "owner", "default_workflow", "agent")}),
         ("Connection", {"fields": ("connection_config", "secrets", "new_secrets", "connector_attributes")}),
-        ("Settings", {"fields": ("read_only", "allow_changing_account_permissions", "allow_creating_accounts",
-                                 "requestable", "requestable_by_default", "auto_assign_recommended_owners",
-                                 "auto_assign_recommended_maintainers", "notify_external_permission_changes",
-                                 "override_allowed_durations", "allowed_durations")}),
-        ("Sync", {"fields": ("resources_sync_interval", "permissions_sync_interval", "last_synced_at",
-                             "resources_last_synced_at", "permissions_last_synced_at", "last_sync_status",
-                             "last_sync_error")}),
+        (
+            "Settings",
+            {
+                "fields": (
+                    "read_only",
+                    "allow_changing_account_permissions",
+                    "allow_creating_accounts",
+                    "requestable",
+                    "requestable_by_default",
+                    "auto_assign_recommended_owners",
+                    "auto_assign_recommended_maintainers",
+                    "notify_external_permission_changes",
+                    "override_allowed_durations",
+                    "allowed_durations",
+                )
+            },
+        ),
+        (
+            "Sync",
+            {
+                "fields": (
+                    "resources_sync_interval",
+                    "permissions_sync_interval",
+                    "last_synced_at",
+                    "resources_last_synced_at",
+                    "permissions_last_synced_at",
+                    "last_sync_status",
+                    "last_sync_error",
+                )
+            },
+        ),
         ("History", {"fields": ("created_at", "updated_at")}),
     )
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("owner", "default_workflow").annotate(
-            _n_resources=Count("resources", filter=Q(resources__removed_at__isnull=True))
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("owner", "default_workflow")
+            .annotate(_n_resources=Count("resources", filter=Q(resources__removed_at__isnull=True)))
         )
 
     @admin.display(description="")

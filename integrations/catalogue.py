@@ -46,7 +46,11 @@ def split_secrets(connector, config: dict) -> tuple[dict, dict]:
 
 def runtime_config(integration) -> dict:
     """The config a connector runs with: connection items, secrets and connector attributes."""
-    return {**integration.connection_config, **integration.connection_secrets, **integration.connector_attributes}
+    return {
+        **integration.connection_config,
+        **integration.connection_secrets,
+        **integration.connector_attributes,
+    }
 
 
 def _schema_attributes(connector, object_type: str | None) -> list[str]:
@@ -64,7 +68,9 @@ def validate_connector_attributes(connector, attributes) -> None:
             if not isinstance(value, bool):
                 errors.append('"stateful" must be true or false.')
             elif value and not connector.spec.supports_stateful:
-                errors.append(f'"stateful": the {connector.spec.label} connector does not support delta syncs.')
+                errors.append(
+                    f'"stateful": the {connector.spec.label} connector does not support delta syncs.'
+                )
             continue
         if key == "filterString":
             object_type = None
@@ -85,7 +91,9 @@ def validate_connector_attributes(connector, attributes) -> None:
             errors.append(f"{key}: {exc}")
             continue
         if unknown:
-            errors.append(f"{key}: unknown name(s) {', '.join(unknown)} (not in the {object_type or 'any'} schema).")
+            errors.append(
+                f"{key}: unknown name(s) {', '.join(unknown)} (not in the {object_type or 'any'} schema)."
+            )
     if errors:
         raise ValidationError({"connector_attributes": errors})
 

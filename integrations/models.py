@@ -133,7 +133,13 @@ class Approver(models.Model):
                 name="approver_principal_matches_kind",
                 condition=(Q(kind="user", user__isnull=False, group__isnull=True))
                 | (Q(kind="group", group__isnull=False, user__isnull=True))
-                | (Q(kind__in=["automatic", "owner", "maintainers", "manager"], user__isnull=True, group__isnull=True)),
+                | (
+                    Q(
+                        kind__in=["automatic", "owner", "maintainers", "manager"],
+                        user__isnull=True,
+                        group__isnull=True,
+                    )
+                ),
             )
         ]
 
@@ -174,7 +180,11 @@ class Integration(DurationsMixin):
     )
     name = models.CharField(max_length=200, unique=True)
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_integrations"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_integrations",
     )
     default_workflow = models.ForeignKey(
         ApprovalWorkflow,
@@ -187,7 +197,9 @@ class Integration(DurationsMixin):
     connection_config = models.JSONField(
         default=dict, blank=True, help_text="Connection settings; secret items are kept apart, encrypted."
     )
-    connection_secrets = EncryptedJSONField(help_text="Secret connection items, encrypted at rest, never shown.")
+    connection_secrets = EncryptedJSONField(
+        help_text="Secret connection items, encrypted at rest, never shown."
+    )
     agent = models.ForeignKey(
         Agent,
         null=True,
@@ -213,10 +225,12 @@ class Integration(DurationsMixin):
         default=False, help_text="Make the owner the application reports for a resource its owner here."
     )
     auto_assign_recommended_maintainers = models.BooleanField(
-        default=False, help_text="Make the maintainers the application reports for a resource its maintainers."
+        default=False,
+        help_text="Make the maintainers the application reports for a resource its maintainers.",
     )
     notify_external_permission_changes = models.BooleanField(
-        default=False, help_text="Alert the owner when permissions change in the application, outside the portal."
+        default=False,
+        help_text="Alert the owner when permissions change in the application, outside the portal.",
     )
     connector_attributes = models.JSONField(
         default=dict,
@@ -224,7 +238,9 @@ class Integration(DurationsMixin):
         help_text='Connector attributes: "filterString", "<type>.filterString" (objects that match are '
         'excluded), "stateful" (delta syncs).',
     )
-    sync_state = models.JSONField(default=dict, blank=True, help_text="Delta state saved per command and type.")
+    sync_state = models.JSONField(
+        default=dict, blank=True, help_text="Delta state saved per command and type."
+    )
     resources_sync_interval = models.DurationField(
         default=timedelta(hours=1), help_text="How often resources, roles and accounts are discovered."
     )
@@ -284,7 +300,11 @@ class Resource(DurationsMixin, InventoryMixin):
     description = models.TextField(blank=True)
     tags = models.ManyToManyField(Tag, blank=True, related_name="resources")
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_resources"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_resources",
     )
     requestable = models.BooleanField(default=True)
     workflow = models.ForeignKey(
@@ -342,7 +362,9 @@ class Role(DurationsMixin, InventoryMixin):
 
     class Meta:
         ordering = ["resource", "name"]
-        constraints = [models.UniqueConstraint(fields=["integration", "external_id"], name="uniq_role_external_id")]
+        constraints = [
+            models.UniqueConstraint(fields=["integration", "external_id"], name="uniq_role_external_id")
+        ]
 
     def __str__(self) -> str:
         return f"{self.resource.name} · {self.name}"
@@ -367,7 +389,9 @@ class RoleImplication(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["role", "implied_role"], name="uniq_role_implication"),
-            models.CheckConstraint(condition=~Q(role=models.F("implied_role")), name="role_implies_not_itself"),
+            models.CheckConstraint(
+                condition=~Q(role=models.F("implied_role")), name="role_implies_not_itself"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -391,7 +415,9 @@ class Maintainer(models.Model):
     integration = models.ForeignKey(
         Integration, null=True, blank=True, on_delete=models.CASCADE, related_name="maintainers"
     )
-    resource = models.ForeignKey(Resource, null=True, blank=True, on_delete=models.CASCADE, related_name="maintainers")
+    resource = models.ForeignKey(
+        Resource, null=True, blank=True, on_delete=models.CASCADE, related_name="maintainers"
+    )
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE)
     group = models.ForeignKey(Group, null=True, blank=True, on_delete=models.CASCADE)
 
@@ -404,19 +430,26 @@ class Maintainer(models.Model):
             ),
             models.CheckConstraint(
                 name="maintainer_one_principal",
-                condition=Q(user__isnull=False, group__isnull=True) | Q(user__isnull=True, group__isnull=False),
+                condition=Q(user__isnull=False, group__isnull=True)
+                | Q(user__isnull=True, group__isnull=False),
             ),
             models.UniqueConstraint(
-                fields=["integration", "user"], condition=Q(user__isnull=False), name="uniq_integration_user_maint"
+                fields=["integration", "user"],
+                condition=Q(user__isnull=False),
+                name="uniq_integration_user_maint",
             ),
             models.UniqueConstraint(
-                fields=["integration", "group"], condition=Q(group__isnull=False), name="uniq_integration_group_maint"
+                fields=["integration", "group"],
+                condition=Q(group__isnull=False),
+                name="uniq_integration_group_maint",
             ),
             models.UniqueConstraint(
                 fields=["resource", "user"], condition=Q(user__isnull=False), name="uniq_resource_user_maint"
             ),
             models.UniqueConstraint(
-                fields=["resource", "group"], condition=Q(group__isnull=False), name="uniq_resource_group_maint"
+                fields=["resource", "group"],
+                condition=Q(group__isnull=False),
+                name="uniq_resource_group_maint",
             ),
         ]
 
@@ -443,7 +476,9 @@ class PrerequisitePermission(models.Model):
     resource = models.ForeignKey(
         Resource, null=True, blank=True, on_delete=models.CASCADE, related_name="prerequisites"
     )
-    role = models.ForeignKey(Role, null=True, blank=True, on_delete=models.CASCADE, related_name="prerequisites")
+    role = models.ForeignKey(
+        Role, null=True, blank=True, on_delete=models.CASCADE, related_name="prerequisites"
+    )
     alternatives = models.ManyToManyField(
         Role, related_name="prerequisite_of", help_text="Any one of these roles satisfies the prerequisite."
     )
@@ -509,7 +544,9 @@ class Permission(models.Model):
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.EXTERNAL)
     granted_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    ended_at = models.DateTimeField(null=True, blank=True, help_text="When the permission was revoked or vanished.")
+    ended_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the permission was revoked or vanished."
+    )
     last_seen_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -519,7 +556,10 @@ class Permission(models.Model):
                 fields=["account", "role"], condition=Q(ended_at__isnull=True), name="uniq_active_permission"
             )
         ]
-        indexes = [models.Index(fields=["role", "ended_at"]), models.Index(fields=["integration", "ended_at"])]
+        indexes = [
+            models.Index(fields=["role", "ended_at"]),
+            models.Index(fields=["integration", "ended_at"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.account} → {self.role}"

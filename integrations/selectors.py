@@ -96,9 +96,13 @@ def implied_role_ids(role_id: int) -> set[int]:
     seen: set[int] = set()
     frontier = {role_id}
     while frontier:
-        nxt = set(
-            RoleImplication.objects.filter(role_id__in=frontier).values_list("implied_role_id", flat=True)
-        ) - seen - {role_id}
+        nxt = (
+            set(
+                RoleImplication.objects.filter(role_id__in=frontier).values_list("implied_role_id", flat=True)
+            )
+            - seen
+            - {role_id}
+        )
         seen |= nxt
         frontier = nxt
     return seen
@@ -109,9 +113,13 @@ def granting_role_ids(role_id: int) -> set[int]:
     seen: set[int] = set()
     frontier = {role_id}
     while frontier:
-        nxt = set(
-            RoleImplication.objects.filter(implied_role_id__in=frontier).values_list("role_id", flat=True)
-        ) - seen - {role_id}
+        nxt = (
+            set(
+                RoleImplication.objects.filter(implied_role_id__in=frontier).values_list("role_id", flat=True)
+            )
+            - seen
+            - {role_id}
+        )
         seen |= nxt
         frontier = nxt
     return seen
@@ -136,7 +144,9 @@ def implication_cycle(role_id: int, implied_role_id: int) -> list[str]:
                 while path[-1] != implied_role_id:
                     path.append(parents[path[-1]])
                 chain = [role_id, *reversed(path)]
-                names = dict((r.pk, str(r)) for r in Role.objects.filter(pk__in=chain).select_related("resource"))
+                names = dict(
+                    (r.pk, str(r)) for r in Role.objects.filter(pk__in=chain).select_related("resource")
+                )
                 return [names[pk] for pk in chain]
             frontier.append(dst)
     return []

@@ -4,11 +4,11 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 from django.urls import reverse
 
+from conftest import DEMO_CONFIG
 from governance import audit
 from governance.models import AuditEvent
 from integrations import services
 from integrations.models import Integration, Resource, Tag
-from conftest import DEMO_CONFIG
 
 pytestmark = pytest.mark.django_db
 
@@ -93,7 +93,10 @@ def test_admin_can_set_a_secret_without_seeing_it(admin_client, admin_user):
     assert Integration.objects.get(pk=integration.pk).connection_secrets["password"] == "n3w-pass"
     event = AuditEvent.objects.filter(action="integration.update").latest("id")
     assert "n3w-pass" not in str(event.details)
-    assert event.details["changes"]["connection_secrets"]["to"] == {"apiToken": "<secret>", "password": "<secret>"}
+    assert event.details["changes"]["connection_secrets"]["to"] == {
+        "apiToken": "<secret>",
+        "password": "<secret>",
+    }
 
 
 def test_admin_refuses_a_config_that_is_not_an_object(admin_client, admin_user):
@@ -113,7 +116,9 @@ def test_admin_add_and_delete_are_audited(admin_client):
     assert admin_client.post(reverse("admin:integrations_tag_add"), {"name": "pii"}).status_code == 302
     tag = Tag.objects.get(name="pii")
     admin_client.post(reverse("admin:integrations_tag_delete", args=[tag.pk]), {"post": "yes"})
-    actions = list(AuditEvent.objects.filter(object_id=str(tag.pk)).order_by("id").values_list("action", flat=True))
+    actions = list(
+        AuditEvent.objects.filter(object_id=str(tag.pk)).order_by("id").values_list("action", flat=True)
+    )
     assert actions == ["tag.create", "tag.delete"]
 
 
@@ -142,7 +147,10 @@ def test_audit_events_are_append_only(admin_user):
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the trigger is PostgreSQL's")
 def test_database_refuses_updates_and_deletes_of_audit_rows(admin_user):
     event = audit.record("test.action", actor=admin_user)
-    for sql in ("UPDATE governance_auditevent SET action = 'x' WHERE id = %s", "DELETE FROM governance_auditevent WHERE id = %s"):
+    for sql in (
+        "UPDATE governance_auditevent SET action = 'x' WHERE id = %s",
+        "DELETE FROM governance_auditevent WHERE id = %s",
+    ):
         with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(sql, [event.pk])
     assert AuditEvent.objects.get(pk=event.pk).action == "test.action"
@@ -151,8 +159,15 @@ def test_database_refuses_updates_and_deletes_of_audit_rows(admin_user):
 def test_admin_cannot_change_or_delete_audit_events(admin_client, admin_user):
     event = audit.record("test.action", actor=admin_user)
     assert admin_client.get(reverse("admin:governance_auditevent_changelist")).status_code == 200
-    assert admin_client.post(reverse("admin:governance_auditevent_delete", args=[event.pk]), {"post": "yes"}).status_code == 403
-    response = admin_client.post(reverse("admin:governance_auditevent_change", args=[event.pk]), {"action": "x"})
+    assert (
+        admin_client.post(
+            reverse("admin:governance_auditevent_delete", args=[event.pk]), {"post": "yes"}
+        ).status_code
+        == 403
+    )
+    response = admin_client.post(
+        reverse("admin:governance_auditevent_change", args=[event.pk]), {"action": "x"}
+    )
     assert response.status_code == 403
     assert AuditEvent.objects.filter(pk=event.pk, action="test.action").exists()
 

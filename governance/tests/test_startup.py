@@ -15,7 +15,12 @@ def _manage(*args, env_overrides: dict, drop=(), timeout=300) -> subprocess.Comp
     env = {k: v for k, v in os.environ.items() if k not in drop and k != "DJANGO_SETTINGS_MODULE"}
     env.update(env_overrides)
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -31,7 +36,8 @@ def test_production_start_without_a_key_names_it_in_one_line(missing, tmp_path):
 
 def test_invalid_encryption_key_is_one_clear_line(tmp_path):
     result = _manage(
-        "check", env_overrides={"DEBUG": "false", "FIELD_ENCRYPTION_KEY": "not-a-key", "VAR_DIR": str(tmp_path)}
+        "check",
+        env_overrides={"DEBUG": "false", "FIELD_ENCRYPTION_KEY": "not-a-key", "VAR_DIR": str(tmp_path)},
     )
     assert result.returncode != 0
     assert len(result.stderr.strip().splitlines()) == 1
@@ -39,7 +45,7 @@ def test_invalid_encryption_key_is_one_clear_line(tmp_path):
 
 
 def test_embedded_default_runs_on_sqlite_with_in_process_tasks(tmp_path):
-    """No DATABASE_URL, no broker, no keys: DEBUG development start on SQLite under VAR_DIR, with demo data."""
+    """No DATABASE_URL, broker or keys: a development start on SQLite under VAR_DIR, with demo data."""
     env = {"DEBUG": "true", "VAR_DIR": str(tmp_path)}
     drop = ["DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "FIELD_ENCRYPTION_KEY"]
     migrate = _manage("migrate", "--noinput", env_overrides=env, drop=drop)
@@ -63,7 +69,12 @@ def test_embedded_default_runs_on_sqlite_with_in_process_tasks(tmp_path):
         drop=drop,
     )
     assert probe.returncode == 0, probe.stderr
-    assert probe.stdout.strip().splitlines()[-1].split() == ["django.db.backends.sqlite3", "True", "5", "True"]
+    assert probe.stdout.strip().splitlines()[-1].split() == [
+        "django.db.backends.sqlite3",
+        "True",
+        "5",
+        "True",
+    ]
 
 
 def test_docker_compose_runs_every_process_from_one_image():

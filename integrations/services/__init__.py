@@ -52,12 +52,16 @@ def _merge_connection(integration: Integration, config) -> None:
         raise ValidationError({"connection_config": "The connection config must be a JSON object."})
     connector = get_connector(integration.application)
     plain, secret = split_secrets(connector, config)
-    kept = {k: v for k, v in integration.connection_secrets.items() if k not in secret or secret[k] in ("", None)}
+    kept = {
+        k: v for k, v in integration.connection_secrets.items() if k not in secret or secret[k] in ("", None)
+    }
     integration.connection_config = plain
     integration.connection_secrets = {**kept, **{k: v for k, v in secret.items() if v not in ("", None)}}
 
 
-def integration_create(*, actor, application: str, name: str, connection_config=None, **fields) -> Integration:
+def integration_create(
+    *, actor, application: str, name: str, connection_config=None, **fields
+) -> Integration:
     integration = Integration(application=application, name=name)
     get_connector(application)  # unknown application: a clear error before anything else
     _merge_connection(integration, connection_config or {})
@@ -131,7 +135,9 @@ def role_set_implied_roles(*, actor, role: Role, implied: Iterable[Role]) -> Non
                 continue
             cycle = implication_cycle(role.pk, r.pk)
             if cycle:
-                raise ValidationError({"implies": "This would make a cycle of implied roles: " + " ⇒ ".join(cycle)})
+                raise ValidationError(
+                    {"implies": "This would make a cycle of implied roles: " + " ⇒ ".join(cycle)}
+                )
             RoleImplication.objects.create(role=role, implied_role=r)
 
 

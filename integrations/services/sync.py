@@ -53,7 +53,9 @@ def _key_id(obj: dict) -> str:
 
 
 class _Ingest:
-    def __init__(self, integration: Integration, result: SyncResult, now, progress: Callable[[dict], None] | None):
+    def __init__(
+        self, integration: Integration, result: SyncResult, now, progress: Callable[[dict], None] | None
+    ):
         self.integration = integration
         self.spec = integration.connector.spec
         self.result = result
@@ -171,14 +173,18 @@ class _Ingest:
                     "external_id", "id"
                 )
             )
-        seen_roles = [self.role_ids[identity] for identity, _ in self.implications if identity in self.role_ids]
+        seen_roles = [
+            self.role_ids[identity] for identity, _ in self.implications if identity in self.role_ids
+        ]
         RoleImplication.objects.filter(role_id__in=seen_roles).delete()
         RoleImplication.objects.bulk_create(
             [
                 RoleImplication(role_id=self.role_ids[identity], implied_role_id=self.role_ids[i])
                 for identity, implied in self.implications
                 for i in implied
-                if identity in self.role_ids and i in self.role_ids and self.role_ids[i] != self.role_ids[identity]
+                if identity in self.role_ids
+                and i in self.role_ids
+                and self.role_ids[i] != self.role_ids[identity]
             ],
             ignore_conflicts=True,
             batch_size=BATCH_SIZE,
@@ -228,7 +234,15 @@ class _Ingest:
                 list(rows.values()),
                 update_conflicts=True,
                 unique_fields=["integration", "external_id"],
-                update_fields=["identity", "email", "attributes", "enabled", "last_seen_at", "removed_at", "user"],
+                update_fields=[
+                    "identity",
+                    "email",
+                    "attributes",
+                    "enabled",
+                    "last_seen_at",
+                    "removed_at",
+                    "user",
+                ],
                 batch_size=BATCH_SIZE,
             )
             self.result.add("accounts_created", len(rows) - before)
@@ -239,7 +253,9 @@ class _Ingest:
             )
             self.permissions({account_ids[k]: v for k, v in held.items()})
         if deleted:
-            removed = Account.objects.filter(integration=integration, external_id__in=deleted, removed_at=None)
+            removed = Account.objects.filter(
+                integration=integration, external_id__in=deleted, removed_at=None
+            )
             self.result.add("accounts_removed", removed.update(removed_at=now))
             self.result.add(
                 "permissions_ended",
@@ -253,9 +269,9 @@ class _Ingest:
         now = self.now
         existing: dict[tuple[int, int], int] = {
             (a, r): pk
-            for pk, a, r in Permission.objects.filter(account_id__in=list(desired), ended_at=None).values_list(
-                "id", "account_id", "role_id"
-            )
+            for pk, a, r in Permission.objects.filter(
+                account_id__in=list(desired), ended_at=None
+            ).values_list("id", "account_id", "role_id")
         }
         wanted = {(a, r) for a, roles in desired.items() for r in roles}
         new = wanted - existing.keys()
@@ -284,7 +300,11 @@ class _Ingest:
 
     def mark_unseen_removed(self) -> None:
         integration, now = self.integration, self.now
-        for model, key in ((Resource, "resources_removed"), (Role, "roles_removed"), (Account, "accounts_removed")):
+        for model, key in (
+            (Resource, "resources_removed"),
+            (Role, "roles_removed"),
+            (Account, "accounts_removed"),
+        ):
             n = model.objects.filter(integration=integration, removed_at=None, last_seen_at__lt=now).update(
                 removed_at=now
             )
@@ -322,10 +342,14 @@ def sync_integration(
     def run(command: str, flush) -> None:
         if not connector.spec.supports(command):
             return
-        input_ = {"stateful": True, "state": integration.sync_state.get(command)} if stateful and not full else {}
+        input_ = (
+            {"stateful": True, "state": integration.sync_state.get(command)} if stateful and not full else {}
+        )
         if stateful and full:
             input_ = {"stateful": True, "state": None}
-        outcome = connector.execute(command, config, input_, emit=ingest.collector(flush), should_cancel=should_cancel)
+        outcome = connector.execute(
+            command, config, input_, emit=ingest.collector(flush), should_cancel=should_cancel
+        )
         ingest.drain(flush)
         result.add("filtered", outcome.filtered)
         if outcome.state is not None:

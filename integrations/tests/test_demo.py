@@ -43,9 +43,7 @@ def test_demo_loads_an_organisation(demo):
         "std:entitlement:list", {**cloud.connection_config, **cloud.connection_secrets}
     )
     excluded = {
-        o["identity"]
-        for o in unfiltered
-        if o["attributes"]["application"].startswith(("mkt-", "legal-"))
+        o["identity"] for o in unfiltered if o["attributes"]["application"].startswith(("mkt-", "legal-"))
     }
     assert excluded
     synced = set(Role.objects.filter(integration=cloud).values_list("external_id", flat=True))
@@ -60,7 +58,7 @@ def test_demo_is_idempotent(demo):
 
 def test_admin_shows_every_model_with_the_demo_data(demo, client):
     client.force_login(User.objects.get(username="admin"))
-    for model, model_admin in admin.site._registry.items():
+    for model in admin.site._registry:
         opts = model._meta
         changelist = client.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
         assert changelist.status_code == 200, opts.label

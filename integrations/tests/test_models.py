@@ -152,7 +152,10 @@ def test_implied_role_cycle_is_refused_and_nothing_saved(resource):
     with pytest.raises(ValidationError) as exc:
         services.role_set_implied_roles(actor=None, role=c, implied=[a])
     assert "cycle" in str(exc.value.message_dict["implies"])
-    assert "orders · read ⇒ orders · admin ⇒ orders · write ⇒ orders · read" in exc.value.message_dict["implies"][0]
+    assert (
+        "orders · read ⇒ orders · admin ⇒ orders · write ⇒ orders · read"
+        in exc.value.message_dict["implies"][0]
+    )
     assert not RoleImplication.objects.filter(role=c).exists()
 
     # The model form path (admin inline) refuses it too.
@@ -285,7 +288,12 @@ def test_secrets_are_encrypted_at_rest(make_integration):
 
 def test_empty_secret_keeps_the_stored_value(make_integration):
     integration = make_integration(
-        connection_config={"url": "https://d.example.com", "connectionOption": "token", "apiToken": "t-1", "users": 5}
+        connection_config={
+            "url": "https://d.example.com",
+            "connectionOption": "token",
+            "apiToken": "t-1",
+            "users": 5,
+        }
     )
     services.integration_set_connection(
         actor=None,

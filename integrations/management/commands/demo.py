@@ -50,8 +50,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--file", default=str(ORGANISATION), help="Organisation file (JSON).")
         parser.add_argument("--password", default=os.environ.get("DEMO_ADMIN_PASSWORD", "admin"))
-        parser.add_argument("--resync", action="store_true", help="Sync integrations that were synced before.")
-        parser.add_argument("--scale", type=float, default=1.0, help="Multiply the size of each organisation.")
+        parser.add_argument(
+            "--resync", action="store_true", help="Sync integrations that were synced before."
+        )
+        parser.add_argument(
+            "--scale", type=float, default=1.0, help="Multiply the size of each organisation."
+        )
 
     def handle(self, *args, file, password, resync, scale, **options):
         try:
@@ -152,7 +156,9 @@ class Command(BaseCommand):
     @transaction.atomic
     def _govern(self, integration: Integration, spec: dict, people: dict) -> None:
         """Owners, tags, descriptions and a prerequisite, as an admin would have set them."""
-        resources = list(Resource.objects.filter(integration=integration, removed_at=None).order_by("external_id"))
+        resources = list(
+            Resource.objects.filter(integration=integration, removed_at=None).order_by("external_id")
+        )
         owners = cycle(people.values())
         by_tag: dict[str, list[int]] = {}
         for resource in resources:
@@ -174,7 +180,9 @@ class Command(BaseCommand):
             [through(resource_id=pk, tag_id=tags[name].pk) for name, pks in by_tag.items() for pk in pks],
             ignore_conflicts=True,
         )
-        admins = Role.objects.filter(integration=integration, removed_at=None, external_id__endswith="-admins")[:5]
+        admins = Role.objects.filter(
+            integration=integration, removed_at=None, external_id__endswith="-admins"
+        )[:5]
         for role in admins:
             if PrerequisitePermission.objects.filter(role=role).exists():
                 continue
@@ -185,7 +193,10 @@ class Command(BaseCommand):
         audit.record(
             "integration.demo_governance",
             obj=integration,
-            details={"owners_set": sum(1 for r in resources if r.owner_id), "tagged": {t: len(p) for t, p in by_tag.items()}},
+            details={
+                "owners_set": sum(1 for r in resources if r.owner_id),
+                "tagged": {t: len(p) for t, p in by_tag.items()},
+            },
         )
         first = resources[0] if resources else None
         if first is not None and spec.get("owner") and not Maintainer.objects.filter(resource=first).exists():
