@@ -1,7 +1,9 @@
-import pytest
+"""Fixtures shared by the suite. Django is imported lazily: the connector tests run without it."""
 
-from integrations import services
-from integrations.models import ApprovalWorkflow, Resource, Role
+import os
+from pathlib import Path
+
+import pytest
 
 DEMO_CONFIG = {
     "url": "https://demo.example.com",
@@ -16,6 +18,8 @@ DEMO_CONFIG = {
 
 @pytest.fixture
 def make_integration(db, admin_user):
+    from integrations import services
+
     counter = iter(range(1, 10_000))
 
     def make(**fields):
@@ -34,14 +38,44 @@ def integration(make_integration):
 
 @pytest.fixture
 def resource(integration):
+    from integrations.models import Resource
+
     return Resource.objects.create(integration=integration, external_id="db-1", name="orders")
 
 
 @pytest.fixture
 def role(resource):
+    from integrations.models import Role
+
     return Role.objects.create(resource=resource, external_id="db-1-connect", name="CONNECT")
 
 
 @pytest.fixture
 def workflow(db):
+    from integrations.models import ApprovalWorkflow
+
     return ApprovalWorkflow.objects.create(name="Manager approval")
+
+
+# -- browser tests: Debian's Chromium driven by Playwright ----------------------------------------
+# Playwright's sync API runs an event loop in the test thread; Django's ORM must still be usable there.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (scripts/services.sh does)")
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}

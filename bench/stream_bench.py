@@ -81,7 +81,9 @@ def main(argv: list[str]) -> int:
     rss_ok = max(rss) < TARGET_RSS_MIB
     flat_ok = max(rss) - min(rss) <= FLAT_TOLERANCE_MIB
     print(f"target: >= {TARGET_RATE:,} objects/s: {'met' if rate_ok else 'MISSED'}")
-    print(f"target: peak RSS < {TARGET_RSS_MIB} MiB: {'met' if rss_ok else 'MISSED'} (max {max(rss):.1f} MiB)")
+    print(
+        f"target: peak RSS < {TARGET_RSS_MIB} MiB: {'met' if rss_ok else 'MISSED'} (max {max(rss):.1f} MiB)"
+    )
     print(
         f"target: peak RSS flat (within {FLAT_TOLERANCE_MIB} MiB) from smallest to largest: "
         f"{'met' if flat_ok else 'MISSED'} ({min(rss):.1f} to {max(rss):.1f} MiB)"

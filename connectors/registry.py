@@ -52,12 +52,13 @@ def discover(*, refresh: bool = False) -> dict[str, Connector]:
 
 
 def get(slug: str) -> Connector:
-    """The connector with that slug. Raises :class:`UnknownConnector` (a ``LookupError``)."""
+    """The connector with that slug. Raises :class:`UnknownConnector` (a ``LookupError``), whose message
+    gives the reason when the connector exists but failed to load."""
     connectors = discover()
     try:
         return connectors[slug]
     except KeyError:
-        raise UnknownConnector(slug, list(connectors)) from None
+        raise UnknownConnector(slug, list(connectors), _errors.get(slug)) from None
 
 
 def errors() -> dict[str, str]:
@@ -77,9 +78,17 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0]
 
 
+def _package_dirs() -> list[Path]:
+    package = importlib.import_module(__package__)
+    return [Path(p) for p in getattr(package, "__path__", [PACKAGE_DIR])]
+
+
 def _discover_builtin(found: dict[str, Connector], errors: dict[str, str]) -> None:
-    for folder in sorted(PACKAGE_DIR.iterdir()):
+    folders = sorted((f for d in _package_dirs() if d.is_dir() for f in d.iterdir()), key=lambda f: f.name)
+    for folder in folders:
         slug = folder.name
+        if slug in found or slug in errors:
+            continue
         if slug in _NOT_CONNECTORS or slug.startswith((".", "_")) or not folder.is_dir():
             continue
         if not (folder / SPEC_FILENAME).is_file():

@@ -37,7 +37,7 @@ class DurationsField(forms.MultipleChoiceField):
 class IntegrationForm(forms.ModelForm):
     application = forms.ChoiceField(choices=())
     allowed_durations = DurationsField()
-    new_secrets = forms.JSONField(
+    new_secrets = forms.CharField(
         required=False,
         label="Set secrets",
         help_text='A JSON object of secret items to set or replace, e.g. {"password": "…"}. '
@@ -64,7 +64,13 @@ class IntegrationForm(forms.ModelForm):
         if not isinstance(config, dict):
             self.add_error("connection_config", "The connection config must be a JSON object.")
             return data
-        new_secrets = data.get("new_secrets") or {}
+        try:
+            new_secrets = json.loads(data.get("new_secrets") or "{}")
+        except json.JSONDecodeError as exc:
+            self.add_error(
+                "new_secrets", f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
+            )
+            return data
         if not isinstance(new_secrets, dict):
             self.add_error("new_secrets", "Secrets must be a JSON object.")
             return data

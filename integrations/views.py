@@ -11,7 +11,7 @@ from .catalogue import get_connector
 def application_icon(request, slug: str):
     """The icon a connector ships in its folder."""
     try:
-        icon = get_connector(slug).spec.icon_path
+        icon = get_connector(slug).spec.icon
     except ValidationError:
         raise Http404("unknown application") from None
     if icon is None or not icon.is_file():

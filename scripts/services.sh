@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Makes sure the services the tests talk to are installed and running: PostgreSQL and Redis.
+# Makes sure what the tests talk to is installed and running: PostgreSQL, Redis, and Chromium
+# (Debian's package, driven by Playwright for the browser tests).
 # Installs missing Debian packages when run as root; starts what is installed but stopped.
 set -euo pipefail
 
 need_apt=()
 command -v pg_ctlcluster >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "error: missing ${need_apt[*]}; install them (apt-get install ${need_apt[*]}) or run as root" >&2
@@ -37,4 +39,5 @@ if ! redis_up; then
   for _ in $(seq 1 30); do redis_up && break; sleep 0.5; done
   redis_up || { echo "error: Redis does not answer on 127.0.0.1:6379" >&2; exit 1; }
 fi
-echo "services: PostgreSQL and Redis are up"
+[ -x /usr/bin/chromium ] || { echo "error: /usr/bin/chromium is missing (apt-get install chromium)" >&2; exit 1; }
+echo "services: PostgreSQL and Redis are up; Chromium is installed"

@@ -43,7 +43,9 @@ def _int(config: dict[str, Any], key: str, default: int, minimum: int = 0) -> in
 def settings(config: dict[str, Any]) -> OrgSettings:
     mutation = config.get("mutation") or 0
     if not isinstance(mutation, (int, float)) or isinstance(mutation, bool) or not 0 <= mutation <= 1:
-        raise ConfigError(f"config item 'mutation' must be a fraction between 0 and 1, got {mutation!r}", item="mutation")
+        raise ConfigError(
+            f"config item 'mutation' must be a fraction between 0 and 1, got {mutation!r}", item="mutation"
+        )
     return OrgSettings(
         users=_int(config, "users", 100),
         groups=_int(config, "groups", 20),
@@ -91,7 +93,9 @@ class Overlay:
         data_dir = config.get("dataDir")
         if not data_dir:
             if required:
-                raise ConnectorError("provisioning needs the dataDir config item (a folder to keep changes in)")
+                raise ConnectorError(
+                    "provisioning needs the dataDir config item (a folder to keep changes in)"
+                )
             self.path = None
             self.accounts: dict[str, dict[str, Any]] = {}
             self.deleted: set[str] = set()
@@ -242,7 +246,12 @@ def account_delete(context, input, res):
 def discover_schema(context, input, res):
     connect(context.config)
     schema = context.spec.raw["accountSchema"]
-    res.send({key: schema[key] for key in ("displayAttribute", "identityAttribute", "groupAttribute", "attributes")})
+    res.send(
+        {
+            key: schema[key]
+            for key in ("displayAttribute", "identityAttribute", "groupAttribute", "attributes")
+        }
+    )
 
 
 @connector.command("std:entitlement:list")

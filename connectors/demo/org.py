@@ -253,7 +253,11 @@ class Organisation:
                     ids = ent_cache.get(r)
                     if ids is None:
                         name = resource(r).name
-                        ids = (entitlement_id(name, "admin"), entitlement_id(name, "member"), entitlement_id(name, "viewer"))
+                        ids = (
+                            entitlement_id(name, "admin"),
+                            entitlement_id(name, "member"),
+                            entitlement_id(name, "viewer"),
+                        )
                         if cache_ok:
                             ent_cache[r] = ids
                     b = (bits >> (3 * j)) & 7
@@ -285,7 +289,7 @@ class Organisation:
         return next(self._accounts(range(i, i + 1), generation))
 
     def delta(self, generation: int) -> Iterator[dict[str, Any]]:
-        """What changes from ``generation`` to ``generation + 1``: changed, joined and (deleted) left accounts."""
+        """Changes from ``generation`` to ``generation + 1``: changed, joined and (deleted) left accounts."""
         period, k = self.s.period, self.s.churn
         before, after = self.active_range(generation), self.active_range(generation + 1)
         for i in range(before.start, after.start):

@@ -1,4 +1,4 @@
-"""Standard command names and helpers for command input (identities, ``changes`` of ``std:account:update``)."""
+"""Standard command names, and helpers for command input (the ``changes`` of ``std:account:update``)."""
 
 from __future__ import annotations
 
@@ -24,14 +24,30 @@ ENTITLEMENT_READ = "std:entitlement:read"
 
 # Commands whose outputs are account objects / entitlement objects, validated as such.
 ACCOUNT_OUTPUT_COMMANDS = frozenset(
-    {ACCOUNT_LIST, ACCOUNT_READ, ACCOUNT_CREATE, ACCOUNT_UPDATE, ACCOUNT_ENABLE, ACCOUNT_DISABLE, ACCOUNT_UNLOCK}
+    {
+        ACCOUNT_LIST,
+        ACCOUNT_READ,
+        ACCOUNT_CREATE,
+        ACCOUNT_UPDATE,
+        ACCOUNT_ENABLE,
+        ACCOUNT_DISABLE,
+        ACCOUNT_UNLOCK,
+    }
 )
 ENTITLEMENT_OUTPUT_COMMANDS = frozenset({ENTITLEMENT_LIST, ENTITLEMENT_READ})
 # List commands: stateful input is honoured and the framework applies the filters.
 LIST_COMMANDS = frozenset({ACCOUNT_LIST, ENTITLEMENT_LIST})
 # Commands that address one existing object by identity.
 IDENTITY_COMMANDS = frozenset(
-    {ACCOUNT_READ, ACCOUNT_UPDATE, ACCOUNT_DELETE, ACCOUNT_ENABLE, ACCOUNT_DISABLE, ACCOUNT_UNLOCK, ENTITLEMENT_READ}
+    {
+        ACCOUNT_READ,
+        ACCOUNT_UPDATE,
+        ACCOUNT_DELETE,
+        ACCOUNT_ENABLE,
+        ACCOUNT_DISABLE,
+        ACCOUNT_UNLOCK,
+        ENTITLEMENT_READ,
+    }
 )
 
 CHANGE_OPS = ("Add", "Set", "Remove")

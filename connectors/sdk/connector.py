@@ -15,7 +15,7 @@ import marshal
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +76,6 @@ class Result:
     filtered: int = 0  # objects dropped by a filter
     keep_alives: int = 0
     elapsed: float = 0.0  # seconds
-    stats: dict[str, Any] = field(default_factory=dict)
 
 
 class Response:
@@ -84,7 +83,9 @@ class Response:
 
     __slots__ = ("send", "save_state", "keep_alive")
 
-    def __init__(self, send: Callable[[Any], None], save_state: Callable[[Any], None], keep_alive: Callable[[], None]):
+    def __init__(
+        self, send: Callable[[Any], None], save_state: Callable[[Any], None], keep_alive: Callable[[], None]
+    ):
         self.send = send
         self.save_state = save_state
         self.keep_alive = keep_alive
@@ -166,7 +167,9 @@ class Connector:
         """Check a connection config against the spec; return a normalised copy. Raises ``ConfigError``."""
         return self.spec.validate_config(config)
 
-    def resolve_secrets(self, config: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    def resolve_secrets(
+        self, config: Mapping[str, Any], environ: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
         """Replace ``{"$env": NAME}`` secret references by their values. Raises ``SecretError``."""
         return self.spec.resolve_secrets(config, environ)
 
@@ -280,7 +283,12 @@ class Connector:
                     obj["type"] = ent_type = default_type
                 if ent_type not in entitlement_types:
                     declared = ", ".join(sorted(entitlement_types)) or "none"
-                    raise fail(obj, index, "type", f"must be a declared entitlement type ({declared}), got {ent_type!r}")
+                    raise fail(
+                        obj,
+                        index,
+                        "type",
+                        f"must be a declared entitlement type ({declared}), got {ent_type!r}",
+                    )
                 if "resource" in obj or "role" in obj or "implies" in obj:
                     check_hierarchy(obj, index)
             if _size_bound(obj) > MAX_OBJECT_BYTES:
@@ -294,7 +302,9 @@ class Connector:
                 if type(part) is not dict or type(part.get("id")) is not str or not part["id"]:
                     raise fail(obj, index, fld, 'must be an object with a non-empty string "id"')
             implies = obj.get("implies")
-            if implies is not None and (type(implies) is not list or not all(type(i) is str for i in implies)):
+            if implies is not None and (
+                type(implies) is not list or not all(type(i) is str for i in implies)
+            ):
                 raise fail(obj, index, "implies", "must be a list of entitlement identities")
 
         def check_size(obj: dict, index: int) -> None:
@@ -455,5 +465,7 @@ class Connector:
         if command in (ENTITLEMENT_LIST, ENTITLEMENT_READ) and input.get("type") is not None:
             if input["type"] not in self.spec.entitlement_schemas:
                 declared = ", ".join(self.spec.entitlement_schemas) or "none"
-                raise InputError(f"input 'type' {input['type']!r} is not a declared entitlement type ({declared})")
+                raise InputError(
+                    f"input 'type' {input['type']!r} is not a declared entitlement type ({declared})"
+                )
         return input

@@ -23,7 +23,9 @@ class ConnectorError(Exception):
 class SpecError(ConnectorError):
     """A ``connector-spec.json`` could not be read or does not have the expected structure."""
 
-    def __init__(self, message: str, *, path: str | None = None, line: int | None = None, column: int | None = None):
+    def __init__(
+        self, message: str, *, path: str | None = None, line: int | None = None, column: int | None = None
+    ):
         where = ""
         if path:
             where = str(path)
@@ -82,11 +84,15 @@ class Cancelled(ConnectorError):
 class UnknownConnector(LookupError):
     """No installed connector has that slug."""
 
-    def __init__(self, slug: str, known: list[str]):
+    def __init__(self, slug: str, known: list[str], reason: str | None = None):
         self.slug = slug
         self.known = sorted(known)
-        listed = ", ".join(self.known) if self.known else "none installed"
-        super().__init__(f"unknown connector {slug!r} (known: {listed})")
+        self.reason = reason
+        if reason:
+            super().__init__(f"connector {slug!r} could not be loaded: {reason}")
+        else:
+            listed = ", ".join(self.known) if self.known else "none installed"
+            super().__init__(f"unknown connector {slug!r} (known: {listed})")
 
     def __str__(self) -> str:
         return self.args[0]

@@ -389,7 +389,9 @@ class Spec:
                 type=ent["type"],
                 display_attribute=ent.get("displayAttribute"),
                 identity_attribute=ent.get("identityAttribute"),
-                attributes=self._attributes(ent.get("attributes") or [], f"entitlementSchemas[{ent['type']}]"),
+                attributes=self._attributes(
+                    ent.get("attributes") or [], f"entitlementSchemas[{ent['type']}]"
+                ),
                 hierarchy=Hierarchy(
                     resource_id_attribute=h.get("resourceIdAttribute"),
                     resource_name_attribute=h.get("resourceNameAttribute"),
@@ -452,7 +454,8 @@ class Spec:
         kind = node.get("type") or "text"
         if kind in ITEM_TYPE_ALIASES:
             self.warnings.append(
-                f"config item {node['key']!r}: non-standard type {kind!r}, handled as {ITEM_TYPE_ALIASES[kind]!r}"
+                f"config item {node['key']!r}: non-standard type {kind!r}, "
+                f"handled as {ITEM_TYPE_ALIASES[kind]!r}"
             )
         elif kind not in ITEM_TYPES:
             self.warnings.append(f"config item {node['key']!r}: unknown type {kind!r}, value not checked")
@@ -651,11 +654,17 @@ class Spec:
         if value in (None, ""):
             return
         if not isinstance(value, str):
-            raise ConfigError(f"config item {key!r}: a filter must be a string, got {_type_name(value)}", item=key)
+            raise ConfigError(
+                f"config item {key!r}: a filter must be a string, got {_type_name(value)}", item=key
+            )
         from .filter import Filter, FilterError
 
         object_type = None if key == FILTER_KEY else key[: -len(FILTER_SUFFIX)]
-        if object_type is not None and object_type != "account" and object_type not in self.entitlement_schemas:
+        if (
+            object_type is not None
+            and object_type != "account"
+            and object_type not in self.entitlement_schemas
+        ):
             raise ConfigError(
                 f"config item {key!r}: no object type {object_type!r} "
                 f"(types: account{''.join(', ' + t for t in self.entitlement_schemas)})",
@@ -674,7 +683,9 @@ class Spec:
                     item=key,
                 )
 
-    def resolve_secrets(self, config: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    def resolve_secrets(
+        self, config: Mapping[str, Any], environ: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
         """Return a copy of ``config`` with ``{"$env": "NAME"}`` secret references replaced by values."""
         env = os.environ if environ is None else environ
         out = dict(config)

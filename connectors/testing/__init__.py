@@ -51,7 +51,9 @@ _JSON_TYPES = {
 }
 
 
-def run(connector: Connector, command: str, config: dict, input: dict | None = None) -> tuple[list[Any], Result]:
+def run(
+    connector: Connector, command: str, config: dict, input: dict | None = None
+) -> tuple[list[Any], Result]:
     """Run a command; return its outputs and :class:`Result`."""
     return connector.invoke(command, config, input)
 
@@ -116,7 +118,9 @@ class ConnectorAcceptanceSuite:
         if account.group_attribute:
             assert account.group_attribute in names, "accountSchema.groupAttribute is not an attribute"
         for ent in spec.entitlement_schemas.values():
-            assert ent.identity_attribute in ent.attribute_names, f"{ent.type}: identityAttribute not declared"
+            assert ent.identity_attribute in ent.attribute_names, (
+                f"{ent.type}: identityAttribute not declared"
+            )
         if spec.example_config:
             connector.validate_config(spec.example_config)
         connector.validate_config(good_config)
@@ -139,7 +143,9 @@ class ConnectorAcceptanceSuite:
 
     # -- listing ---------------------------------------------------------------------------------------
 
-    def test_lists_stream_schema_valid_objects_with_unique_keys(self, connector: Connector, good_config: dict) -> None:
+    def test_lists_stream_schema_valid_objects_with_unique_keys(
+        self, connector: Connector, good_config: dict
+    ) -> None:
         spec = connector.spec
         assert list_targets(connector), "the connector lists nothing"
         entitlement_ids: set[str] = set()
@@ -163,7 +169,9 @@ class ConnectorAcceptanceSuite:
                 for name, value in obj["attributes"].items():
                     attr = schema_attrs.get(name)
                     if attr is None:
-                        assert custom, f"{object_type} {obj['identity']!r}: attribute {name!r} not in the schema"
+                        assert custom, (
+                            f"{object_type} {obj['identity']!r}: attribute {name!r} not in the schema"
+                        )
                         continue
                     self._check_value(object_type, obj["identity"], attr, value)
                 if object_type != ACCOUNT_TYPE:
@@ -194,20 +202,26 @@ class ConnectorAcceptanceSuite:
             second, _ = run(connector, command, good_config, input)
             assert by_key(first) == by_key(second), f"{object_type}: two full runs differ"
 
-    def test_stateful_run_after_full_run_reports_no_changes(self, connector: Connector, good_config: dict) -> None:
+    def test_stateful_run_after_full_run_reports_no_changes(
+        self, connector: Connector, good_config: dict
+    ) -> None:
         if not connector.spec.supports_stateful:
             pytest.skip("the connector does not support stateful commands")
         for object_type, command, input in list_targets(connector):
             full, result = run(connector, command, good_config, {**input, "stateful": True})
             assert result.state is not None, f"{object_type}: a stateful full run saved no state"
-            delta, _ = run(connector, command, good_config, {**input, "stateful": True, "state": result.state})
+            delta, _ = run(
+                connector, command, good_config, {**input, "stateful": True, "state": result.state}
+            )
             previous = by_key(full)
             changed = [o for o in delta if previous.get(key_of(o)) != o]
             assert not changed, f"{object_type}: a stateful run right after a full run reported {changed[:3]}"
 
     # -- filters ---------------------------------------------------------------------------------------
 
-    def test_filters_exclude_exactly_the_matching_objects(self, connector: Connector, good_config: dict) -> None:
+    def test_filters_exclude_exactly_the_matching_objects(
+        self, connector: Connector, good_config: dict
+    ) -> None:
         tried = 0
         for object_type, command, input in list_targets(connector):
             full, _ = run(connector, command, good_config, input)
@@ -220,7 +234,9 @@ class ConnectorAcceptanceSuite:
             assert len(expected) < len(full)
             for key in ("filterString", f"{object_type}.filterString"):
                 outputs, result = run(connector, command, {**good_config, key: expression}, input)
-                assert set(by_key(outputs)) == expected, f"{object_type}: {key} {expression!r} excluded the wrong objects"
+                assert set(by_key(outputs)) == expected, (
+                    f"{object_type}: {key} {expression!r} excluded the wrong objects"
+                )
                 assert result.filtered == len(full) - len(expected)
                 assert not any(Filter(o["attributes"]).matcher(expression) for o in outputs)
             tried += 1
@@ -243,7 +259,9 @@ class ConnectorAcceptanceSuite:
 
     # -- provisioning ----------------------------------------------------------------------------------
 
-    def test_provisioning_round_trip(self, connector: Connector, good_config: dict, new_account: dict | None) -> None:
+    def test_provisioning_round_trip(
+        self, connector: Connector, good_config: dict, new_account: dict | None
+    ) -> None:
         needed = ("std:account:create", "std:account:read", "std:account:update", "std:account:delete")
         if new_account is None or not all(connector.supports(c) for c in needed):
             pytest.skip("the connector does not provision accounts (or no new_account fixture)")
@@ -261,14 +279,20 @@ class ConnectorAcceptanceSuite:
             ents, _ = run(connector, "std:entitlement:list", good_config, {"type": ent_type})
             assert ents, "no entitlement to grant"
             grant = ents[0]["identity"]
-            change = {"identity": identity, "key": key, "changes": [{"op": "Add", "attribute": group, "value": grant}]}
+            change = {
+                "identity": identity,
+                "key": key,
+                "changes": [{"op": "Add", "attribute": group, "value": grant}],
+            }
             run(connector, "std:account:update", good_config, change)
             read, _ = run(connector, "std:account:read", good_config, {"identity": identity, "key": key})
             assert grant in spec.account_entitlements(read[0]), "a granted entitlement does not show on read"
             change["changes"][0]["op"] = "Remove"
             run(connector, "std:account:update", good_config, change)
             read, _ = run(connector, "std:account:read", good_config, {"identity": identity, "key": key})
-            assert grant not in spec.account_entitlements(read[0]), "a revoked entitlement still shows on read"
+            assert grant not in spec.account_entitlements(read[0]), (
+                "a revoked entitlement still shows on read"
+            )
 
         run(connector, "std:account:delete", good_config, {"identity": identity, "key": key})
         with pytest.raises(ConnectorError):

@@ -42,7 +42,9 @@ def test_invoke_prints_ndjson_with_state_last(tmp_path):
 def test_invoke_with_input_and_secret_reference(tmp_path):
     config = write_config(tmp_path, apiToken={"$env": "DEMO_TOKEN"}, mutation=0.2)
     state = '{"stateful": "true", "state": {"generation": 3}}'
-    proc = cli("invoke", "demo", "std:account:list", "--config", config, "--input", state, env={"DEMO_TOKEN": "demo"})
+    proc = cli(
+        "invoke", "demo", "std:account:list", "--config", config, "--input", state, env={"DEMO_TOKEN": "demo"}
+    )
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     assert lines[-1] == {"type": "state", "data": {"generation": 4}}
@@ -52,16 +54,40 @@ def test_invoke_with_input_and_secret_reference(tmp_path):
 def test_errors_are_one_line_without_traceback(tmp_path):
     config = write_config(tmp_path)
     cases = [
-        (("invoke", "demo", "std:x", "--config", config), "error: unsupported command std:x for connector demo"),
-        (("invoke", "nope", "std:account:list", "--config", config), "error: unknown connector 'nope' (known: "),
-        (("invoke", "demo", "std:account:list", "--config", str(tmp_path / "none.json")), "error: cannot read config"),
-        (("invoke", "demo", "std:account:list", "--config", config, "--input", "{"), "error: --input is not valid JSON"),
         (
-            ("invoke", "demo", "std:test-connection", "--config", write_config(tmp_path, "host", url="https://x.invalid")),
+            ("invoke", "demo", "std:x", "--config", config),
+            "error: unsupported command std:x for connector demo",
+        ),
+        (
+            ("invoke", "nope", "std:account:list", "--config", config),
+            "error: unknown connector 'nope' (known: ",
+        ),
+        (
+            ("invoke", "demo", "std:account:list", "--config", str(tmp_path / "none.json")),
+            "error: cannot read config",
+        ),
+        (
+            ("invoke", "demo", "std:account:list", "--config", config, "--input", "{"),
+            "error: --input is not valid JSON",
+        ),
+        (
+            (
+                "invoke",
+                "demo",
+                "std:test-connection",
+                "--config",
+                write_config(tmp_path, "host", url="https://x.invalid"),
+            ),
             "error: demo std:test-connection: cannot reach the demo directory at https://x.invalid",
         ),
         (
-            ("invoke", "demo", "std:account:list", "--config", write_config(tmp_path, "env", apiToken={"$env": "UNSET_X"})),
+            (
+                "invoke",
+                "demo",
+                "std:account:list",
+                "--config",
+                write_config(tmp_path, "env", apiToken={"$env": "UNSET_X"}),
+            ),
             "error: demo std:account:list: config item 'apiToken': environment variable UNSET_X is not set",
         ),
     ]

@@ -45,7 +45,10 @@ SPEC = Spec.from_dict(
                                 "key": "rules",
                                 "type": "cardList",
                                 "subMenus": [
-                                    {"label": "Rule", "items": [{"key": "name", "type": "text", "required": True}]}
+                                    {
+                                        "label": "Rule",
+                                        "items": [{"key": "name", "type": "text", "required": True}],
+                                    }
                                 ],
                             },
                         ],

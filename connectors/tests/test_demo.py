@@ -22,7 +22,9 @@ def full(config, generation=None):
 
 
 def delta(config, generation):
-    outputs, result = demo.invoke("std:account:list", config, {"stateful": True, "state": {"generation": generation}})
+    outputs, result = demo.invoke(
+        "std:account:list", config, {"stateful": True, "state": {"generation": generation}}
+    )
     return outputs, result
 
 

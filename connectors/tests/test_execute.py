@@ -33,13 +33,19 @@ def make_connector(key_type: str = "simple", stateful: bool = True) -> Connector
                 "std:account:update",
                 "std:entitlement:list",
             ],
-            "sourceConfig": [{"type": "section", "items": [{"key": "n", "type": "number", "required": True}]}],
+            "sourceConfig": [
+                {"type": "section", "items": [{"key": "n", "type": "number", "required": True}]}
+            ],
             "accountSchema": {
                 "identityAttribute": "id",
                 "attributes": [{"name": "id"}, {"name": "dept"}, {"name": "big"}],
             },
             "entitlementSchemas": [
-                {"type": "group", "identityAttribute": "id", "attributes": [{"name": "id"}, {"name": "kind"}]},
+                {
+                    "type": "group",
+                    "identityAttribute": "id",
+                    "attributes": [{"name": "id"}, {"name": "kind"}],
+                },
                 {"type": "role", "identityAttribute": "id", "attributes": [{"name": "id"}, {"name": "kind"}]},
             ],
         }
@@ -48,7 +54,11 @@ def make_connector(key_type: str = "simple", stateful: bool = True) -> Connector
 
 
 def account(i: int, dept: str = "eng", **extra) -> dict:
-    return {"identity": f"a{i}", "key": {"simple": {"id": f"a{i}"}}, "attributes": {"id": f"a{i}", "dept": dept, **extra}}
+    return {
+        "identity": f"a{i}",
+        "key": {"simple": {"id": f"a{i}"}},
+        "attributes": {"id": f"a{i}", "dept": dept, **extra},
+    }
 
 
 class Recorder:
@@ -80,7 +90,9 @@ def test_unknown_and_unregistered_commands_are_unsupported():
     c = make_connector()
     with pytest.raises(UnsupportedCommand, match="unsupported command std:x for connector testapp"):
         run(c, "std:x")
-    with pytest.raises(UnsupportedCommand, match="unsupported command std:account:read for connector testapp"):
+    with pytest.raises(
+        UnsupportedCommand, match="unsupported command std:account:read for connector testapp"
+    ):
         run(c, "std:account:read", input={"identity": "a"})  # declared, no handler
     with pytest.raises(ValueError, match="not declared"):
         c.command("std:account:delete")
@@ -106,7 +118,12 @@ def test_context_carries_config_connector_logger_and_command():
         res.send({})
 
     rec, result = run(c, "std:test-connection", {"n": "3"})
-    assert seen == {"config": {"n": 3}, "connector": c, "logger": "connectors.testapp", "command": "std:test-connection"}
+    assert seen == {
+        "config": {"n": 3},
+        "connector": c,
+        "logger": "connectors.testapp",
+        "command": "std:test-connection",
+    }
     assert rec.outputs == [{}] and result.sent == 1 and result.state is None
 
 
@@ -136,7 +153,11 @@ def test_emit_is_called_synchronously_in_order():
         ({"identity": "", "key": {"simple": {"id": "x"}}, "attributes": {}}, "#1", "identity"),
         ({"identity": "bob", "key": {"id": "bob"}, "attributes": {}}, "'bob'", "key"),
         ({"identity": "bob", "key": {"simple": {"id": 3}}, "attributes": {}}, "'bob'", "key"),
-        ({"identity": "bob", "key": {"compound": {"lookupId": "a", "uniqueId": "b"}}, "attributes": {}}, "'bob'", "key"),
+        (
+            {"identity": "bob", "key": {"compound": {"lookupId": "a", "uniqueId": "b"}}, "attributes": {}},
+            "'bob'",
+            "key",
+        ),
         ({"identity": "bob", "key": {"simple": {"id": "bob"}}, "attributes": ["x"]}, "'bob'", "attributes"),
         ({"identity": "bob", "key": {"simple": {"id": "bob"}}}, "'bob'", "attributes"),
         (account(9, big="x" * (MAX_OBJECT_BYTES + 1)), "'a9'", "size"),
@@ -219,7 +240,15 @@ def test_entitlement_hierarchy_fields_are_checked():
 
     @c.command("std:entitlement:list")
     def handler(ctx, inp, res):
-        res.send({"identity": "g", "type": "group", "key": {"simple": {"id": "g"}}, "attributes": {}, "implies": "h"})
+        res.send(
+            {
+                "identity": "g",
+                "type": "group",
+                "key": {"simple": {"id": "g"}},
+                "attributes": {},
+                "implies": "h",
+            }
+        )
 
     with pytest.raises(OutputError, match="'g': implies must be a list"):
         run(c, "std:entitlement:list")
@@ -268,7 +297,9 @@ def test_no_state_when_the_handler_fails_halfway():
     assert len(rec.outputs) == 1  # streamed before the failure; the caller discards them
 
 
-@pytest.mark.parametrize(("given", "expected"), [(True, True), ("true", True), ("TRUE", True), ("false", False)])
+@pytest.mark.parametrize(
+    ("given", "expected"), [(True, True), ("true", True), ("TRUE", True), ("false", False)]
+)
 def test_stateful_accepts_bool_or_string(given, expected):
     c = make_connector()
     seen = {}
@@ -331,7 +362,9 @@ def test_update_changes_are_normalised():
     ]
     assert seen[2].value == "ops"
     with pytest.raises(InputError, match=r"changes\[0\]\.op must be one of Add, Set, Remove"):
-        run(c, "std:account:update", input={"identity": "a1", "changes": [{"op": "Append", "attribute": "x"}]})
+        run(
+            c, "std:account:update", input={"identity": "a1", "changes": [{"op": "Append", "attribute": "x"}]}
+        )
 
 
 # -- filters ---------------------------------------------------------------------------------------------
@@ -370,7 +403,14 @@ def test_entitlement_filters_apply_per_type():
         for t in ("group", "role"):
             for i in range(4):
                 ident = f"{t}{i}"
-                res.send({"identity": ident, "type": t, "key": {"simple": {"id": ident}}, "attributes": {"kind": "x"}})
+                res.send(
+                    {
+                        "identity": ident,
+                        "type": t,
+                        "key": {"simple": {"id": ident}},
+                        "attributes": {"kind": "x"},
+                    }
+                )
 
     rec, result = run(c, "std:entitlement:list", {"n": 1, "role.filterString": 'kind == "x"'})
     assert [o["identity"] for o in rec.outputs] == ["group0", "group1", "group2", "group3"]

@@ -7,6 +7,7 @@ import textwrap
 
 import pytest
 
+import connectors
 from connectors import registry
 from connectors.sdk import Connector, UnknownConnector
 
@@ -82,21 +83,32 @@ def test_entry_point_connectors_object_or_factory_and_broken_ones_reported(tmp_p
 
 
 def test_broken_builtin_connector_is_reported_not_fatal(tmp_path, monkeypatch):
-    broken = registry.PACKAGE_DIR / "zz_broken_for_test"
-    broken.mkdir()
-    try:
-        (broken / "connector-spec.json").write_text("{")
-        (broken / "__init__.py").write_text("")
-        (broken / "connector.py").write_text(
-            "from pathlib import Path\nfrom connectors.sdk import Connector\nconnector = Connector(Path(__file__).parent)\n"
+    # A second folder on the package path, as if more built-in connectors were installed there.
+    monkeypatch.setattr(connectors, "__path__", [*connectors.__path__, str(tmp_path)])
+    for slug, spec in (
+        ("zz_broken", "{"),
+        ("zz_good", '{"name": "Good", "commands": ["std:test-connection"]}'),
+    ):
+        folder = tmp_path / slug
+        folder.mkdir()
+        (folder / "connector-spec.json").write_text(spec)
+        (folder / "__init__.py").write_text("")
+        (folder / "connector.py").write_text(
+            "from pathlib import Path\n"
+            "from connectors.sdk import Connector\n"
+            "connector = Connector(Path(__file__).parent)\n"
         )
+    (tmp_path / "zz_no_module").mkdir()
+    (tmp_path / "zz_no_module" / "connector-spec.json").write_text("{}")
+    try:
         found = registry.discover(refresh=True)
-        assert "demo" in found and "zz_broken_for_test" not in found
-        assert "SpecError" in registry.errors()["zz_broken_for_test"]
-        assert "line 1" in registry.errors()["zz_broken_for_test"]
+        assert "demo" in found and found["zz_good"].name == "Good"
+        assert "zz_broken" not in found
+        errors = registry.errors()
+        assert errors["zz_broken"].startswith("SpecError: ") and "line 1" in errors["zz_broken"]
+        assert "no connector.py" in errors["zz_no_module"]
+        with pytest.raises(UnknownConnector, match=r"connector 'zz_broken' could not be loaded: SpecError"):
+            registry.get("zz_broken")
     finally:
-        for p in sorted(broken.rglob("*"), reverse=True):
-            p.rmdir() if p.is_dir() else p.unlink()
-        broken.rmdir()
-        sys.modules.pop("connectors.zz_broken_for_test.connector", None)
-        sys.modules.pop("connectors.zz_broken_for_test", None)
+        for name in [m for m in sys.modules if m.startswith("connectors.zz_")]:
+            del sys.modules[name]

@@ -33,7 +33,13 @@ def test_every_valid_isc_spec_loads(isc_specs_dir):
 @pytest.mark.parametrize(
     ("name", "key_type", "stateful", "entitlement_types", "secret_keys"),
     [
-        ("sailpoint-oss__airtable-example-connector.json", "simple", False, ["group"], ["apiKey", "airtableBase"]),
+        (
+            "sailpoint-oss__airtable-example-connector.json",
+            "simple",
+            False,
+            ["group"],
+            ["apiKey", "airtableBase"],
+        ),
         ("sailpoint-oss__colab-saas-conn-attribute-generator.json", "simple", True, [], ["clientSecret"]),
         ("mostafa-helmy-sp__isc-role-policy-analyser.json", "simple", True, [], ["clientSecret"]),
         (
@@ -79,7 +85,12 @@ def test_broken_spec_names_file_line_and_column(isc_specs_dir):
 
 def test_menu_and_top_level_sections_are_walked(isc_specs_dir):
     clear_id = load_spec(isc_specs_dir / "fernando-delosrios__ClearID.json")  # sections, no menu
-    assert [i.key for i in clear_id.config_items][:4] == ["environment", "accountId", "clientId", "clientSecret"]
+    assert [i.key for i in clear_id.config_items][:4] == [
+        "environment",
+        "accountId",
+        "clientId",
+        "clientSecret",
+    ]
     assert clear_id.config_item("environment").options == ("production", "europe", "development")
     assert clear_id.config_item("provisioningAttributes").section == "Provisioning attributes configuration"
     fusion = load_spec(isc_specs_dir / "sailpoint-oss__colab-saas-conn-sailpoint-identity-fusion.json")
@@ -160,7 +171,9 @@ def test_portal_extensions_of_the_demo_spec():
 
 
 def test_missing_icon_file_is_a_warning(tmp_path):
-    (tmp_path / "connector-spec.json").write_text(json.dumps({"name": "x", "commands": [], "icon": "logo.png"}))
+    (tmp_path / "connector-spec.json").write_text(
+        json.dumps({"name": "x", "commands": [], "icon": "logo.png"})
+    )
     spec = load_spec(tmp_path)
     assert spec.icon is None and any("logo.png" in w for w in spec.warnings)
 
@@ -176,7 +189,13 @@ SPEC = {
         "attributes": [
             {"name": "id", "type": "string"},
             {"name": "groups", "type": "string", "multi": True, "entitlement": True},
-            {"name": "roles", "type": "string", "multi": True, "entitlement": True, "schemaObjectType": "role"},
+            {
+                "name": "roles",
+                "type": "string",
+                "multi": True,
+                "entitlement": True,
+                "schemaObjectType": "role",
+            },
         ],
     },
     "entitlementSchemas": [
@@ -228,7 +247,8 @@ def test_entitlement_hierarchy_from_output_fields_wins():
 
 def test_demo_entitlements_map_to_resources_with_three_roles():
     outputs, _ = demo.invoke(
-        "std:entitlement:list", {"url": "https://demo.example.com", "apiToken": "demo", "users": 1, "groups": 4}
+        "std:entitlement:list",
+        {"url": "https://demo.example.com", "apiToken": "demo", "users": 1, "groups": 4},
     )
     mappings = [demo.spec.map_entitlement(o) for o in outputs]
     resources = {m.resource_id for m in mappings}
