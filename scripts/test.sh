@@ -8,4 +8,6 @@ cd "$(dirname "$0")/.."
 bash scripts/services.sh
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/governance}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/15}"
+.venv/bin/ruff check --quiet .
+.venv/bin/ruff format --check --quiet .
 exec .venv/bin/python -m pytest "$@"

@@ -4,12 +4,11 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-ISC_SPECS = REPO / ".." / "shared" / "testdata" / "isc-connector-specs"
+# Public SailPoint ISC connector specs, copied unchanged (see its README.md); one is broken on purpose.
+ISC_SPECS = Path(__file__).resolve().parent / "data" / "isc-connector-specs"
 
 
 @pytest.fixture
 def isc_specs_dir() -> Path:
-    if not ISC_SPECS.is_dir():
-        pytest.skip(f"ISC spec corpus not found at {ISC_SPECS}")
+    assert ISC_SPECS.is_dir(), f"ISC spec corpus missing at {ISC_SPECS}"
     return ISC_SPECS

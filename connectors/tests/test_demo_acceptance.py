@@ -57,3 +57,13 @@ class TestDemoAcceptanceWithoutProvisioning(TestDemoAcceptance):
     @pytest.fixture
     def new_account(self):
         return None
+
+    def test_provisioning_round_trip(self, connector, good_config, new_account):
+        """Without ``dataDir`` provisioning is refused with a clear error, and nothing is created."""
+        from connectors.sdk import ConnectorError
+
+        account = {"identity": "refused.user", "attributes": {"userName": "refused.user", "groups": []}}
+        with pytest.raises(ConnectorError, match="dataDir"):
+            connector.invoke("std:account:create", good_config, account)
+        listed, _ = connector.invoke("std:account:list", good_config)
+        assert "refused.user" not in {o["identity"] for o in listed}
