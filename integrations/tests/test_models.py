@@ -321,3 +321,29 @@ def test_expiry_of_months_clamps_to_month_end():
     assert expires_at(start, "1y") == datetime(2027, 1, 31, 9, 0, tzinfo=UTC)
     assert expires_at(start, "16h") == datetime(2026, 2, 1, 1, 0, tzinfo=UTC)
     assert expires_at(start, "unlimited") is None
+
+
+def test_encryption_key_rotation(make_integration, settings):
+    from cryptography.fernet import Fernet
+    from django.core.management import call_command
+
+    integration = make_integration(connection_config={**DEMO_CONFIG_WITH_TOKEN})
+    old_keys = list(settings.FIELD_ENCRYPTION_KEYS)
+    new_key = Fernet.generate_key().decode()
+    settings.FIELD_ENCRYPTION_KEYS = [new_key, *old_keys]
+    call_command("rotate_encryption_key", verbosity=0)
+    _, raw = _raw_row(integration)
+    assert Fernet(new_key).decrypt(raw.encode())  # now under the new key
+    settings.FIELD_ENCRYPTION_KEYS = [new_key]  # the old key can go
+    assert Integration.objects.get(pk=integration.pk).connection_secrets == {"apiToken": "rot-token"}
+    settings.FIELD_ENCRYPTION_KEYS = old_keys  # and without the new key nothing decrypts
+    with pytest.raises(Exception, match="cannot be decrypted"):
+        Integration.objects.get(pk=integration.pk)
+
+
+DEMO_CONFIG_WITH_TOKEN = {
+    "url": "https://demo.example.com",
+    "connectionOption": "token",
+    "apiToken": "rot-token",
+    "users": 5,
+}
