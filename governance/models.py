@@ -123,6 +123,14 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            # One queued or running job of a kind per integration, enforced by the database.
+            models.UniqueConstraint(
+                fields=["kind", "integration_id"],
+                condition=models.Q(status__in=["queued", "running"], integration_id__isnull=False),
+                name="one_active_job_per_integration",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.status} ({self.created_at:%Y-%m-%d %H:%M})"

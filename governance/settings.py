@@ -13,6 +13,7 @@ Variables (all optional while ``DEBUG`` is on):
 - ``ALLOWED_HOSTS``: comma-separated host names.
 - ``EMAIL_URL``: e.g. ``smtp://user:pw@mail:587``; default prints mail to the console.
 - ``DEFAULT_FROM_EMAIL``: sender of notifications.
+- ``NOTIFICATION_WEBHOOK_URL``: Slack-compatible incoming webhook receiving every notification.
 - ``VAR_DIR``: folder of the embedded default's SQLite file and development keys (default ``var/``).
 
 With ``DEBUG`` on and no keys set, development keys are generated once into
@@ -80,6 +81,12 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django_filters",
+    "django_tables2",
+    "django_htmx",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "governance",
     "integrations",
 ]
@@ -92,6 +99,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "governance.audit.AuditMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -159,6 +167,8 @@ LOGIN_URL = "admin:login"
 
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="governance@localhost")
+# Incoming-webhook URL (Slack-compatible JSON) that receives every notification; integrations may add their own.
+NOTIFICATION_WEBHOOK_URL = env.str("NOTIFICATION_WEBHOOK_URL", default="")
 
 if not DEBUG:
     SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)

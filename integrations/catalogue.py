@@ -108,3 +108,22 @@ def validate_integration_config(integration) -> None:
     except ConfigError as exc:
         raise ValidationError({"connection_config": str(exc)}) from None
     validate_connector_attributes(connector, integration.connector_attributes)
+
+
+def test_connection(application: str, config: dict) -> tuple[bool, str]:
+    """Run the connector's ``std:test-connection`` with ``config``; ``(ok, message)`` — never raises."""
+    from connectors.sdk import ConnectorError
+
+    try:
+        connector = get_connector(application)
+    except ValidationError as exc:
+        return False, " ".join(exc.message_dict["application"])
+    if not connector.spec.supports("std:test-connection"):
+        return True, f"The {connector.spec.label} connector cannot test connections; the config is valid."
+    try:
+        connector.invoke("std:test-connection", config)
+    except ConnectorError as exc:
+        return False, str(exc)
+    except Exception as exc:  # a connector bug must read as a failed test, not a server error
+        return False, f"The connector failed: {type(exc).__name__}: {exc}"
+    return True, "Connection succeeded."

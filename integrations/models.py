@@ -238,6 +238,11 @@ class Integration(DurationsMixin):
         help_text='Connector attributes: "filterString", "<type>.filterString" (objects that match are '
         'excluded), "stateful" (delta syncs).',
     )
+    notification_webhook_url = models.URLField(
+        blank=True,
+        max_length=500,
+        help_text="Incoming-webhook URL (Slack-compatible) that receives this integration's notifications.",
+    )
     sync_state = models.JSONField(
         default=dict, blank=True, help_text="Delta state saved per command and type."
     )

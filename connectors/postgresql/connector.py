@@ -358,7 +358,7 @@ FROM pg_roles r WHERE r.rolname = %(name)s
 
 
 def _stream(conn: psycopg.Connection, query: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Rows of ``query`` from a server-side cursor, ``ITERSIZE`` at a time."""
+    """Rows of ``query`` from a server-side cursor, ``ITERSIZE`` at a time. Close it when stopping early."""
     with conn.transaction(), conn.cursor(name="governance_stream", row_factory=dict_row) as cur:
         cur.itersize = ITERSIZE
         cur.execute(query, params)
@@ -552,8 +552,9 @@ def test_connection(context, input, res):
 @connector.command("std:account:list")
 def account_list(context, input, res):
     with connect(context.config) as (conn, s):
-        for row in _stream(conn, ACCOUNTS, {**s.scope, "name": None}):
-            res.send(_account(row))
+        with contextlib.closing(_stream(conn, ACCOUNTS, {**s.scope, "name": None})) as rows:
+            for row in rows:
+                res.send(_account(row))
 
 
 @connector.command("std:account:read")
@@ -566,10 +567,12 @@ def account_read(context, input, res):
 def entitlement_list(context, input, res):
     with connect(context.config) as (conn, s):
         params = {**s.scope, "name": None}
-        for row in _stream(conn, DATABASE_ENTITLEMENTS, params):
-            res.send(database_entitlement(row))
-        for row in _stream(conn, ROLE_ENTITLEMENTS, params):
-            res.send(role_entitlement(row))
+        with contextlib.closing(_stream(conn, DATABASE_ENTITLEMENTS, params)) as rows:
+            for row in rows:
+                res.send(database_entitlement(row))
+        with contextlib.closing(_stream(conn, ROLE_ENTITLEMENTS, params)) as rows:
+            for row in rows:
+                res.send(role_entitlement(row))
 
 
 @connector.command("std:entitlement:read")

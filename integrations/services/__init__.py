@@ -30,6 +30,7 @@ __all__ = [
     "maintainer_add",
     "maintainer_remove",
     "tags_for",
+    "integration_test_connection",
 ]
 
 
@@ -152,3 +153,20 @@ def maintainer_add(*, actor, integration=None, resource=None, user=None, group=N
 def maintainer_remove(*, actor, maintainer: Maintainer) -> None:
     with _write(actor):
         maintainer.delete()
+
+
+def integration_test_connection(*, actor, integration: Integration) -> tuple[bool, str]:
+    """Test an integration's saved connection; the outcome is audited."""
+    from governance import audit
+
+    from ..catalogue import runtime_config, test_connection
+
+    ok, message = test_connection(integration.application, runtime_config(integration))
+    with audit_context(actor=actor):
+        audit.record(
+            "integration.test_connection",
+            obj=integration,
+            status="ok" if ok else "error",
+            details={"message": message},
+        )
+    return ok, message

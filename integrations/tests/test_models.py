@@ -347,3 +347,18 @@ DEMO_CONFIG_WITH_TOKEN = {
     "apiToken": "rot-token",
     "users": 5,
 }
+
+
+def test_test_connection_reports_the_connectors_reason(make_integration, admin_user):
+    from governance.models import AuditEvent
+
+    integration = make_integration()
+    assert services.integration_test_connection(actor=admin_user, integration=integration) == (
+        True,
+        "Connection succeeded.",
+    )
+    integration.connection_secrets = {"apiToken": "wrong"}
+    ok, message = services.integration_test_connection(actor=admin_user, integration=integration)
+    assert not ok and "token" in message.lower()
+    event = AuditEvent.objects.filter(action="integration.test_connection").latest("id")
+    assert event.status == "error" and event.details["message"] == message

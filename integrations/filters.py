@@ -1,0 +1,135 @@
+"""One FilterSet per model: the list screens, the API, bulk "select all matching" and CSV export use these."""
+
+import django_filters as filters
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+
+from .models import Account, Agent, ApprovalWorkflow, Integration, Permission, Resource, Role, Tag
+
+
+class SearchMixin(filters.FilterSet):
+    """``q``: a case-insensitive search over the model's ``search_fields``."""
+
+    q = filters.CharFilter(method="search", label="Search")
+    search_fields: tuple[str, ...] = ()
+
+    def search(self, queryset, name, value):
+        value = value.strip()
+        if not value:
+            return queryset
+        condition = Q()
+        for field in self.search_fields:
+            condition |= Q(**{f"{field}__icontains": value})
+        return queryset.filter(condition)
+
+
+class RemovedMixin(filters.FilterSet):
+    """``removed``: true for objects a sync no longer found in the application, false for present ones."""
+
+    removed = filters.BooleanFilter(
+        field_name="removed_at", lookup_expr="isnull", exclude=True, label="Removed"
+    )
+
+
+class TagsMixin(filters.FilterSet):
+    """``tags``: objects carrying every named tag."""
+
+    tags = filters.ModelMultipleChoiceFilter(
+        field_name="tags__name",
+        to_field_name="name",
+        queryset=Tag.objects.all(),
+        conjoined=True,
+        label="Tags",
+    )
+
+
+def _users():
+    return get_user_model().objects.all()
+
+
+class IntegrationFilter(SearchMixin):
+    search_fields = ("name", "application")
+    application = filters.CharFilter()
+    owner = filters.ModelChoiceFilter(queryset=_users)
+    default_workflow = filters.ModelChoiceFilter(queryset=ApprovalWorkflow.objects.all())
+    agent = filters.ModelChoiceFilter(queryset=Agent.objects.all())
+    cloud = filters.BooleanFilter(field_name="agent", lookup_expr="isnull", label="In the cloud")
+
+    class Meta:
+        model = Integration
+        fields = [
+            "q",
+            "application",
+            "owner",
+            "default_workflow",
+            "last_sync_status",
+            "read_only",
+            "requestable",
+        ]
+
+
+class ResourceFilter(SearchMixin, RemovedMixin, TagsMixin):
+    search_fields = ("name", "description", "external_id")
+    integration = filters.ModelMultipleChoiceFilter(queryset=Integration.objects.all())
+    owner = filters.ModelChoiceFilter(queryset=_users)
+    has_owner = filters.BooleanFilter(
+        field_name="owner", lookup_expr="isnull", exclude=True, label="Has an owner"
+    )
+    workflow = filters.ModelChoiceFilter(queryset=ApprovalWorkflow.objects.all())
+
+    class Meta:
+        model = Resource
+        fields = [
+            "q",
+            "integration",
+            "kind",
+            "owner",
+            "requestable",
+            "workflow",
+            "override_allowed_durations",
+        ]
+
+
+class RoleFilter(SearchMixin, RemovedMixin, TagsMixin):
+    search_fields = ("name", "external_id", "resource__name")
+    integration = filters.ModelMultipleChoiceFilter(queryset=Integration.objects.all())
+    resource = filters.ModelChoiceFilter(queryset=Resource.objects.all())
+    workflow = filters.ModelChoiceFilter(queryset=ApprovalWorkflow.objects.all())
+
+    class Meta:
+        model = Role
+        fields = [
+            "q",
+            "integration",
+            "resource",
+            "name",
+            "requestable",
+            "workflow",
+            "override_allowed_durations",
+        ]
+
+
+class AccountFilter(SearchMixin, RemovedMixin):
+    search_fields = ("identity", "external_id", "email")
+    integration = filters.ModelMultipleChoiceFilter(queryset=Integration.objects.all())
+    user = filters.ModelChoiceFilter(queryset=_users)
+    linked = filters.BooleanFilter(
+        field_name="user", lookup_expr="isnull", exclude=True, label="Linked to a user"
+    )
+
+    class Meta:
+        model = Account
+        fields = ["q", "integration", "user", "enabled"]
+
+
+class PermissionFilter(filters.FilterSet):
+    integration = filters.ModelMultipleChoiceFilter(queryset=Integration.objects.all())
+    account = filters.ModelChoiceFilter(queryset=Account.objects.all())
+    role = filters.ModelChoiceFilter(queryset=Role.objects.all())
+    resource = filters.ModelChoiceFilter(field_name="role__resource", queryset=Resource.objects.all())
+    active = filters.BooleanFilter(field_name="ended_at", lookup_expr="isnull", label="Active")
+    expires_before = filters.IsoDateTimeFilter(field_name="expires_at", lookup_expr="lt")
+
+    class Meta:
+        model = Permission
+        fields = ["integration", "account", "role", "resource", "source", "active", "expires_before"]
