@@ -1,15 +1,12 @@
 """Celery tasks: thin wrappers that take ids and call one service."""
 
+from __future__ import annotations
+
 from celery import shared_task
+from django.db.models import F, Q
+from django.utils import timezone
 
 from .models import Integration
-from .services.sync import sync_integration
-
-
-@shared_task(name="integrations.sync_integration")
-def sync_integration_task(integration_id: int, full: bool | None = None) -> dict:
-    integration = Integration.objects.get(pk=integration_id)
-    return sync_integration(actor=None, integration=integration, full=full).counts
 
 
 def queue_for(integration: Integration) -> str:
@@ -17,5 +14,51 @@ def queue_for(integration: Integration) -> str:
     return integration.agent.queue if integration.agent_id else "default"
 
 
+@shared_task(name="integrations.run_sync_job")
+def run_sync_job(job_id: str) -> str:
+    from .services.sync import sync_run
+
+    return sync_run(job_id=job_id).status
+
+
+@shared_task(name="integrations.sync_integration")
+def sync_integration_task(integration_id: int, full: bool | None = None) -> dict:
+    """Sync an integration directly, without a job (scripts, the demo loader)."""
+    from .services.sync import sync_integration
+
+    integration = Integration.objects.get(pk=integration_id)
+    return sync_integration(actor=None, integration=integration, full=full).counts
+
+
 def sync_now(integration: Integration, *, full: bool | None = None):
     return sync_integration_task.apply_async(args=[integration.pk, full], queue=queue_for(integration))
+
+
+def due_integrations(now=None) -> list[tuple[Integration, bool | None]]:
+    """Integrations whose discovery (``full=None``) or full permission sync (``full=True``) is due."""
+    now = now or timezone.now()
+    permissions_due = Q(permissions_last_synced_at__isnull=True) | Q(
+        permissions_last_synced_at__lte=now - F("permissions_sync_interval")
+    )
+    discovery_due = Q(resources_last_synced_at__isnull=True) | Q(
+        resources_last_synced_at__lte=now - F("resources_sync_interval")
+    )
+    due = []
+    for integration in Integration.objects.filter(permissions_due | discovery_due).select_related("agent"):
+        full_due = integration.permissions_last_synced_at is None or (
+            integration.permissions_last_synced_at <= now - integration.permissions_sync_interval
+        )
+        due.append((integration, True if full_due else None))
+    return due
+
+
+@shared_task(name="integrations.tick")
+def tick() -> int:
+    """Celery beat, once a minute: queue every sync that is due (one at a time per integration)."""
+    from .services.sync import sync_start
+
+    queued = 0
+    for integration, full in due_integrations():
+        job = sync_start(actor=None, integration=integration, full=full)
+        queued += job.status == "queued"
+    return queued

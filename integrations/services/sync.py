@@ -1,42 +1,68 @@
 """Sync: read an integration's application through its connector into the inventory.
 
-The connector streams objects; they are written in batches with set-based upserts keyed
-on (integration, external id), never one query per object, so memory stays flat. The
-whole run is one transaction: a run that fails leaves the inventory and the saved delta
-state exactly as they were. A full run marks what it did not see as removed only at the
-end; a delta (stateful) run applies ``deleted: true`` and saves the connector's new state
-with its last batch.
+The connector streams objects; they are written in batches with set-based statements keyed
+on (integration, external id), never one query per object, so memory stays flat however
+large the source. The whole run is one transaction: a run that fails or is cancelled leaves
+the inventory and the saved delta state exactly as they were, and running it again is safe.
+
+- A **full** run marks what it did not see as removed (and ends the permissions that
+  vanished) only once the whole read succeeded.
+- A **delta** (stateful) run hands the connector the last committed state, applies
+  ``deleted: true``, and saves the new state in the same transaction as its last batch.
+
+Two writers share one shape: on PostgreSQL each batch is COPied into a temporary table and
+merged with ``INSERT … ON CONFLICT DO UPDATE … WHERE … IS DISTINCT FROM …`` (unchanged rows
+are not rewritten; what a full run saw is kept in temporary tables and removals are an
+anti-join); on the embedded SQLite default the ORM's bulk upserts do the same job.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Q
 from django.db.models.functions import Lower
+from django.urls import reverse
 from django.utils import timezone
 
-from connectors.sdk import ConnectorError
-from governance import audit
+from connectors.sdk import Cancelled, ConnectorError
+from governance import audit, notifications
+from governance.jobs import JobRun, job_start
+from governance.models import Job
 
 from ..catalogue import runtime_config
-from ..models import Account, Integration, Permission, Resource, Role, RoleImplication
+from ..models import Account, Integration, Maintainer, Permission, Resource, Role, RoleImplication
 
-BATCH_SIZE = 2000
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 5000
 ENTITLEMENT_LIST = "std:entitlement:list"
 ACCOUNT_LIST = "std:account:list"
+EXTERNAL_EVENTS_LIMIT = 10_000  # per run: beyond this, external changes are summarised, not itemised
 
 
 class SyncError(Exception):
     """A sync failed; the message names the integration and what went wrong."""
 
 
+class SyncCancelled(SyncError):
+    """A sync was cancelled; nothing it read was written."""
+
+
 @dataclass
 class SyncResult:
     full: bool
     counts: dict[str, int] = field(default_factory=dict)
+    new_resource_ids: list[int] = field(default_factory=list)
+    new_role_ids: list[int] = field(default_factory=list)
+    external_grants: list[tuple[int, int]] = field(default_factory=list)  # (account id, role id)
+    external_revokes: list[tuple[int, int]] = field(default_factory=list)
 
     def add(self, key: str, n: int) -> None:
         if n:
@@ -52,27 +78,58 @@ def _key_id(obj: dict) -> str:
     return str(obj["identity"])
 
 
+def _first(value):
+    if isinstance(value, list):
+        return value[0] if value else None
+    return value
+
+
+class DuplicateObject(ConnectorError):
+    pass
+
+
+# -------------------------------------------------------------------------------------------------
+# Rows: what the connector's objects become
+
+
+@dataclass
+class _EntitlementRows:
+    resources: dict[str, dict]  # resource external id -> fields
+    roles: list[dict]  # one per entitlement
+    deleted: list[str]  # entitlement identities
+
+
+@dataclass
+class _AccountRows:
+    accounts: list[dict]
+    held: dict[str, list[str]]  # account external id -> entitlement identities
+    deleted: list[str]
+
+
 class _Ingest:
+    """Maps connector objects to rows and writes them with the ORM (every database)."""
+
     def __init__(
-        self, integration: Integration, result: SyncResult, now, progress: Callable[[dict], None] | None
+        self, integration: Integration, result: SyncResult, now, progress: Callable[[dict, str], None]
     ):
         self.integration = integration
         self.spec = integration.connector.spec
         self.result = result
         self.now = now
-        self.progress = progress or (lambda counts: None)
-        self.role_ids: dict[str, int] = {}  # entitlement identity -> role id, grows as roles are written
+        self.progress = progress
         self.implications: list[tuple[str, list[str]]] = []
+        self.recommended: dict[str, tuple[str | None, list[str]]] = {}  # resource id -> (owner, maintainers)
+        self.first_sync = integration.last_synced_at is None
         self.buffer: list[dict] = []
+        self.phase = ""
 
     # -- buffering ------------------------------------------------------------------------------
     def collector(self, flush: Callable[[list[dict]], None]) -> Callable[[str, object], None]:
         def emit(kind: str, data) -> None:
-            if kind != "output":
-                return
-            self.buffer.append(data)
-            if len(self.buffer) >= BATCH_SIZE:
-                self.drain(flush)
+            if kind == "output":
+                self.buffer.append(data)
+                if len(self.buffer) >= BATCH_SIZE:
+                    self.drain(flush)
 
         return emit
 
@@ -81,157 +138,237 @@ class _Ingest:
             batch, self.buffer = self.buffer, []
             flush(batch)
             self.result.add("read", len(batch))
-            self.progress(self.result.counts)
+            self.progress(self.result.counts, self.phase)
 
-    # -- entitlements ---------------------------------------------------------------------------
-    def entitlements(self, batch: list[dict]) -> None:
-        integration, now = self.integration, self.now
-        resources: dict[str, Resource] = {}
-        roles: list[tuple[dict, object]] = []
-        deleted: list[str] = []
+    # -- mapping --------------------------------------------------------------------------------
+    def map_entitlements(self, batch: list[dict]) -> _EntitlementRows:
+        resources: dict[str, dict] = {}
+        roles, deleted = [], []
         for obj in batch:
             identity = str(obj["identity"])
             if obj.get("deleted"):
                 deleted.append(identity)
                 continue
             m = self.spec.map_entitlement(obj)
+            attributes = obj.get("attributes") or {}
             resources.setdefault(
                 m.resource_id,
-                Resource(
-                    integration=integration,
-                    external_id=m.resource_id,
-                    name=m.resource_name,
-                    kind=m.resource_kind,
-                    requestable=integration.requestable_by_default,
-                    attributes=obj.get("attributes") or {} if m.resource_id == identity else {},
-                    first_seen_at=now,
-                    last_seen_at=now,
-                ),
+                {"external_id": m.resource_id, "name": m.resource_name[:512], "kind": m.resource_kind[:64]},
             )
-            roles.append((obj, m))
+            owner, maintainers = _first(attributes.get("owner")), attributes.get("maintainers") or []
+            if owner or maintainers:
+                self.recommended.setdefault(
+                    m.resource_id, (str(owner) if owner else None, [str(x) for x in maintainers if x])
+                )
+            roles.append(
+                {
+                    "external_id": identity,
+                    "resource": m.resource_id,
+                    "name": m.role_name[:512],
+                    "attributes": attributes,
+                }
+            )
             if m.implies:
                 self.implications.append((identity, m.implies))
-        if resources:
-            before = Resource.objects.filter(integration=integration, external_id__in=list(resources)).count()
-            Resource.objects.bulk_create(
-                list(resources.values()),
-                update_conflicts=True,
-                unique_fields=["integration", "external_id"],
-                update_fields=["name", "kind", "last_seen_at", "removed_at"],
-                batch_size=BATCH_SIZE,
-            )
-            self.result.add("resources_created", len(resources) - before)
-        resource_ids = dict(
-            Resource.objects.filter(integration=integration, external_id__in=list(resources)).values_list(
-                "external_id", "id"
-            )
-        )
-        if roles:
-            role_rows = [
-                Role(
-                    integration=integration,
-                    resource_id=resource_ids[m.resource_id],
-                    external_id=str(obj["identity"]),
-                    name=m.role_name,
-                    attributes=obj.get("attributes") or {},
-                    first_seen_at=now,
-                    last_seen_at=now,
-                )
-                for obj, m in roles
-            ]
-            identities = [r.external_id for r in role_rows]
-            before = Role.objects.filter(integration=integration, external_id__in=identities).count()
-            Role.objects.bulk_create(
-                role_rows,
-                update_conflicts=True,
-                unique_fields=["integration", "external_id"],
-                update_fields=["resource", "name", "attributes", "last_seen_at", "removed_at"],
-                batch_size=BATCH_SIZE,
-            )
-            self.result.add("roles_created", len(set(identities)) - before)
-            self.role_ids.update(
-                Role.objects.filter(integration=integration, external_id__in=identities).values_list(
-                    "external_id", "id"
-                )
-            )
-        if deleted:
-            n = Role.objects.filter(integration=integration, external_id__in=deleted, removed_at=None).update(
-                removed_at=now
-            )
-            self.result.add("roles_removed", n)
-            Permission.objects.filter(
-                integration=integration, role__external_id__in=deleted, ended_at=None
-            ).update(ended_at=now)
+        return _EntitlementRows(resources, roles, deleted)
 
-    def link_implications(self) -> None:
-        if not self.implications:
-            return
-        missing = {i for _, implied in self.implications for i in implied} - self.role_ids.keys()
-        if missing:
-            self.role_ids.update(
-                Role.objects.filter(integration=self.integration, external_id__in=missing).values_list(
-                    "external_id", "id"
-                )
-            )
-        seen_roles = [
-            self.role_ids[identity] for identity, _ in self.implications if identity in self.role_ids
-        ]
-        RoleImplication.objects.filter(role_id__in=seen_roles).delete()
-        RoleImplication.objects.bulk_create(
-            [
-                RoleImplication(role_id=self.role_ids[identity], implied_role_id=self.role_ids[i])
-                for identity, implied in self.implications
-                for i in implied
-                if identity in self.role_ids
-                and i in self.role_ids
-                and self.role_ids[i] != self.role_ids[identity]
-            ],
-            ignore_conflicts=True,
-            batch_size=BATCH_SIZE,
-        )
-
-    # -- accounts and their permissions ---------------------------------------------------------
-    def accounts(self, batch: list[dict]) -> None:
-        integration, now = self.integration, self.now
-        rows: dict[str, Account] = {}
-        held: dict[str, set[int]] = {}
-        deleted: list[str] = []
-        emails = set()
+    def map_accounts(self, batch: list[dict]) -> _AccountRows:
+        accounts, held, deleted = [], {}, []
         for obj in batch:
             external_id = _key_id(obj)
             if obj.get("deleted"):
                 deleted.append(external_id)
                 continue
             attrs = obj.get("attributes") or {}
-            email = attrs.get("email") or attrs.get("mail") or ""
-            if isinstance(email, list):
-                email = email[0] if email else ""
-            emails.add(str(email).lower())
-            rows[external_id] = Account(
-                integration=integration,
-                external_id=external_id,
-                identity=str(obj["identity"]),
-                email=str(email)[:254],
-                attributes=attrs,
-                enabled=not obj.get("disabled", False),
-                first_seen_at=now,
-                last_seen_at=now,
+            email = _first(attrs.get("email") or attrs.get("mail")) or ""
+            accounts.append(
+                {
+                    "external_id": external_id,
+                    "identity": str(obj["identity"])[:512],
+                    "email": str(email)[:254],
+                    "attributes": attrs,
+                    "enabled": not obj.get("disabled", False) and attrs.get("enabled", True) is not False,
+                }
             )
-            held[external_id] = {
-                self.role_ids[i] for i in self.spec.account_entitlements(obj) if i in self.role_ids
-            }
-        if rows:
-            users = dict(
-                get_user_model()
-                .objects.annotate(e=Lower("email"))
-                .filter(e__in=emails - {""})
-                .values_list("e", "id")
+            held[external_id] = self.spec.account_entitlements(obj)
+        return _AccountRows(accounts, held, deleted)
+
+    def _users_by_email(self, emails) -> dict[str, int]:
+        emails = {e.lower() for e in emails if e}
+        if not emails:
+            return {}
+        return dict(
+            get_user_model().objects.annotate(e=Lower("email")).filter(e__in=emails).values_list("e", "id")
+        )
+
+    # -- writing (ORM) --------------------------------------------------------------------------
+    def begin(self) -> None:
+        pass
+
+    def entitlements(self, batch: list[dict]) -> None:
+        rows = self.map_entitlements(batch)
+        integration, now = self.integration, self.now
+        if rows.resources:
+            keys = list(rows.resources)
+            existing = set(
+                Resource.objects.filter(integration=integration, external_id__in=keys).values_list(
+                    "external_id", flat=True
+                )
             )
-            for account in rows.values():
-                account.user_id = users.get(account.email.lower())
-            before = Account.objects.filter(integration=integration, external_id__in=list(rows)).count()
+            Resource.objects.bulk_create(
+                [
+                    Resource(
+                        integration=integration,
+                        requestable=integration.requestable_by_default,
+                        first_seen_at=now,
+                        last_seen_at=now,
+                        **r,
+                    )
+                    for r in rows.resources.values()
+                ],
+                update_conflicts=True,
+                unique_fields=["integration", "external_id"],
+                update_fields=["name", "kind", "last_seen_at", "removed_at"],
+            )
+            new = [k for k in keys if k not in existing]
+            self.result.add("resources_created", len(new))
+            if new:
+                self.result.new_resource_ids += list(
+                    Resource.objects.filter(integration=integration, external_id__in=new).values_list(
+                        "id", flat=True
+                    )
+                )
+        if rows.roles:
+            resource_ids = dict(
+                Resource.objects.filter(
+                    integration=integration, external_id__in=list(rows.resources)
+                ).values_list("external_id", "id")
+            )
+            keys = [r["external_id"] for r in rows.roles]
+            self._check_duplicates(keys, Role, "entitlement")
+            existing = set(
+                Role.objects.filter(integration=integration, external_id__in=keys).values_list(
+                    "external_id", flat=True
+                )
+            )
+            Role.objects.bulk_create(
+                [
+                    Role(
+                        integration=integration,
+                        resource_id=resource_ids[r["resource"]],
+                        external_id=r["external_id"],
+                        name=r["name"],
+                        attributes=r["attributes"],
+                        first_seen_at=now,
+                        last_seen_at=now,
+                    )
+                    for r in rows.roles
+                ],
+                update_conflicts=True,
+                unique_fields=["integration", "external_id"],
+                update_fields=["resource", "name", "attributes", "last_seen_at", "removed_at"],
+            )
+            new = [k for k in keys if k not in existing]
+            self.result.add("roles_created", len(new))
+            if new:
+                self.result.new_role_ids += list(
+                    Role.objects.filter(integration=integration, external_id__in=new).values_list(
+                        "id", flat=True
+                    )
+                )
+        if rows.deleted:
+            self.remove_roles(rows.deleted)
+
+    def _check_duplicates(self, keys: list[str], model, what: str) -> None:
+        """A key twice in one run (in this batch, or seen by an earlier batch of this run) is an error."""
+        seen: set[str] = set()
+        for k in keys:
+            if k in seen:
+                raise DuplicateObject(f"the connector sent the {what} {k!r} twice in one run")
+            seen.add(k)
+        again = (
+            model.objects.filter(integration=self.integration, external_id__in=keys, last_seen_at=self.now)
+            .values_list("external_id", flat=True)
+            .first()
+        )
+        if again is not None:
+            raise DuplicateObject(f"the connector sent the {what} {again!r} twice in one run")
+
+    def remove_roles(self, identities: list[str]) -> None:
+        n = Role.objects.filter(
+            integration=self.integration, external_id__in=identities, removed_at=None
+        ).update(removed_at=self.now)
+        self.result.add("roles_removed", n)
+        self._end(
+            Permission.objects.filter(
+                integration=self.integration, role__external_id__in=identities, ended_at=None
+            )
+        )
+
+    def _end(self, permissions) -> None:
+        """End these active permissions, recording them as external revokes."""
+        pairs = list(permissions.values_list("account_id", "role_id"))
+        if pairs:
+            permissions.update(ended_at=self.now)
+            self.result.add("permissions_ended", len(pairs))
+            self._external(revoked=pairs)
+
+    def _external(self, granted=(), revoked=()) -> None:
+        if self.first_sync:
+            return
+        room = EXTERNAL_EVENTS_LIMIT - len(self.result.external_grants) - len(self.result.external_revokes)
+        self.result.external_grants += list(granted)[: max(room, 0)]
+        room -= len(granted)
+        self.result.external_revokes += list(revoked)[: max(room, 0)]
+        self.result.add("external_grants", len(granted))
+        self.result.add("external_revokes", len(revoked))
+
+    def link_implications(self) -> None:
+        if not self.implications:
+            return
+        identities = {i for identity, implied in self.implications for i in [identity, *implied]}
+        ids = dict(
+            Role.objects.filter(integration=self.integration, external_id__in=identities).values_list(
+                "external_id", "id"
+            )
+        )
+        RoleImplication.objects.filter(
+            role_id__in=[ids[i] for i, _ in self.implications if i in ids]
+        ).delete()
+        RoleImplication.objects.bulk_create(
+            [
+                RoleImplication(role_id=ids[identity], implied_role_id=ids[i])
+                for identity, implied in self.implications
+                for i in implied
+                if identity in ids and i in ids and ids[i] != ids[identity]
+            ],
+            ignore_conflicts=True,
+            batch_size=BATCH_SIZE,
+        )
+
+    def accounts(self, batch: list[dict]) -> None:
+        rows = self.map_accounts(batch)
+        integration, now = self.integration, self.now
+        if rows.accounts:
+            keys = [a["external_id"] for a in rows.accounts]
+            self._check_duplicates(keys, Account, "account")
+            users = self._users_by_email(a["email"] for a in rows.accounts)
+            existing = set(
+                Account.objects.filter(integration=integration, external_id__in=keys).values_list(
+                    "external_id", flat=True
+                )
+            )
             Account.objects.bulk_create(
-                list(rows.values()),
+                [
+                    Account(
+                        integration=integration,
+                        user_id=users.get(a["email"].lower()),
+                        first_seen_at=now,
+                        last_seen_at=now,
+                        **a,
+                    )
+                    for a in rows.accounts
+                ],
                 update_conflicts=True,
                 unique_fields=["integration", "external_id"],
                 update_fields=[
@@ -243,40 +380,44 @@ class _Ingest:
                     "removed_at",
                     "user",
                 ],
-                batch_size=BATCH_SIZE,
             )
-            self.result.add("accounts_created", len(rows) - before)
+            self.result.add("accounts_created", len(set(keys) - existing))
             account_ids = dict(
-                Account.objects.filter(integration=integration, external_id__in=list(rows)).values_list(
+                Account.objects.filter(integration=integration, external_id__in=keys).values_list(
                     "external_id", "id"
                 )
             )
-            self.permissions({account_ids[k]: v for k, v in held.items()})
-        if deleted:
+            wanted_identities = {i for ids in rows.held.values() for i in ids}
+            role_ids = dict(
+                Role.objects.filter(integration=integration, external_id__in=wanted_identities).values_list(
+                    "external_id", "id"
+                )
+            )
+            self.permissions(
+                {account_ids[k]: {role_ids[i] for i in ids if i in role_ids} for k, ids in rows.held.items()}
+            )
+        if rows.deleted:
             removed = Account.objects.filter(
-                integration=integration, external_id__in=deleted, removed_at=None
+                integration=integration, external_id__in=rows.deleted, removed_at=None
             )
             self.result.add("accounts_removed", removed.update(removed_at=now))
-            self.result.add(
-                "permissions_ended",
+            self._end(
                 Permission.objects.filter(
-                    integration=integration, account__external_id__in=deleted, ended_at=None
-                ).update(ended_at=now),
+                    integration=integration, account__external_id__in=rows.deleted, ended_at=None
+                )
             )
 
     def permissions(self, desired: dict[int, set[int]]) -> None:
-        """Make the active permissions of these accounts exactly ``desired`` (one batch, set-based)."""
-        now = self.now
-        existing: dict[tuple[int, int], int] = {
+        """Make the active permissions of these accounts exactly ``desired``."""
+        existing = {
             (a, r): pk
             for pk, a, r in Permission.objects.filter(
                 account_id__in=list(desired), ended_at=None
             ).values_list("id", "account_id", "role_id")
         }
         wanted = {(a, r) for a, roles in desired.items() for r in roles}
-        new = wanted - existing.keys()
+        new = sorted(wanted - existing.keys())
         gone = [pk for key, pk in existing.items() if key not in wanted]
-        kept = [pk for key, pk in existing.items() if key in wanted]
         Permission.objects.bulk_create(
             [
                 Permission(
@@ -284,19 +425,17 @@ class _Ingest:
                     account_id=a,
                     role_id=r,
                     source=Permission.Source.EXTERNAL,
-                    granted_at=now,
-                    last_seen_at=now,
+                    granted_at=self.now,
+                    last_seen_at=self.now,
                 )
                 for a, r in new
             ],
             batch_size=BATCH_SIZE,
         )
-        for i in range(0, len(kept), BATCH_SIZE):
-            Permission.objects.filter(id__in=kept[i : i + BATCH_SIZE]).update(last_seen_at=now)
-        for i in range(0, len(gone), BATCH_SIZE):
-            Permission.objects.filter(id__in=gone[i : i + BATCH_SIZE]).update(ended_at=now)
         self.result.add("permissions_created", len(new))
-        self.result.add("permissions_ended", len(gone))
+        self._external(granted=new)
+        if gone:
+            self._end(Permission.objects.filter(id__in=gone))
 
     def mark_unseen_removed(self) -> None:
         integration, now = self.integration, self.now
@@ -305,14 +444,310 @@ class _Ingest:
             (Role, "roles_removed"),
             (Account, "accounts_removed"),
         ):
-            n = model.objects.filter(integration=integration, removed_at=None, last_seen_at__lt=now).update(
-                removed_at=now
+            self.result.add(
+                key,
+                model.objects.filter(integration=integration, removed_at=None, last_seen_at__lt=now).update(
+                    removed_at=now
+                ),
             )
-            self.result.add(key, n)
-        n = Permission.objects.filter(integration=integration, ended_at=None, last_seen_at__lt=now).update(
-            ended_at=now
+        self._end(
+            Permission.objects.filter(integration=integration, ended_at=None).filter(
+                Q(account__removed_at__isnull=False) | Q(role__removed_at__isnull=False)
+            )
         )
-        self.result.add("permissions_ended", n)
+
+    # -- after ingest ---------------------------------------------------------------------------
+    def apply_recommendations(self) -> None:
+        integration = self.integration
+        if not self.recommended or not (
+            integration.auto_assign_recommended_owners or integration.auto_assign_recommended_maintainers
+        ):
+            return
+        names = {n.lower() for owner, maint in self.recommended.values() for n in [owner, *maint] if n}
+        User = get_user_model()
+        users = {}
+        for uid, username, email in User.objects.filter(
+            Q(username__in=names) | Q(email__in=names) | Q(username__iregex=r"^$")
+        ).values_list("id", "username", "email"):
+            users[username.lower()] = uid
+            if email:
+                users[email.lower()] = uid
+        if integration.auto_assign_recommended_owners:
+            by_owner: dict[int, list[str]] = {}
+            for resource_id, (owner, _) in self.recommended.items():
+                if owner and owner.lower() in users:
+                    by_owner.setdefault(users[owner.lower()], []).append(resource_id)
+            for user_id, resource_ids in by_owner.items():
+                n = Resource.objects.filter(
+                    integration=integration, external_id__in=resource_ids, owner=None
+                ).update(owner_id=user_id)
+                self.result.add("owners_assigned", n)
+        if integration.auto_assign_recommended_maintainers:
+            ids = dict(
+                Resource.objects.filter(
+                    integration=integration, external_id__in=list(self.recommended)
+                ).values_list("external_id", "id")
+            )
+            rows = [
+                Maintainer(resource_id=ids[rid], user_id=users[m.lower()])
+                for rid, (_, maint) in self.recommended.items()
+                for m in maint
+                if rid in ids and m.lower() in users
+            ]
+            created = Maintainer.objects.bulk_create(rows, ignore_conflicts=True)
+            self.result.add("maintainers_assigned", len(created))
+
+
+class _PgIngest(_Ingest):
+    """PostgreSQL: COPY each batch into a temporary table and merge it with one statement per table."""
+
+    TEMP_TABLES = (
+        "sync_seen_resources",
+        "sync_seen_roles",
+        "sync_seen_accounts",
+        "sync_b_resources",
+        "sync_b_roles",
+        "sync_b_accounts",
+        "sync_b_held",
+    )
+
+    def begin(self) -> None:
+        with connection.cursor() as c:
+            # Dropped at commit; also dropped here in case an enclosing transaction kept them.
+            c.execute(f"DROP TABLE IF EXISTS {', '.join(self.TEMP_TABLES)}")
+            c.execute(
+                """
+                CREATE TEMP TABLE sync_seen_resources (external_id text PRIMARY KEY) ON COMMIT DROP;
+                CREATE TEMP TABLE sync_seen_roles (external_id text PRIMARY KEY) ON COMMIT DROP;
+                CREATE TEMP TABLE sync_seen_accounts (external_id text PRIMARY KEY) ON COMMIT DROP;
+                CREATE TEMP TABLE sync_b_resources (external_id text, name text, kind text) ON COMMIT DROP;
+                CREATE TEMP TABLE sync_b_roles (external_id text, resource text, name text, attributes jsonb)
+                    ON COMMIT DROP;
+                CREATE TEMP TABLE sync_b_accounts (external_id text, identity text, email text, attributes jsonb,
+                    enabled boolean, user_id bigint) ON COMMIT DROP;
+                CREATE TEMP TABLE sync_b_held (account text, role text) ON COMMIT DROP;
+                """
+            )
+
+    @staticmethod
+    def _copy(cursor, table: str, columns: tuple[str, ...], rows) -> None:
+        cursor.execute(f"TRUNCATE {table}")
+        with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def _seen(self, cursor, kind: str, batch_table: str, what: str) -> None:
+        """Record this batch's keys as seen; a key sent twice in this run is an error naming it."""
+        cursor.execute(
+            f"SELECT b.external_id FROM {batch_table} b JOIN sync_seen_{kind} s ON s.external_id = b.external_id LIMIT 1"
+        )
+        row = cursor.fetchone()
+        if row is None:
+            cursor.execute(
+                f"SELECT external_id FROM {batch_table} GROUP BY external_id HAVING count(*) > 1 LIMIT 1"
+            )
+            row = cursor.fetchone()
+        if row is not None:
+            raise DuplicateObject(f"the connector sent the {what} {row[0]!r} twice in one run")
+        cursor.execute(f"INSERT INTO sync_seen_{kind} SELECT external_id FROM {batch_table}")
+
+    def entitlements(self, batch: list[dict]) -> None:
+        rows = self.map_entitlements(batch)
+        iid, now = self.integration.pk, self.now
+        with connection.cursor() as c:
+            if rows.resources:
+                self._copy(
+                    c,
+                    "sync_b_resources",
+                    ("external_id", "name", "kind"),
+                    ((r["external_id"], r["name"], r["kind"]) for r in rows.resources.values()),
+                )
+                c.execute(
+                    "INSERT INTO sync_seen_resources SELECT external_id FROM sync_b_resources ON CONFLICT DO NOTHING"
+                )
+                c.execute(
+                    """
+                    INSERT INTO integrations_resource AS t (integration_id, external_id, name, kind, description,
+                        requestable, override_allowed_durations, allowed_durations, attributes,
+                        first_seen_at, last_seen_at, removed_at, created_at, updated_at)
+                    SELECT %s, b.external_id, b.name, b.kind, '', %s, false, %s::jsonb, '{}'::jsonb, %s, %s, NULL, %s, %s
+                    FROM sync_b_resources b
+                    ON CONFLICT (integration_id, external_id) DO UPDATE
+                    SET name = EXCLUDED.name, kind = EXCLUDED.kind, removed_at = NULL,
+                        last_seen_at = EXCLUDED.last_seen_at, updated_at = EXCLUDED.updated_at
+                    WHERE (t.name, t.kind, t.removed_at IS NULL) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.kind, true)
+                    RETURNING id, (xmax = 0)
+                    """,
+                    [
+                        iid,
+                        self.integration.requestable_by_default,
+                        json.dumps(_all_durations()),
+                        now,
+                        now,
+                        now,
+                        now,
+                    ],
+                )
+                new = [pk for pk, inserted in c.fetchall() if inserted]
+                self.result.add("resources_created", len(new))
+                self.result.new_resource_ids += new
+            if rows.roles:
+                self._copy(
+                    c,
+                    "sync_b_roles",
+                    ("external_id", "resource", "name", "attributes"),
+                    (
+                        (r["external_id"], r["resource"], r["name"], json.dumps(r["attributes"]))
+                        for r in rows.roles
+                    ),
+                )
+                self._seen(c, "roles", "sync_b_roles", "entitlement")
+                c.execute(
+                    """
+                    INSERT INTO integrations_role AS t (integration_id, resource_id, external_id, name, description,
+                        requestable, override_allowed_durations, allowed_durations, attributes,
+                        first_seen_at, last_seen_at, removed_at, created_at, updated_at)
+                    SELECT %s, r.id, b.external_id, b.name, '', true, false, %s::jsonb, b.attributes, %s, %s, NULL, %s, %s
+                    FROM sync_b_roles b
+                    JOIN integrations_resource r ON r.integration_id = %s AND r.external_id = b.resource
+                    ON CONFLICT (integration_id, external_id) DO UPDATE
+                    SET resource_id = EXCLUDED.resource_id, name = EXCLUDED.name, attributes = EXCLUDED.attributes,
+                        removed_at = NULL, last_seen_at = EXCLUDED.last_seen_at, updated_at = EXCLUDED.updated_at
+                    WHERE (t.resource_id, t.name, t.attributes, t.removed_at IS NULL)
+                        IS DISTINCT FROM (EXCLUDED.resource_id, EXCLUDED.name, EXCLUDED.attributes, true)
+                    RETURNING id, (xmax = 0)
+                    """,
+                    [iid, json.dumps(_all_durations()), now, now, now, now, iid],
+                )
+                new = [pk for pk, inserted in c.fetchall() if inserted]
+                self.result.add("roles_created", len(new))
+                self.result.new_role_ids += new
+        if rows.deleted:
+            self.remove_roles(rows.deleted)
+
+    def accounts(self, batch: list[dict]) -> None:
+        rows = self.map_accounts(batch)
+        iid, now = self.integration.pk, self.now
+        with connection.cursor() as c:
+            if rows.accounts:
+                users = self._users_by_email(a["email"] for a in rows.accounts)
+                self._copy(
+                    c,
+                    "sync_b_accounts",
+                    ("external_id", "identity", "email", "attributes", "enabled", "user_id"),
+                    (
+                        (a["external_id"], a["identity"], a["email"], json.dumps(a["attributes"]), a["enabled"],
+                         users.get(a["email"].lower()))
+                        for a in rows.accounts
+                    ),
+                )  # fmt: skip
+                self._seen(c, "accounts", "sync_b_accounts", "account")
+                c.execute(
+                    """
+                    INSERT INTO integrations_account AS t (integration_id, external_id, identity, email, attributes,
+                        enabled, user_id, first_seen_at, last_seen_at, removed_at, created_at, updated_at)
+                    SELECT %s, b.external_id, b.identity, b.email, b.attributes, b.enabled, b.user_id,
+                        %s, %s, NULL, %s, %s
+                    FROM sync_b_accounts b
+                    ON CONFLICT (integration_id, external_id) DO UPDATE
+                    SET identity = EXCLUDED.identity, email = EXCLUDED.email, attributes = EXCLUDED.attributes,
+                        enabled = EXCLUDED.enabled, user_id = COALESCE(EXCLUDED.user_id, t.user_id), removed_at = NULL,
+                        last_seen_at = EXCLUDED.last_seen_at, updated_at = EXCLUDED.updated_at
+                    WHERE (t.identity, t.email, t.attributes, t.enabled, t.removed_at IS NULL,
+                           COALESCE(EXCLUDED.user_id, t.user_id))
+                        IS DISTINCT FROM (EXCLUDED.identity, EXCLUDED.email, EXCLUDED.attributes, EXCLUDED.enabled,
+                           true, t.user_id)
+                    RETURNING (xmax = 0)
+                    """,
+                    [iid, now, now, now, now],
+                )
+                self.result.add("accounts_created", sum(1 for (inserted,) in c.fetchall() if inserted))
+                self._copy(
+                    c,
+                    "sync_b_held",
+                    ("account", "role"),
+                    ((account, role) for account, roles in rows.held.items() for role in roles),
+                )
+                self._permissions(c)
+        if rows.deleted:
+            removed = Account.objects.filter(
+                integration_id=iid, external_id__in=rows.deleted, removed_at=None
+            )
+            self.result.add("accounts_removed", removed.update(removed_at=now))
+            self._end(
+                Permission.objects.filter(
+                    integration_id=iid, account__external_id__in=rows.deleted, ended_at=None
+                )
+            )
+
+    def _permissions(self, c) -> None:
+        """Make the active permissions of the batch's accounts exactly what they hold (two statements)."""
+        iid, now = self.integration.pk, self.now
+        wanted = """
+            SELECT a.id AS account_id, r.id AS role_id
+            FROM sync_b_held h
+            JOIN integrations_account a ON a.integration_id = %(iid)s AND a.external_id = h.account
+            JOIN integrations_role r ON r.integration_id = %(iid)s AND r.external_id = h.role
+        """
+        c.execute(
+            f"""
+            INSERT INTO integrations_permission (integration_id, account_id, role_id, source, granted_at,
+                expires_at, ended_at, last_seen_at)
+            SELECT DISTINCT %(iid)s, w.account_id, w.role_id, 'external', %(now)s, NULL::timestamptz,
+                NULL::timestamptz, %(now)s
+            FROM ({wanted}) w
+            WHERE NOT EXISTS (SELECT 1 FROM integrations_permission p
+                              WHERE p.account_id = w.account_id AND p.role_id = w.role_id AND p.ended_at IS NULL)
+            RETURNING account_id, role_id
+            """,
+            {"iid": iid, "now": now},
+        )
+        granted = c.fetchall()
+        self.result.add("permissions_created", len(granted))
+        self._external(granted=granted)
+        c.execute(
+            f"""
+            UPDATE integrations_permission p SET ended_at = %(now)s
+            FROM integrations_account a
+            JOIN sync_b_accounts b ON b.external_id = a.external_id
+            WHERE a.integration_id = %(iid)s AND p.account_id = a.id AND p.ended_at IS NULL
+              AND NOT EXISTS (SELECT 1 FROM ({wanted}) w WHERE w.account_id = p.account_id AND w.role_id = p.role_id)
+            RETURNING p.account_id, p.role_id
+            """,
+            {"iid": iid, "now": now},
+        )
+        revoked = c.fetchall()
+        self.result.add("permissions_ended", len(revoked))
+        self._external(revoked=revoked)
+
+    def mark_unseen_removed(self) -> None:
+        iid, now = self.integration.pk, self.now
+        with connection.cursor() as c:
+            for table, kind in (("resource", "resources"), ("role", "roles"), ("account", "accounts")):
+                c.execute(
+                    f"""
+                    UPDATE integrations_{table} t SET removed_at = %s
+                    WHERE t.integration_id = %s AND t.removed_at IS NULL
+                      AND NOT EXISTS (SELECT 1 FROM sync_seen_{kind} s WHERE s.external_id = t.external_id)
+                    """,
+                    [now, iid],
+                )
+                self.result.add(f"{kind}_removed", c.rowcount)
+        self._end(
+            Permission.objects.filter(integration_id=iid, ended_at=None).filter(
+                Q(account__removed_at__isnull=False) | Q(role__removed_at__isnull=False)
+            )
+        )
+
+
+def _all_durations() -> list[str]:
+    from ..durations import ALL_DURATIONS
+
+    return list(ALL_DURATIONS)
+
+
+# -------------------------------------------------------------------------------------------------
+# The service
 
 
 def sync_integration(
@@ -320,14 +755,14 @@ def sync_integration(
     actor,
     integration: Integration,
     full: bool | None = None,
-    progress: Callable[[dict], None] | None = None,
+    progress: Callable[[dict, str], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> SyncResult:
     """Run the integration's list commands and bring the inventory in line, in one transaction.
 
     ``full=None`` runs a delta when the integration enables stateful syncs and has a saved
-    state, else a full run. Raises :class:`SyncError`; on error nothing is written but the
-    integration's failed status and an error audit event.
+    state, else a full run. Raises :class:`SyncCancelled` or :class:`SyncError`; then nothing
+    is written but the integration's failed status, an error audit event and the owner's alert.
     """
     connector = integration.connector
     stateful = bool(integration.connector_attributes.get("stateful")) and connector.spec.supports_stateful
@@ -336,17 +771,20 @@ def sync_integration(
     config = runtime_config(integration)
     now = timezone.now()
     result = SyncResult(full=full)
-    ingest = _Ingest(integration, result, now, progress)
+    writer = _PgIngest if connection.vendor == "postgresql" else _Ingest
+    ingest = writer(integration, result, now, progress or (lambda counts, phase: None))
     new_state: dict = {}
 
-    def run(command: str, flush) -> None:
+    def run(command: str, flush, phase: str) -> None:
         if not connector.spec.supports(command):
             return
+        ingest.phase = phase
+        ingest.progress(result.counts, phase)
         input_ = (
-            {"stateful": True, "state": integration.sync_state.get(command)} if stateful and not full else {}
+            {"stateful": True, "state": None if full else integration.sync_state.get(command)}
+            if stateful
+            else {}
         )
-        if stateful and full:
-            input_ = {"stateful": True, "state": None}
         outcome = connector.execute(
             command, config, input_, emit=ingest.collector(flush), should_cancel=should_cancel
         )
@@ -358,41 +796,193 @@ def sync_integration(
     with audit.audit_context(actor=actor):
         try:
             with transaction.atomic():
-                run(ENTITLEMENT_LIST, ingest.entitlements)
+                ingest.begin()
+                run(ENTITLEMENT_LIST, ingest.entitlements, "resources and roles")
                 ingest.link_implications()
-                run(ACCOUNT_LIST, ingest.accounts)
+                run(ACCOUNT_LIST, ingest.accounts, "accounts and permissions")
+                ingest.phase = "finishing"
+                ingest.progress(result.counts, ingest.phase)
                 if full:
                     ingest.mark_unseen_removed()
+                ingest.apply_recommendations()
+                _after_ingest(integration, result)
                 integration.sync_state = {**integration.sync_state, **new_state} if stateful else {}
-                integration.last_synced_at = integration.resources_last_synced_at = now
-                integration.permissions_last_synced_at = now
-                integration.last_sync_status = Integration.SyncStatus.SUCCEEDED
-                integration.last_sync_error = ""
+                fields = {
+                    "sync_state": integration.sync_state,
+                    "last_synced_at": now,
+                    "resources_last_synced_at": now,
+                    "last_sync_status": Integration.SyncStatus.SUCCEEDED,
+                    "last_sync_error": "",
+                }
+                if full:
+                    fields["permissions_last_synced_at"] = now
+                Integration.objects.filter(pk=integration.pk).update(**fields)
+                for key, value in fields.items():
+                    setattr(integration, key, value)
+                audit.record(
+                    "integration.sync", obj=integration, details={"full": full, "counts": result.counts}
+                )
+        except Cancelled:
+            audit.record("integration.sync_cancelled", obj=integration, details={"full": full})
+            raise SyncCancelled(f"Sync of {integration.name} was cancelled; nothing was changed.") from None
+        except Exception as exc:
+            reason = str(exc) if isinstance(exc, ConnectorError) else f"{type(exc).__name__}: {exc}"
+            message = f"Sync of {integration.name} failed: {reason}"
+            _record_failure(integration, message, full, result)
+            raise SyncError(message) from exc
+    _notify_external_changes(integration, result)
+    return result
+
+
+def _after_ingest(integration: Integration, result: SyncResult) -> None:
+    """Rules run on what this run discovered."""
+    try:
+        from .rules import rules_apply_to_new
+    except ImportError:  # rules arrive with the Manage Rules screen
+        return
+    if result.new_resource_ids or result.new_role_ids:
+        result.add(
+            "rule_changes",
+            rules_apply_to_new(
+                integration=integration, resource_ids=result.new_resource_ids, role_ids=result.new_role_ids
+            )
+            or 0,
+        )
+
+
+def _record_failure(integration: Integration, message: str, full: bool, result: SyncResult) -> None:
+    """The failed status, an error audit event and the owner's alert — even after a lost connection."""
+    for attempt in (1, 2):
+        try:
+            with transaction.atomic():
                 Integration.objects.filter(pk=integration.pk).update(
-                    sync_state=integration.sync_state,
-                    last_synced_at=now,
-                    resources_last_synced_at=now,
-                    permissions_last_synced_at=now,
-                    last_sync_status=integration.last_sync_status,
-                    last_sync_error="",
+                    last_sync_status=Integration.SyncStatus.FAILED, last_sync_error=message
                 )
                 audit.record(
                     "integration.sync",
                     obj=integration,
-                    details={"full": full, "counts": result.counts},
+                    status="error",
+                    details={"full": full, "error": message},
                 )
-        except ConnectorError as exc:
-            message = f"Sync of {integration.name} failed: {exc}"
-            Integration.objects.filter(pk=integration.pk).update(
-                last_sync_status=Integration.SyncStatus.FAILED, last_sync_error=message
-            )
-            integration.last_sync_status = Integration.SyncStatus.FAILED
-            integration.last_sync_error = message
-            audit.record(
-                "integration.sync",
-                obj=integration,
-                status="error",
-                details={"full": full, "error": str(exc), "counts": result.counts},
-            )
-            raise SyncError(message) from exc
-    return result
+            break
+        except DatabaseError:
+            if attempt == 2:
+                log.exception("could not record the failure of %s", integration)
+                break
+            connection.close()  # a lost connection: reconnect once
+    integration.last_sync_status = Integration.SyncStatus.FAILED
+    integration.last_sync_error = message
+    recipients = [u for u in [integration.owner] if u is not None] or list(notifications.admins())
+    notifications.notify(
+        subject=f"Sync failed: {integration.name}",
+        text=message,
+        recipients=recipients,
+        webhooks=[integration.notification_webhook_url],
+    )
+
+
+def _notify_external_changes(integration: Integration, result: SyncResult) -> None:
+    """Audit permission changes made outside the portal, and alert when the integration asks for it."""
+    granted, revoked = result.counts.get("external_grants", 0), result.counts.get("external_revokes", 0)
+    if not (granted or revoked):
+        return
+    pairs = [("permission.external_grant", p) for p in result.external_grants] + [
+        ("permission.external_revoke", p) for p in result.external_revokes
+    ]
+    accounts = dict(Account.objects.filter(pk__in={a for _, (a, _) in pairs}).values_list("id", "identity"))
+    roles = {
+        r.pk: str(r)
+        for r in Role.objects.filter(pk__in={r for _, (_, r) in pairs}).select_related("resource")
+    }
+    audit.record_many(
+        {
+            "action": action,
+            "object_type": Permission,
+            "object_id": f"{account_id}:{role_id}",
+            "object_repr": f"{accounts.get(account_id, account_id)} → {roles.get(role_id, role_id)}",
+            "integration_id": integration.pk,
+            "details": {"account_id": account_id, "role_id": role_id},
+        }
+        for action, (account_id, role_id) in pairs
+    )
+    if not integration.notify_external_permission_changes:
+        return
+    lines = [
+        f"{'+' if action.endswith('grant') else '−'} {accounts.get(a, a)} → {roles.get(r, r)}"
+        for action, (a, r) in pairs[:20]
+    ]
+    more = granted + revoked - len(lines)
+    text = (
+        f"{granted} permission(s) granted and {revoked} revoked in {integration.name} outside the portal.\n"
+        + "\n".join(lines)
+        + (f"\n… and {more} more." if more > 0 else "")
+    )
+    recipients = {u.pk: u for u in [integration.owner, *notifications.admins()] if u is not None}
+    notifications.notify(
+        subject=f"External permission changes in {integration.name}",
+        text=text,
+        recipients=recipients.values(),
+        webhooks=[integration.notification_webhook_url],
+        link=_absolute(reverse("admin:integrations_integration_change", args=[integration.pk])),
+    )
+
+
+def _absolute(path: str) -> str:
+    base = getattr(settings, "PORTAL_URL", "").rstrip("/")
+    return f"{base}{path}" if base else path
+
+
+# -------------------------------------------------------------------------------------------------
+# Jobs: queue a sync, run it as a job with progress
+
+
+def sync_start(*, actor, integration: Integration, full: bool | None = None) -> Job:
+    """Queue a sync of ``integration``. Another sync already queued or running: the returned job is ``skipped``."""
+    from ..tasks import queue_for, run_sync_job
+
+    job = job_start(
+        actor=actor, kind="sync", integration_id=integration.pk, subject=integration, params={"full": full}
+    )
+    if job.status == Job.Status.QUEUED:
+        queue = queue_for(integration)
+        transaction.on_commit(lambda: run_sync_job.apply_async(args=[str(job.pk)], queue=queue))
+    return job
+
+
+def sync_run(*, job_id) -> Job:
+    """Run a queued sync job (the task calls this). Safe to call again for the same job: a finished
+    job is left alone, a job whose worker died is run again from the start."""
+    job = Job.objects.get(pk=job_id)
+    if job.is_finished:
+        return job
+    run = JobRun(job)
+    if job.cancel_requested:
+        return run.finish(Job.Status.CANCELLED, message="Cancelled before it started.")
+    integration = Integration.objects.filter(pk=job.integration_id).first()
+    if integration is None:
+        return run.finish(Job.Status.FAILED, error="The integration was deleted.")
+    run.start(phase="connecting")
+
+    def progress(counts: dict, phase: str) -> None:
+        run.progress(counts=counts, done=counts.get("read", 0), phase=phase)
+
+    full = job.params.get("full")
+    try:
+        result = sync_integration(
+            actor=job.created_by,
+            integration=integration,
+            full=full,
+            progress=progress,
+            should_cancel=run.should_cancel,
+        )
+    except SyncCancelled as exc:
+        return run.finish(Job.Status.CANCELLED, message=str(exc))
+    except SyncError as exc:
+        return run.finish(Job.Status.FAILED, error=str(exc), message=str(exc))
+    run.progress(counts=result.counts, done=result.counts.get("read", 0), phase="done", force=True)
+    summary = (
+        ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in sorted(result.counts.items())) or "no changes"
+    )
+    return run.finish(
+        Job.Status.SUCCEEDED, message=f"{'Full' if result.full else 'Delta'} sync done: {summary}."
+    )
