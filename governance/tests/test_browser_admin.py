@@ -17,7 +17,7 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 @pytest.fixture
 def signed_in(live_server, page: Page, transactional_db):
     call_command("demo", scale=0.05, verbosity=0)
-    page.goto(live_server.url + "/")
+    page.goto(live_server.url + "/admin/")
     expect(page).to_have_url(live_server.url + "/admin/login/?next=/admin/")
     page.fill("#id_username", "admin")
     page.fill("#id_password", "admin")

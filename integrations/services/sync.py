@@ -776,7 +776,7 @@ def sync_integration(
     new_state: dict = {}
 
     def run(command: str, flush, phase: str) -> None:
-        if not connector.spec.supports(command):
+        if not connector.supports(command):
             return
         ingest.phase = phase
         ingest.progress(result.counts, phase)

@@ -1,0 +1,344 @@
+"""The sync engine on the real PostgreSQL: full and delta runs, removals, failures, jobs, notifications."""
+
+import json
+import threading
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+from django.core import mail
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
+
+from conftest import DEMO_CONFIG
+from governance.jobs import job_cancel
+from governance.models import AuditEvent, Job
+from integrations import services
+from integrations.models import Account, Integration, Permission, Resource, Role
+from integrations.services.sync import SyncCancelled, SyncError, sync_integration, sync_start
+from integrations.tasks import due_integrations, tick
+
+from .scripted import Script, install
+
+pytestmark = pytest.mark.django_db
+# Jobs commit their progress through a second connection: their tests commit too.
+jobs_db = pytest.mark.django_db(transaction=True, databases="__all__")
+
+
+def inventory(integration):
+    """Everything a sync writes, as comparable sets."""
+    return {
+        "resources": set(
+            Resource.objects.filter(integration=integration, removed_at=None).values_list("external_id", "name")
+        ),
+        "roles": set(Role.objects.filter(integration=integration, removed_at=None).values_list("external_id", "name")),
+        "accounts": set(
+            Account.objects.filter(integration=integration, removed_at=None).values_list("external_id", "identity")
+        ),
+        "permissions": set(
+            Permission.objects.filter(integration=integration, ended_at=None).values_list(
+                "account__external_id", "role__external_id"
+            )
+        ),
+    }
+
+
+def rows_written() -> int:
+    """Rows inserted, updated or deleted by this transaction in the inventory tables (PostgreSQL)."""
+    with connection.cursor() as c:
+        c.execute(
+            "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_xact_user_tables "
+            "WHERE relname IN ('integrations_resource', 'integrations_role', 'integrations_account', "
+            "'integrations_permission')"
+        )
+        return c.fetchone()[0]
+
+
+@pytest.fixture
+def script(monkeypatch):
+    s = Script()
+    install(monkeypatch, s)
+    s.groups = [{"id": "g1"}, {"id": "g2"}, {"id": "g3"}]
+    s.accounts = [
+        {"id": "alice", "email": "alice@example.com", "groups": ["g1", "g2"]},
+        {"id": "bob", "groups": ["g2"]},
+        {"id": "carol", "groups": []},
+    ]
+    return s
+
+
+@pytest.fixture
+def scripted(make_integration, script, django_user_model):
+    owner = django_user_model.objects.create(username="owner", email="owner@example.com")
+    return make_integration(name="Scripted", application="scripted", connection_config={}, owner=owner)
+
+
+def test_full_sync_builds_the_inventory(scripted, admin_user, django_user_model):
+    alice = django_user_model.objects.create(username="alice", email="Alice@Example.com")
+    result = sync_integration(actor=admin_user, integration=scripted, full=True)
+    assert inventory(scripted) == {
+        "resources": {("g1", "g1"), ("g2", "g2"), ("g3", "g3")},
+        "roles": {("g1", "member"), ("g2", "member"), ("g3", "member")},
+        "accounts": {("alice", "alice"), ("bob", "bob"), ("carol", "carol")},
+        "permissions": {("alice", "g1"), ("alice", "g2"), ("bob", "g2")},
+    }
+    assert Account.objects.get(external_id="alice").user == alice  # linked by email, case-insensitively
+    assert result.counts["permissions_created"] == 3 and result.counts["accounts_created"] == 3
+    scripted.refresh_from_db()
+    assert scripted.last_sync_status == "succeeded" and scripted.permissions_last_synced_at is not None
+    assert AuditEvent.objects.filter(action="integration.sync", status="ok", integration_id=scripted.pk).exists()
+
+
+def test_a_second_identical_full_sync_writes_no_rows(scripted, admin_user):
+    call_command("demo", scale=0.02, verbosity=0)  # a bigger, realistic neighbour in the same tables
+    directory = Integration.objects.get(name="Corporate Directory")
+    before = inventory(directory)
+    written = rows_written()
+    result = sync_integration(actor=admin_user, integration=directory, full=True)
+    assert rows_written() == written
+    assert inventory(directory) == before
+    assert not {k: v for k, v in result.counts.items() if k not in ("read", "filtered")}
+
+
+def test_vanished_objects_are_removed_only_by_a_complete_full_run(scripted, script, admin_user):
+    sync_integration(actor=admin_user, integration=scripted, full=True)
+    script.groups = [{"id": "g1"}, {"id": "g2"}]  # g3 deleted in the application
+    script.accounts = [{"id": "alice", "groups": ["g1"]}, {"id": "bob", "groups": ["g2"]}]  # carol left
+    script.fail_after = 1
+    with pytest.raises(SyncError):
+        sync_integration(actor=admin_user, integration=scripted, full=True)
+    assert Resource.objects.get(external_id="g3").removed_at is None  # the failed run removed nothing
+    assert Account.objects.get(external_id="carol").removed_at is None
+    script.fail_after = None
+    result = sync_integration(actor=admin_user, integration=scripted, full=True)
+    assert Resource.objects.get(external_id="g3").removed_at is not None
+    assert Role.objects.get(external_id="g3").removed_at is not None
+    assert Account.objects.get(external_id="carol").removed_at is not None
+    assert inventory(scripted)["permissions"] == {("alice", "g1"), ("bob", "g2")}
+    assert result.counts["permissions_ended"] == 1  # alice → g2
+    ended = Permission.objects.get(account__external_id="alice", role__external_id="g2")
+    assert ended.ended_at is not None  # history kept
+
+
+def test_a_failure_halfway_leaves_inventory_and_state_as_they_were(scripted, script, admin_user, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    scripted.connector_attributes = {"stateful": True}
+    scripted.save()
+    script.state = {"cursor": 1}
+    sync_integration(actor=admin_user, integration=scripted, full=True)
+    before = inventory(scripted)
+    script.accounts = [{"id": f"new{n}", "groups": ["g1"]} for n in range(50)]
+    script.state = {"cursor": 2}
+    script.fail_after = 40
+    with pytest.raises(SyncError, match="the application went away halfway"):
+        sync_integration(actor=admin_user, integration=scripted)
+    scripted.refresh_from_db()
+    assert inventory(scripted) == before
+    assert scripted.sync_state == {"std:account:list": {"cursor": 1}}  # the next run repeats the window
+    assert scripted.last_sync_status == "failed" and "went away halfway" in scripted.last_sync_error
+    error = AuditEvent.objects.filter(action="integration.sync", status="error").latest("id")
+    assert "went away halfway" in error.details["error"]
+    assert [m.to for m in mail.outbox] == [["owner@example.com"]]
+    assert "Sync failed: Scripted" in mail.outbox[0].subject
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda s: s.accounts.append({"id": "alice", "groups": []}), "account 'alice' twice"),
+        (lambda s: s.groups.append({"id": "g1"}), "entitlement 'g1' twice"),
+        (lambda s: setattr(s, "state", ["not", "an", "object"]), "state"),
+    ],
+)
+def test_bad_connector_output_fails_the_sync_naming_it(scripted, script, admin_user, change, message):
+    scripted.connector_attributes = {"stateful": True}
+    scripted.save()
+    change(script)
+    with pytest.raises(SyncError, match=message):
+        sync_integration(actor=admin_user, integration=scripted, full=True)
+    assert not Resource.objects.filter(integration=scripted).exists()
+    assert scripted.sync_state == {}
+
+
+def test_duplicates_across_batches_are_found(scripted, script, admin_user, monkeypatch):
+    monkeypatch.setattr("integrations.services.sync.BATCH_SIZE", 2)
+    script.accounts = [{"id": f"a{n}", "groups": []} for n in range(5)] + [{"id": "a1", "groups": []}]
+    with pytest.raises(SyncError, match="account 'a1' twice"):
+        sync_integration(actor=admin_user, integration=scripted, full=True)
+    assert not Account.objects.filter(integration=scripted).exists()
+
+
+def test_a_connection_failure_names_the_setting(make_integration, admin_user):
+    integration = make_integration(connection_config={**DEMO_CONFIG, "apiToken": "wrong"})
+    with pytest.raises(SyncError, match="token"):
+        sync_integration(actor=admin_user, integration=integration, full=True)
+
+
+def test_delta_runs_follow_the_application(make_integration, admin_user):
+    config = {**DEMO_CONFIG, "users": 200, "groups": 20, "memberships": 3, "mutation": 0.1}
+    integration = make_integration(connection_config=config, connector_attributes={"stateful": True})
+    first = sync_integration(actor=admin_user, integration=integration)
+    assert first.full
+    integration.refresh_from_db()
+    state_before = integration.sync_state
+    delta = sync_integration(actor=admin_user, integration=integration)
+    assert not delta.full
+    integration.refresh_from_db()
+    assert integration.sync_state != state_before
+    changed = {k: v for k, v in delta.counts.items() if k not in ("read", "filtered")}
+    assert changed, "a 10% mutation changes something"
+    after_delta = inventory(integration)
+
+    # The same inventory as a full read of the application at the new generation.
+    generation = integration.sync_state["std:account:list"]["generation"]
+    twin = make_integration(connection_config={**config, "generation": generation})
+    sync_integration(actor=admin_user, integration=twin, full=True)
+    assert inventory(twin) == after_delta
+
+    # Running the same delta window again changes nothing.
+    integration.sync_state = state_before
+    integration.save()
+    again = sync_integration(actor=admin_user, integration=integration)
+    assert inventory(integration) == after_delta
+    assert not {k: v for k, v in again.counts.items() if k not in ("read", "filtered") and "external" not in k}
+
+
+def test_filters_exclude_objects_and_are_counted(make_integration, admin_user):
+    integration = make_integration(
+        connector_attributes={"account.filterString": 'employeeType == "contractor"'},
+    )
+    result = sync_integration(actor=admin_user, integration=integration, full=True)
+    listed, _ = integration.connector.invoke("std:account:list", {**DEMO_CONFIG})
+    contractors = {o["identity"] for o in listed if o["attributes"].get("employeeType") == "contractor"}
+    assert contractors and result.counts["filtered"] == len(contractors)
+    synced = set(Account.objects.filter(integration=integration).values_list("external_id", flat=True))
+    assert synced == {o["identity"] for o in listed} - contractors
+
+
+def test_recommended_owners_and_maintainers_apply_when_enabled(scripted, script, admin_user, django_user_model):
+    dana = django_user_model.objects.create(username="dana", email="dana@example.com")
+    script.groups = [{"id": "g1", "owner": "dana", "maintainers": ["owner@example.com"]}, {"id": "g2", "owner": "ghost"}]
+    sync_integration(actor=admin_user, integration=scripted, full=True)
+    assert Resource.objects.get(external_id="g1").owner is None  # flags off
+    scripted.auto_assign_recommended_owners = scripted.auto_assign_recommended_maintainers = True
+    scripted.save()
+    sync_integration(actor=admin_user, integration=scripted, full=True)
+    g1 = Resource.objects.get(external_id="g1")
+    assert g1.owner == dana
+    assert [m.user.username for m in g1.maintainers.all()] == ["owner"]
+    assert Resource.objects.get(external_id="g2").owner is None  # no such user
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: list = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        _Receiver.received.append((self.headers["Content-Type"], json.loads(body)))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def webhook():
+    _Receiver.received = []
+    server = HTTPServer(("127.0.0.1", 0), _Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/hook", _Receiver.received
+    server.shutdown()
+
+
+def test_external_permission_changes_are_audited_and_notified(scripted, script, admin_user, settings, webhook):
+    url, received = webhook
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    sync_integration(actor=admin_user, integration=scripted, full=True)
+    assert not AuditEvent.objects.filter(action__startswith="permission.external").exists()  # first sync: baseline
+    script.accounts[1]["groups"] = ["g2", "g3"]  # bob gets g3 in the application
+    script.accounts[0]["groups"] = ["g1"]  # alice loses g2
+    sync_integration(actor=admin_user, integration=scripted, full=True)
+    actions = sorted(
+        AuditEvent.objects.filter(action__startswith="permission.external").values_list("action", "object_repr")
+    )
+    assert actions == [("permission.external_grant", "bob → g3 · member"), ("permission.external_revoke", "alice → g2 · member")]
+    assert mail.outbox == [] and received == []  # not notified: the flag is off
+
+    services.integration_update(
+        actor=admin_user, integration=scripted, notify_external_permission_changes=True, notification_webhook_url=url
+    )
+    script.accounts[2]["groups"] = ["g1"]
+    sync_integration(actor=admin_user, integration=scripted, full=True)
+    assert len(mail.outbox) == 1
+    assert set(mail.outbox[0].to) == {"owner@example.com", admin_user.email}
+    assert "carol → g1 · member" in mail.outbox[0].body
+    assert len(received) == 1
+    content_type, payload = received[0]
+    assert content_type == "application/json" and "carol → g1 · member" in payload["text"]
+
+
+@jobs_db
+def test_sync_start_runs_a_job_with_progress_and_refuses_a_second(scripted, admin_user, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        job = sync_start(actor=admin_user, integration=scripted, full=True)  # no broker: runs in-process
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert job.counts["accounts_created"] == 3 and job.done == 6
+    assert job.started_at and job.finished_at and "Full sync done" in job.log[-1]["message"]
+
+    running = Job.objects.create(kind="sync", integration_id=scripted.pk, status=Job.Status.RUNNING)
+    second = sync_start(actor=admin_user, integration=scripted)
+    assert second.status == Job.Status.SKIPPED and str(running.pk) in second.log[-1]["message"]
+    assert Job.objects.filter(integration_id=scripted.pk, status__in=["queued", "running"]).count() == 1
+
+
+def test_cancel_stops_the_sync_and_writes_nothing(scripted, script, admin_user):
+    calls = []
+    script.accounts = [{"id": f"u{n}", "groups": ["g1"]} for n in range(3000)]
+    with pytest.raises(SyncCancelled):
+        sync_integration(
+            actor=admin_user, integration=scripted, full=True, should_cancel=lambda: calls.append(1) or len(calls) > 1
+        )
+    assert not Account.objects.filter(integration=scripted).exists()
+    assert AuditEvent.objects.filter(action="integration.sync_cancelled").exists()
+
+
+def test_cancelling_a_queued_job(scripted, admin_user):
+    job = Job.objects.create(kind="sync", integration_id=scripted.pk, status=Job.Status.QUEUED)
+    job_cancel(actor=admin_user, job=job)
+    job.refresh_from_db()
+    assert job.status == Job.Status.CANCELLED and job.cancel_requested
+
+
+@jobs_db
+def test_due_integrations_and_the_beat_tick(make_integration, admin_user, django_capture_on_commit_callbacks):
+    never = make_integration(name="Never synced")
+    fresh = make_integration(name="Fresh")
+    stale = make_integration(name="Stale")
+    now = timezone.now()
+    Integration.objects.filter(pk=fresh.pk).update(
+        resources_last_synced_at=now, permissions_last_synced_at=now, last_synced_at=now
+    )
+    Integration.objects.filter(pk=stale.pk).update(
+        resources_last_synced_at=now - timedelta(hours=2), permissions_last_synced_at=now - timedelta(hours=3)
+    )
+    due = {i.name: full for i, full in due_integrations(now)}
+    assert due == {"Never synced": True, "Stale": None}  # stale: discovery due, the daily full sync not yet
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tick() == 2
+    assert set(Job.objects.filter(kind="sync").values_list("integration_id", "status")) == {
+        (never.pk, "succeeded"),
+        (stale.pk, "succeeded"),
+    }
+
+
+@jobs_db
+def test_manage_py_sync_waits_with_progress(make_integration, capsys):
+    integration = make_integration(name="CLI")
+    call_command("sync", "CLI", "--full", "--wait")
+    out = capsys.readouterr().out
+    assert "queued for CLI" in out and "Full sync done" in out
+    assert Account.objects.filter(integration=integration).count() == DEMO_CONFIG["users"]
