@@ -122,6 +122,7 @@ class _Ingest:
         self.first_sync = integration.last_synced_at is None
         self.buffer: list[dict] = []
         self.phase = ""
+        self._email_users: dict[str, int] | None = None
 
     # -- buffering ------------------------------------------------------------------------------
     def collector(self, flush: Callable[[list[dict]], None]) -> Callable[[str, object], None]:
@@ -194,12 +195,12 @@ class _Ingest:
         return _AccountRows(accounts, held, deleted)
 
     def _users_by_email(self, emails) -> dict[str, int]:
-        emails = {e.lower() for e in emails if e}
-        if not emails:
-            return {}
-        return dict(
-            get_user_model().objects.annotate(e=Lower("email")).filter(e__in=emails).values_list("e", "id")
-        )
+        """Portal users by lower-cased email, read once per run (accounts are linked to them)."""
+        if self._email_users is None:
+            self._email_users = dict(
+                get_user_model().objects.exclude(email="").annotate(e=Lower("email")).values_list("e", "id")
+            )
+        return self._email_users
 
     # -- writing (ORM) --------------------------------------------------------------------------
     def begin(self) -> None:
@@ -324,6 +325,7 @@ class _Ingest:
         self.result.add("external_revokes", len(revoked))
 
     def link_implications(self) -> None:
+        """Make the implied roles of the listed roles exactly what the application says (a set difference)."""
         if not self.implications:
             return
         identities = {i for identity, implied in self.implications for i in [identity, *implied]}
@@ -332,16 +334,28 @@ class _Ingest:
                 "external_id", "id"
             )
         )
-        RoleImplication.objects.filter(
-            role_id__in=[ids[i] for i, _ in self.implications if i in ids]
-        ).delete()
+        wanted = {
+            (ids[identity], ids[i])
+            for identity, implied in self.implications
+            for i in implied
+            if identity in ids and i in ids and ids[i] != ids[identity]
+        }
+        listed = [ids[i] for i, _ in self.implications if i in ids]
+        existing = {
+            (r, i): pk
+            for pk, r, i in RoleImplication.objects.filter(role_id__in=listed).values_list(
+                "id", "role_id", "implied_role_id"
+            )
+        }
+        gone = [pk for pair, pk in existing.items() if pair not in wanted]
+        if gone:  # set-based: the sync's audit event summarises it
+            with connection.cursor() as c:
+                c.execute(
+                    f"DELETE FROM {RoleImplication._meta.db_table} WHERE id IN ({', '.join(['%s'] * len(gone))})",
+                    gone,
+                )
         RoleImplication.objects.bulk_create(
-            [
-                RoleImplication(role_id=ids[identity], implied_role_id=ids[i])
-                for identity, implied in self.implications
-                for i in implied
-                if identity in ids and i in ids and ids[i] != ids[identity]
-            ],
+            [RoleImplication(role_id=r, implied_role_id=i) for r, i in wanted - existing.keys()],
             ignore_conflicts=True,
             batch_size=BATCH_SIZE,
         )
@@ -450,9 +464,15 @@ class _Ingest:
                     removed_at=now
                 ),
             )
+        self._end_of_removed()
+
+    def _end_of_removed(self) -> None:
+        """End the permissions of the accounts and roles this run removed."""
+        if not (self.result.counts.get("accounts_removed") or self.result.counts.get("roles_removed")):
+            return
         self._end(
-            Permission.objects.filter(integration=integration, ended_at=None).filter(
-                Q(account__removed_at__isnull=False) | Q(role__removed_at__isnull=False)
+            Permission.objects.filter(integration=self.integration, ended_at=None).filter(
+                Q(account__removed_at=self.now) | Q(role__removed_at=self.now)
             )
         )
 
@@ -509,6 +529,8 @@ class _PgIngest(_Ingest):
         "sync_b_roles",
         "sync_b_accounts",
         "sync_b_held",
+        "sync_b_wanted",
+        "sync_b_account_ids",
     )
 
     def begin(self) -> None:
@@ -526,6 +548,9 @@ class _PgIngest(_Ingest):
                 CREATE TEMP TABLE sync_b_accounts (external_id text, identity text, email text, attributes jsonb,
                     enabled boolean, user_id bigint) ON COMMIT DROP;
                 CREATE TEMP TABLE sync_b_held (account text, role text) ON COMMIT DROP;
+                CREATE TEMP TABLE sync_b_wanted (account_id bigint, role_id bigint, PRIMARY KEY (account_id, role_id))
+                    ON COMMIT DROP;
+                CREATE TEMP TABLE sync_b_account_ids (id bigint PRIMARY KEY) ON COMMIT DROP;
                 """
             )
 
@@ -657,18 +682,19 @@ class _PgIngest(_Ingest):
                            COALESCE(EXCLUDED.user_id, t.user_id))
                         IS DISTINCT FROM (EXCLUDED.identity, EXCLUDED.email, EXCLUDED.attributes, EXCLUDED.enabled,
                            true, t.user_id)
-                    RETURNING (xmax = 0)
+                    RETURNING external_id, (xmax = 0)
                     """,
                     [iid, now, now, now, now],
                 )
-                self.result.add("accounts_created", sum(1 for (inserted,) in c.fetchall() if inserted))
+                inserted = [external_id for external_id, new in c.fetchall() if new]
+                self.result.add("accounts_created", len(inserted))
                 self._copy(
                     c,
                     "sync_b_held",
                     ("account", "role"),
                     ((account, role) for account, roles in rows.held.items() for role in roles),
                 )
-                self._permissions(c)
+                self._permissions(c, existing_accounts=len(rows.accounts) > len(inserted), inserted=inserted)
         if rows.deleted:
             removed = Account.objects.filter(
                 integration_id=iid, external_id__in=rows.deleted, removed_at=None
@@ -680,41 +706,60 @@ class _PgIngest(_Ingest):
                 )
             )
 
-    def _permissions(self, c) -> None:
-        """Make the active permissions of the batch's accounts exactly what they hold (two statements)."""
-        iid, now = self.integration.pk, self.now
-        wanted = """
-            SELECT a.id AS account_id, r.id AS role_id
-            FROM sync_b_held h
-            JOIN integrations_account a ON a.integration_id = %(iid)s AND a.external_id = h.account
-            JOIN integrations_role r ON r.integration_id = %(iid)s AND r.external_id = h.role
-        """
+    def _permissions(self, c, *, existing_accounts: bool, inserted: list[str]) -> None:
+        """Make the active permissions of the batch's accounts exactly what they hold (set-based).
+
+        Only accounts that existed before this batch can hold permissions to end."""
+        params = {
+            "iid": self.integration.pk,
+            "now": self.now,
+            "inserted": inserted,
+            "existing": existing_accounts,
+        }
         c.execute(
-            f"""
+            """
+            TRUNCATE sync_b_wanted, sync_b_account_ids;
+            INSERT INTO sync_b_account_ids (id)
+                SELECT a.id FROM sync_b_accounts b
+                JOIN integrations_account a ON a.integration_id = %(iid)s AND a.external_id = b.external_id
+                WHERE %(existing)s AND NOT b.external_id = ANY(%(inserted)s);
+            INSERT INTO sync_b_wanted (account_id, role_id)
+                SELECT DISTINCT a.id, r.id FROM sync_b_held h
+                JOIN integrations_account a ON a.integration_id = %(iid)s AND a.external_id = h.account
+                JOIN integrations_role r ON r.integration_id = %(iid)s AND r.external_id = h.role;
+            ANALYZE sync_b_wanted, sync_b_account_ids;
+            """,
+            params,
+        )
+        c.execute(
+            """
             INSERT INTO integrations_permission (integration_id, account_id, role_id, source, granted_at,
                 expires_at, ended_at, last_seen_at)
-            SELECT DISTINCT %(iid)s, w.account_id, w.role_id, 'external', %(now)s, NULL::timestamptz,
-                NULL::timestamptz, %(now)s
-            FROM ({wanted}) w
+            SELECT %(iid)s, w.account_id, w.role_id, 'external', %(now)s, NULL, NULL, %(now)s
+            FROM sync_b_wanted w
             WHERE NOT EXISTS (SELECT 1 FROM integrations_permission p
                               WHERE p.account_id = w.account_id AND p.role_id = w.role_id AND p.ended_at IS NULL)
-            RETURNING account_id, role_id
-            """,
-            {"iid": iid, "now": now},
+            """
+            + ("" if self.first_sync else "RETURNING account_id, role_id"),
+            params,
         )
-        granted = c.fetchall()
-        self.result.add("permissions_created", len(granted))
-        self._external(granted=granted)
+        if self.first_sync:
+            self.result.add("permissions_created", c.rowcount)
+        else:
+            granted = c.fetchall()
+            self.result.add("permissions_created", len(granted))
+            self._external(granted=granted)
+        if not existing_accounts:
+            return
         c.execute(
-            f"""
+            """
             UPDATE integrations_permission p SET ended_at = %(now)s
-            FROM integrations_account a
-            JOIN sync_b_accounts b ON b.external_id = a.external_id
-            WHERE a.integration_id = %(iid)s AND p.account_id = a.id AND p.ended_at IS NULL
-              AND NOT EXISTS (SELECT 1 FROM ({wanted}) w WHERE w.account_id = p.account_id AND w.role_id = p.role_id)
+            FROM sync_b_account_ids x
+            WHERE p.account_id = x.id AND p.ended_at IS NULL
+              AND NOT EXISTS (SELECT 1 FROM sync_b_wanted w WHERE w.account_id = p.account_id AND w.role_id = p.role_id)
             RETURNING p.account_id, p.role_id
             """,
-            {"iid": iid, "now": now},
+            params,
         )
         revoked = c.fetchall()
         self.result.add("permissions_ended", len(revoked))
@@ -733,11 +778,7 @@ class _PgIngest(_Ingest):
                     [now, iid],
                 )
                 self.result.add(f"{kind}_removed", c.rowcount)
-        self._end(
-            Permission.objects.filter(integration_id=iid, ended_at=None).filter(
-                Q(account__removed_at__isnull=False) | Q(role__removed_at__isnull=False)
-            )
-        )
+        self._end_of_removed()
 
 
 def _all_durations() -> list[str]:

@@ -1,6 +1,7 @@
 """Tasks through a real Celery worker process on the real Redis broker and PostgreSQL."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -12,8 +13,11 @@ import redis
 from celery import Celery
 from django.db import connection
 
-from integrations.models import Agent, Integration
-from integrations.tasks import queue_for, sync_integration_task, sync_now
+from conftest import DEMO_CONFIG
+from governance.jobs import job_start
+from governance.models import AuditEvent, Job
+from integrations.models import Account, Agent, Integration, Permission
+from integrations.tasks import queue_for, run_sync_job, sync_integration_task, sync_now
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -29,30 +33,121 @@ def broker():
 
 
 @pytest.fixture
-def worker(broker, transactional_db):
+def make_worker(broker, transactional_db, tmp_path):
+    """Start real Celery worker processes on the test database, each on its own agent queue."""
     if connection.vendor != "postgresql":
-        pytest.fail("the worker test needs DATABASE_URL pointing at PostgreSQL")
+        pytest.fail("the worker tests need DATABASE_URL pointing at PostgreSQL")
     s = connection.settings_dict
-    agent = f"test-{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "governance.test_settings",
-        "DATABASE_URL": f"postgres://{s['USER']}@{s['HOST']}:{s['PORT']}/{s['NAME']}",
-        "CELERY_BROKER_URL": REDIS_URL,
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "governance", "worker", "-Q", f"agent.{agent}",
-         "--pool", "solo", "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "WARNING"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    yield agent, proc
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    started = []
+
+    def start(pool: str = "solo"):
+        agent = f"test-{uuid.uuid4().hex[:8]}"
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "governance.test_settings",
+            "DATABASE_URL": f"postgres://{s['USER']}@{s['HOST']}:{s['PORT']}/{s['NAME']}",
+            "CELERY_BROKER_URL": REDIS_URL,
+        }
+        log = open(tmp_path / f"{agent}.log", "w")  # noqa: SIM115 - closed at teardown
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "governance", "worker", "-Q", f"agent.{agent}",
+             "--pool", pool, "--concurrency", "1", "--without-heartbeat", "--without-gossip",
+             "--without-mingle", "-l", "INFO"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        started.append((proc, log))
+        return agent, proc
+
+    yield start
+    for proc, log in started:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
 
 
+@pytest.fixture
+def worker(make_worker):
+    return make_worker()
+
+
+def wait_for(condition, timeout: float = 120, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def big_directory(make_integration, agent: str):
+    config = {**DEMO_CONFIG, "users": 40000, "groups": 2000, "memberships": 4}
+    return make_integration(
+        name="Big directory", connection_config=config, agent=Agent.objects.create(name=agent)
+    )
+
+
+def queue_sync(broker, integration) -> Job:
+    """What sync_start does, with the task sent through the real broker."""
+    job = job_start(
+        actor=None, kind="sync", integration_id=integration.pk, subject=integration, params={"full": True}
+    )
+    broker.send_task(run_sync_job.name, args=[str(job.pk)], queue=queue_for(integration))
+    return job
+
+
+def running_with_progress(job: Job):
+    job.refresh_from_db()
+    return job.status == Job.Status.RUNNING and job.done >= 5000
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_a_sync_whose_worker_is_killed_runs_again_and_completes(broker, make_worker, make_integration):
+    agent, proc = make_worker(pool="prefork")
+    integration = big_directory(make_integration, agent)
+    job = queue_sync(broker, integration)
+    wait_for(lambda: running_with_progress(job), what="live progress of the running sync")
+    assert (
+        Account.objects.filter(integration=integration).count() == 0
+    )  # progress is visible, rows are not yet
+    child = int(subprocess.check_output(["pgrep", "-P", str(proc.pid)]).split()[0])
+    os.kill(child, signal.SIGKILL)  # the pool process dies mid-sync
+    wait_for(lambda: Job.objects.get(pk=job.pk).is_finished, what="the re-delivered sync to finish")
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert "Restarted after an interrupted run." in [line["message"] for line in job.log]
+    assert Account.objects.filter(integration=integration, removed_at=None).count() == 40000
+    assert Permission.objects.filter(integration=integration, ended_at=None).count() == 160000
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_a_lost_database_connection_fails_the_sync_cleanly(broker, make_worker, make_integration):
+    agent, proc = make_worker()
+    integration = big_directory(make_integration, agent)
+    job = queue_sync(broker, integration)
+    wait_for(lambda: running_with_progress(job), what="the sync to be running")
+    with connection.cursor() as c:  # kill the worker's writing connection, as a database failover would
+        c.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()"
+        )
+        assert c.fetchall(), "the sync's transaction was found"
+    wait_for(lambda: Job.objects.get(pk=job.pk).is_finished, what="the sync to end")
+    job.refresh_from_db()
+    integration.refresh_from_db()
+    assert job.status == Job.Status.FAILED and "Sync of Big directory failed" in job.error
+    assert integration.last_sync_status == "failed"
+    assert AuditEvent.objects.filter(
+        action="integration.sync", status="error", integration_id=integration.pk
+    ).exists()
+    assert not Account.objects.filter(integration=integration).exists()  # nothing half-written
+    assert proc.poll() is None  # the worker lives on
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
 def test_sync_runs_on_the_agents_worker(broker, worker, make_integration):
     agent_name, proc = worker
     integration = make_integration(name="Directory", agent=Agent.objects.create(name=agent_name))
