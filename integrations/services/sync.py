@@ -737,8 +737,10 @@ class _PgIngest(_Ingest):
                 expires_at, ended_at, last_seen_at)
             SELECT %(iid)s, w.account_id, w.role_id, 'external', %(now)s, NULL, NULL, %(now)s
             FROM sync_b_wanted w
-            WHERE NOT EXISTS (SELECT 1 FROM integrations_permission p
-                              WHERE p.account_id = w.account_id AND p.role_id = w.role_id AND p.ended_at IS NULL)
+            -- accounts all created by this batch hold nothing yet: the check folds away
+            WHERE NOT %(existing)s OR NOT EXISTS (
+                SELECT 1 FROM integrations_permission p
+                WHERE p.account_id = w.account_id AND p.role_id = w.role_id AND p.ended_at IS NULL)
             """
             + ("" if self.first_sync else "RETURNING account_id, role_id"),
             params,
