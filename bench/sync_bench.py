@@ -71,6 +71,14 @@ def rows_written() -> int:
         return int(c.fetchone()[0])
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident set (VmHWM: unlike ru_maxrss, not inherited from the parent across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def phase_sync(args) -> dict:
     """One sync in this (fresh) process; prints its figures as JSON."""
     setup_django(args.database_url)
@@ -92,7 +100,7 @@ def phase_sync(args) -> dict:
         "counts": result.counts,
         "objects": result.counts.get("read", 0),
         "rows_written": rows_written() - written_before,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": peak_rss_mib(),
     }
 
 

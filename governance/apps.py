@@ -10,10 +10,11 @@ class GovernanceConfig(AppConfig):
         from django.contrib.auth.models import Group
 
         from . import audit
-        from .models import User
+        from .models import ApiToken, User
 
         audit.register(User, exclude={"password", "last_login"})
         audit.register(Group)
+        audit.register(ApiToken, exclude={"token_hash", "last_used_at"})
 
         # A task runs in an audit context named after its task id.
         def _open(task_id=None, task=None, **kwargs):

@@ -143,3 +143,31 @@ class Job(models.Model):
             self.Status.CANCELLED,
             self.Status.SKIPPED,
         }
+
+
+class ApiToken(models.Model):
+    """A personal API token: ``gov_<prefix>_<secret>``, sent as ``Authorization: Bearer <token>``.
+
+    Only the prefix (a visible id) and the SHA-256 of the whole token are stored; the token
+    itself is shown once, when it is created. A token acts as its user, until it expires or
+    is revoked.
+    """
+
+    user = models.ForeignKey("governance.User", on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, help_text="What the token is for.")
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    token_hash = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} (gov_{self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > timezone.now())

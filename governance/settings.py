@@ -170,7 +170,8 @@ WHITENOISE_USE_FINDERS = DEBUG
 # Without collectstatic (tests, a bare checkout) fall back to unhashed names instead of failing.
 WHITENOISE_MANIFEST_STRICT = False
 
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
 
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="governance@localhost")
@@ -209,21 +210,21 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
 
-# REST API (governance/api.py): session or personal-token authentication, cursor pages, one error shape.
+# REST API (governance/api.py, governance/api_core.py): session or personal-token authentication, cursor pages, one error shape.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "governance.api.BearerTokenAuthentication",
-        "governance.api.SessionAuthentication",
+        "governance.api_core.BearerTokenAuthentication",
+        "governance.api_core.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["governance.api.IsAuthenticatedUser"],
-    "DEFAULT_THROTTLE_CLASSES": ["governance.api.ApiRateThrottle"],
+    "DEFAULT_PERMISSION_CLASSES": ["governance.api_core.IsAuthenticatedUser"],
+    "DEFAULT_THROTTLE_CLASSES": ["governance.api_core.ApiRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         # Requests per API token, per signed-in browser user, per anonymous client address.
         "token": env.str("API_RATE_TOKEN", default="1200/min"),
         "user": env.str("API_RATE_USER", default="1200/min"),
         "anon": env.str("API_RATE_ANON", default="60/min"),
     },
-    "DEFAULT_PAGINATION_CLASS": "governance.api.ApiCursorPagination",
+    "DEFAULT_PAGINATION_CLASS": "governance.api_core.ApiCursorPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],

@@ -15,5 +15,5 @@ class IntegrationsConfig(AppConfig):
             audit.register(model, integration=lambda o: o.integration_id)
         audit.register(m.RoleImplication, integration=lambda o: o.role.integration_id)
         audit.register(m.Maintainer, integration=lambda o: o.integration_id_for_audit)
-        for model in (m.Agent, m.ApprovalWorkflow, m.ApprovalStep, m.Approver, m.Tag):
+        for model in (m.Agent, m.ApprovalWorkflow, m.ApprovalStep, m.Approver, m.Tag, m.Rule):
             audit.register(model)

@@ -4,6 +4,8 @@ import django_filters as filters
 from django.contrib.auth import get_user_model
 from django.db.models import Q
 
+from governance.filters import IsoDateTimeFilter
+
 from .models import Account, Agent, ApprovalWorkflow, Integration, Permission, Resource, Role, Tag
 
 
@@ -43,7 +45,7 @@ class TagsMixin(filters.FilterSet):
     )
 
 
-def _users():
+def _users(request=None):
     return get_user_model().objects.all()
 
 
@@ -128,7 +130,7 @@ class PermissionFilter(filters.FilterSet):
     role = filters.ModelChoiceFilter(queryset=Role.objects.all())
     resource = filters.ModelChoiceFilter(field_name="role__resource", queryset=Resource.objects.all())
     active = filters.BooleanFilter(field_name="ended_at", lookup_expr="isnull", label="Active")
-    expires_before = filters.IsoDateTimeFilter(field_name="expires_at", lookup_expr="lt")
+    expires_before = IsoDateTimeFilter(field_name="expires_at", lookup_expr="lt")
 
     class Meta:
         model = Permission

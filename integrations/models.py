@@ -543,12 +543,16 @@ class Permission(models.Model):
         EXTERNAL = "external", "Granted outside the portal"
         BIRTHRIGHT = "birthright", "Birthright"
 
-    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="permissions")
+    # Denormalised from the account for fast per-integration queries; the account's own key guarantees it,
+    # so no database constraint or index of its own (the (integration, ended_at) index serves it).
+    integration = models.ForeignKey(
+        Integration, on_delete=models.CASCADE, related_name="permissions", db_constraint=False, db_index=False
+    )
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="permissions")
-    role = models.ForeignKey(Role, on_delete=models.CASCADE, related_name="permissions")
+    role = models.ForeignKey(Role, on_delete=models.CASCADE, related_name="permissions", db_index=False)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.EXTERNAL)
     granted_at = models.DateTimeField(default=timezone.now)
-    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(
         null=True, blank=True, help_text="When the permission was revoked or vanished."
     )
@@ -564,6 +568,12 @@ class Permission(models.Model):
         indexes = [
             models.Index(fields=["role", "ended_at"]),
             models.Index(fields=["integration", "ended_at"]),
+            # Expiry scans read only live grants that expire.
+            models.Index(
+                fields=["expires_at"],
+                condition=Q(expires_at__isnull=False, ended_at__isnull=True),
+                name="permission_expiring_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -577,3 +587,51 @@ class Permission(models.Model):
         if self.account_id and not self.integration_id:
             self.integration_id = self.account.integration_id
         super().save(*args, **kwargs)
+
+
+class Rule(models.Model):
+    """Governance applied automatically: when a resource or role matches the conditions, set these values.
+
+    ``conditions`` is a list of ``{"field", "op", "value"}`` (and ``"key"`` for attributes),
+    combined with ``match`` (all / any). ``actions`` holds what to set: ``owner`` (user id),
+    ``maintainers`` (user ids, added), ``workflow`` (workflow id), ``requestable`` (bool),
+    ``tags`` (names, added) and ``allowed_durations`` (duration keys, overriding). Rules run in
+    ``position`` order on newly discovered objects after each sync, and on demand on existing
+    ones when their scope includes them.
+    """
+
+    class Target(models.TextChoices):
+        RESOURCES = "resources", "Resources"
+        ROLES = "roles", "Roles"
+
+    class Match(models.TextChoices):
+        ALL = "all", "All conditions"
+        ANY = "any", "Any condition"
+
+    class Scope(models.TextChoices):
+        EXISTING_AND_NEW = "existing_and_new", "Existing and newly discovered objects"
+        NEW_ONLY = "new_only", "Newly discovered objects only"
+
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    target = models.CharField(max_length=10, choices=Target.choices, default=Target.RESOURCES)
+    match = models.CharField(max_length=3, choices=Match.choices, default=Match.ALL)
+    conditions = models.JSONField(default=list, blank=True)
+    actions = models.JSONField(default=dict, blank=True)
+    scope = models.CharField(max_length=20, choices=Scope.choices, default=Scope.EXISTING_AND_NEW)
+    enabled = models.BooleanField(default=True)
+    position = models.PositiveIntegerField(default=100, help_text="Rules run in this order, lowest first.")
+    last_applied_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["position", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from .services.rules import validate_rule
+
+        validate_rule(self)

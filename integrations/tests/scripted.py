@@ -59,7 +59,14 @@ def make(script: Script) -> Connector:
     @connector.command("std:entitlement:list")
     def entitlements(context, input, res):
         for g in script.groups:
-            res.send({"identity": g["id"], "key": {"simple": {"id": g["id"]}}, "type": "group", "attributes": dict(g)})
+            res.send(
+                {
+                    "identity": g["id"],
+                    "key": {"simple": {"id": g["id"]}},
+                    "type": "group",
+                    "attributes": dict(g),
+                }
+            )
 
     @connector.command("std:account:list")
     def accounts(context, input, res):
@@ -71,7 +78,9 @@ def make(script: Script) -> Connector:
                 script.on_account(n)
             res.send({"identity": a["id"], "key": {"simple": {"id": a["id"]}}, "attributes": dict(a)})
         for identity in script.deleted_accounts:
-            res.send({"identity": identity, "key": {"simple": {"id": identity}}, "deleted": True, "attributes": {}})
+            res.send(
+                {"identity": identity, "key": {"simple": {"id": identity}}, "deleted": True, "attributes": {}}
+            )
         if script.state is not None:
             res.save_state(script.state)
 

@@ -30,11 +30,17 @@ def inventory(integration):
     """Everything a sync writes, as comparable sets."""
     return {
         "resources": set(
-            Resource.objects.filter(integration=integration, removed_at=None).values_list("external_id", "name")
+            Resource.objects.filter(integration=integration, removed_at=None).values_list(
+                "external_id", "name"
+            )
         ),
-        "roles": set(Role.objects.filter(integration=integration, removed_at=None).values_list("external_id", "name")),
+        "roles": set(
+            Role.objects.filter(integration=integration, removed_at=None).values_list("external_id", "name")
+        ),
         "accounts": set(
-            Account.objects.filter(integration=integration, removed_at=None).values_list("external_id", "identity")
+            Account.objects.filter(integration=integration, removed_at=None).values_list(
+                "external_id", "identity"
+            )
         ),
         "permissions": set(
             Permission.objects.filter(integration=integration, ended_at=None).values_list(
@@ -87,7 +93,9 @@ def test_full_sync_builds_the_inventory(scripted, admin_user, django_user_model)
     assert result.counts["permissions_created"] == 3 and result.counts["accounts_created"] == 3
     scripted.refresh_from_db()
     assert scripted.last_sync_status == "succeeded" and scripted.permissions_last_synced_at is not None
-    assert AuditEvent.objects.filter(action="integration.sync", status="ok", integration_id=scripted.pk).exists()
+    assert AuditEvent.objects.filter(
+        action="integration.sync", status="ok", integration_id=scripted.pk
+    ).exists()
 
 
 def test_a_second_identical_full_sync_writes_no_rows(scripted, admin_user):
@@ -201,7 +209,9 @@ def test_delta_runs_follow_the_application(make_integration, admin_user):
     integration.save()
     again = sync_integration(actor=admin_user, integration=integration)
     assert inventory(integration) == after_delta
-    assert not {k: v for k, v in again.counts.items() if k not in ("read", "filtered") and "external" not in k}
+    assert not {
+        k: v for k, v in again.counts.items() if k not in ("read", "filtered") and "external" not in k
+    }
 
 
 def test_filters_exclude_objects_and_are_counted(make_integration, admin_user):
@@ -216,9 +226,14 @@ def test_filters_exclude_objects_and_are_counted(make_integration, admin_user):
     assert synced == {o["identity"] for o in listed} - contractors
 
 
-def test_recommended_owners_and_maintainers_apply_when_enabled(scripted, script, admin_user, django_user_model):
+def test_recommended_owners_and_maintainers_apply_when_enabled(
+    scripted, script, admin_user, django_user_model
+):
     dana = django_user_model.objects.create(username="dana", email="dana@example.com")
-    script.groups = [{"id": "g1", "owner": "dana", "maintainers": ["owner@example.com"]}, {"id": "g2", "owner": "ghost"}]
+    script.groups = [
+        {"id": "g1", "owner": "dana", "maintainers": ["owner@example.com"]},
+        {"id": "g2", "owner": "ghost"},
+    ]
     sync_integration(actor=admin_user, integration=scripted, full=True)
     assert Resource.objects.get(external_id="g1").owner is None  # flags off
     scripted.auto_assign_recommended_owners = scripted.auto_assign_recommended_maintainers = True
@@ -253,22 +268,34 @@ def webhook():
     server.shutdown()
 
 
-def test_external_permission_changes_are_audited_and_notified(scripted, script, admin_user, settings, webhook):
+def test_external_permission_changes_are_audited_and_notified(
+    scripted, script, admin_user, settings, webhook
+):
     url, received = webhook
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     sync_integration(actor=admin_user, integration=scripted, full=True)
-    assert not AuditEvent.objects.filter(action__startswith="permission.external").exists()  # first sync: baseline
+    assert not AuditEvent.objects.filter(
+        action__startswith="permission.external"
+    ).exists()  # first sync: baseline
     script.accounts[1]["groups"] = ["g2", "g3"]  # bob gets g3 in the application
     script.accounts[0]["groups"] = ["g1"]  # alice loses g2
     sync_integration(actor=admin_user, integration=scripted, full=True)
     actions = sorted(
-        AuditEvent.objects.filter(action__startswith="permission.external").values_list("action", "object_repr")
+        AuditEvent.objects.filter(action__startswith="permission.external").values_list(
+            "action", "object_repr"
+        )
     )
-    assert actions == [("permission.external_grant", "bob → g3 · member"), ("permission.external_revoke", "alice → g2 · member")]
+    assert actions == [
+        ("permission.external_grant", "bob → g3 · member"),
+        ("permission.external_revoke", "alice → g2 · member"),
+    ]
     assert mail.outbox == [] and received == []  # not notified: the flag is off
 
     services.integration_update(
-        actor=admin_user, integration=scripted, notify_external_permission_changes=True, notification_webhook_url=url
+        actor=admin_user,
+        integration=scripted,
+        notify_external_permission_changes=True,
+        notification_webhook_url=url,
     )
     script.accounts[2]["groups"] = ["g1"]
     sync_integration(actor=admin_user, integration=scripted, full=True)
@@ -281,7 +308,9 @@ def test_external_permission_changes_are_audited_and_notified(scripted, script, 
 
 
 @jobs_db
-def test_sync_start_runs_a_job_with_progress_and_refuses_a_second(scripted, admin_user, django_capture_on_commit_callbacks):
+def test_sync_start_runs_a_job_with_progress_and_refuses_a_second(
+    scripted, admin_user, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         job = sync_start(actor=admin_user, integration=scripted, full=True)  # no broker: runs in-process
     job.refresh_from_db()
@@ -300,7 +329,10 @@ def test_cancel_stops_the_sync_and_writes_nothing(scripted, script, admin_user):
     script.accounts = [{"id": f"u{n}", "groups": ["g1"]} for n in range(3000)]
     with pytest.raises(SyncCancelled):
         sync_integration(
-            actor=admin_user, integration=scripted, full=True, should_cancel=lambda: calls.append(1) or len(calls) > 1
+            actor=admin_user,
+            integration=scripted,
+            full=True,
+            should_cancel=lambda: calls.append(1) or len(calls) > 1,
         )
     assert not Account.objects.filter(integration=scripted).exists()
     assert AuditEvent.objects.filter(action="integration.sync_cancelled").exists()

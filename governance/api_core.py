@@ -1,0 +1,129 @@
+"""Authentication, permission, throttling and pagination classes of the REST API (settings point here).
+
+Kept apart from :mod:`governance.api` because DRF imports them while ``rest_framework.views``
+loads: this module must import nothing that imports the views.
+"""
+
+from __future__ import annotations
+
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.authentication import SessionAuthentication as _SessionAuthentication
+from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.settings import api_settings
+from rest_framework.throttling import SimpleRateThrottle
+
+from .models import ApiToken
+from .tokens import InvalidToken, api_token_authenticate
+
+# -- authentication ---------------------------------------------------------------------------------------
+
+
+class BearerTokenAuthentication(BaseAuthentication):
+    """``Authorization: Bearer gov_<prefix>_<secret>``: a personal API token."""
+
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if not header:
+            return None
+        parts = header.split()
+        if parts[0].lower() != self.keyword.lower():
+            return None  # another scheme: not ours to judge
+        if len(parts) != 2:
+            raise exceptions.AuthenticationFailed("Send the token as 'Authorization: Bearer <token>'.")
+        try:
+            token = api_token_authenticate(parts[1])
+        except InvalidToken as exc:
+            raise exceptions.AuthenticationFailed(str(exc)) from None
+        return token.user, token
+
+    def authenticate_header(self, request) -> str:
+        return f'{self.keyword} realm="api"'
+
+
+class SessionAuthentication(_SessionAuthentication):
+    """The browser's session (CSRF-checked on writes, as DRF does)."""
+
+
+# -- permissions ------------------------------------------------------------------------------------------
+
+
+class IsAuthenticatedUser(IsAuthenticated):
+    """Signed in or a valid token (401 otherwise)."""
+
+
+# -- throttling -------------------------------------------------------------------------------------------
+
+
+class ApiRateThrottle(SimpleRateThrottle):
+    """One budget per API token, per signed-in session user, or per anonymous client address.
+
+    Rates are read per request from ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`` under the
+    scopes ``token``, ``user`` and ``anon``, so they can be changed without a restart of the
+    class (tests shrink them).
+    """
+
+    def __init__(self):  # the rate depends on the request: resolved in allow_request
+        self.rate = None
+
+    def _scope_and_ident(self, request) -> tuple[str, str]:
+        if isinstance(request.auth, ApiToken):
+            return "token", str(request.auth.pk)
+        if request.user and request.user.is_authenticated:
+            return "user", str(request.user.pk)
+        return "anon", self.get_ident(request)
+
+    def get_rate(self):
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+    def allow_request(self, request, view):
+        self.scope, self._ident = self._scope_and_ident(request)
+        self.rate = self.get_rate()
+        if self.rate is None:
+            return True
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        return super().allow_request(request, view)
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self._ident}
+
+
+# -- pagination -------------------------------------------------------------------------------------------
+
+
+class ApiCursorPagination(CursorPagination):
+    """Cursor pages (stable under inserts, fast at any depth). ``?page_size=`` up to 1000.
+
+    The view names its ordering in ``cursor_ordering`` (unique, or nearly: ties are paged
+    by offset).
+    """
+
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+    ordering = "-pk"
+
+    def get_ordering(self, request, queryset, view):
+        ordering = getattr(view, "cursor_ordering", None) or self.ordering
+        return (ordering,) if isinstance(ordering, str) else tuple(ordering)
+
+    def get_page_size(self, request):
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is not None:
+            try:
+                size = int(raw)
+            except ValueError:
+                raise exceptions.ValidationError({"page_size": "A whole number from 1 to 1000."}) from None
+            if not 1 <= size <= self.max_page_size:
+                raise exceptions.ValidationError({"page_size": "A whole number from 1 to 1000."})
+            return size
+        return self.page_size
+
+    def decode_cursor(self, request):
+        try:
+            return super().decode_cursor(request)
+        except exceptions.NotFound:
+            raise exceptions.ValidationError({"cursor": "Invalid cursor."}) from None

@@ -1,0 +1,54 @@
+"""Who may call what: the screens' rules (integrations/access.py), answered as HTTP statuses.
+
+- 401: no valid credentials (DRF, from the authentication classes).
+- 403: signed in but without the right: a user who manages nothing calls an inventory
+  endpoint, or a non-admin calls an admin-only write.
+- 404: an object the caller may not see (the querysets are scoped, so it is simply not found).
+"""
+
+from __future__ import annotations
+
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+
+from ..access import is_admin, manageable_integrations, manageable_resources
+
+
+def manages_something(user) -> bool:
+    if not (user and user.is_authenticated):
+        return False
+    if is_admin(user):
+        return True
+    return manageable_integrations(user).exists() or manageable_resources(user).exists()
+
+
+class ManagesInventory(BasePermission):
+    """Admins, and owners or maintainers of at least one integration or resource."""
+
+    message = "You manage no integration or resource; ask an admin for access."
+
+    def has_permission(self, request, view) -> bool:
+        cached = getattr(request, "_manages_something", None)
+        if cached is None:
+            cached = request._manages_something = manages_something(request.user)
+        return cached
+
+
+class AdminForWrites(BasePermission):
+    """Reads as the other permissions allow; these writes only for admins."""
+
+    message = "Only admins may do this."
+
+    def has_permission(self, request, view) -> bool:
+        if request.method in SAFE_METHODS:
+            return True
+        admin_actions = getattr(view, "admin_actions", None)
+        if admin_actions is not None and getattr(view, "action", None) not in admin_actions:
+            return True
+        return is_admin(request.user)
+
+
+class IsAdmin(BasePermission):
+    message = "Only admins may do this."
+
+    def has_permission(self, request, view) -> bool:
+        return is_admin(request.user)

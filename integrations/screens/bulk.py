@@ -1,0 +1,199 @@
+"""Bulk Actions: choose objects with the list filters, some or all matching, choose a change, preview, apply."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, QueryDict
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+from django_tables2 import RequestConfig
+
+from governance.models import Job
+
+from ..access import manageable_integrations, manageable_resources, manageable_roles
+from ..filters import IntegrationFilter, ResourceFilter, RoleFilter
+from ..services.bulk import BACKGROUND_THRESHOLD, bulk_apply, bulk_start
+from ..services.changes import SUPPORTED, describe, validate_changes
+from .common import require_manager, style_filter, style_form, toast
+from .forms import ChangeSetForm
+from .integrations import integration_queryset, per_page, resource_queryset
+from .inventory import role_queryset
+from .tables import BulkIntegrationTable, BulkResourceTable, BulkRoleTable
+
+TARGETS = {
+    "integrations": (IntegrationFilter, BulkIntegrationTable),
+    "resources": (ResourceFilter, BulkResourceTable),
+    "roles": (RoleFilter, BulkRoleTable),
+}
+
+
+def _base(user, target: str):
+    if target == "integrations":
+        return integration_queryset(user)
+    if target == "resources":
+        return resource_queryset(manageable_resources(user).filter(removed_at=None))
+    return role_queryset(manageable_roles(user).filter(removed_at=None))
+
+
+def _plain_base(user, target: str):
+    return {
+        "integrations": manageable_integrations,
+        "resources": lambda u: manageable_resources(u).filter(removed_at=None),
+        "roles": lambda u: manageable_roles(u).filter(removed_at=None),
+    }[target](user)
+
+
+def _target(value) -> str:
+    if value not in TARGETS:
+        raise Http404("Unknown bulk target.")
+    return value
+
+
+def _filter_params(query: QueryDict) -> QueryDict:
+    params = query.copy()
+    for key in ("target", "page", "per_page", "sort"):
+        params.pop(key, None)
+    return params
+
+
+def selection(user, target: str, query: str, scope: str, ids: list[str]) -> list[int]:
+    """The ids a bulk action applies to: every object matching the filters, or the checked ones among them."""
+    filter_class, _ = TARGETS[target]
+    filterset = filter_class(_filter_params(QueryDict(query)), queryset=_plain_base(user, target))
+    if not filterset.is_valid():
+        raise ValidationError(
+            "The filters are not valid: "
+            + "; ".join(f"{k}: {' '.join(v)}" for k, v in filterset.errors.items())
+        )
+    qs = filterset.qs
+    if scope != "all":
+        wanted = [int(i) for i in ids if str(i).isdigit()]
+        qs = qs.filter(pk__in=wanted)
+    return list(qs.order_by().values_list("pk", flat=True).distinct())
+
+
+@login_required
+def bulk(request):
+    require_manager(request)
+    target = _target(request.GET.get("target", "roles"))
+    filter_class, table_class = TARGETS[target]
+    filterset = filter_class(
+        _filter_params(request.GET) or None, queryset=_base(request.user, target), request=request
+    )
+    style_filter(filterset)
+    qs = filterset.qs if filterset.is_bound and filterset.is_valid() else filterset.queryset
+    table = table_class(qs, empty_text="Nothing matches these filters.")
+    RequestConfig(request, paginate={"per_page": per_page(request)}).configure(table)
+    change_form = style_form(ChangeSetForm(prefix="c"))
+    return render(
+        request,
+        "bulk/bulk.html",
+        {
+            "target": target,
+            "targets": list(TARGETS),
+            "filter": filterset,
+            "table": table,
+            "changes": change_form,
+            "supported": SUPPORTED[target],
+            "query": _filter_params(request.GET).urlencode(),
+            "keep": [("target", target)],
+            "nav": "bulk",
+        },
+    )
+
+
+def _read_post(request):
+    target = _target(request.POST.get("target"))
+    change_form = style_form(ChangeSetForm(request.POST, prefix="c"))
+    return target, change_form
+
+
+@login_required
+@require_POST
+def bulk_preview(request):
+    require_manager(request)
+    target, change_form = _read_post(request)
+    query, scope, ids = (
+        request.POST.get("query", ""),
+        request.POST.get("scope", "selected"),
+        request.POST.getlist("ids"),
+    )
+    errors: list[str] = []
+    selected: list[int] = []
+    changes: dict = {}
+    try:
+        selected = selection(request.user, target, query, scope, ids)
+    except ValidationError as exc:
+        errors.extend(exc.messages)
+    if not selected and not errors:
+        errors.append("No objects are selected: nothing to change. Check some rows, or choose all matching.")
+    if change_form.is_valid():
+        try:
+            changes = validate_changes(target, change_form.changes())
+        except ValidationError as exc:
+            errors.extend(
+                f"{k}: {' '.join(v)}" if k != "actions" else " ".join(v) for k, v in exc.message_dict.items()
+            )
+    else:
+        errors.extend(e for errs in change_form.errors.values() for e in errs)
+    model_qs = _plain_base(request.user, target).filter(pk__in=selected[:10])
+    return render(
+        request,
+        "bulk/preview.html",
+        {
+            "target": target,
+            "count": len(selected),
+            "sample": model_qs,
+            "changes": changes,
+            "changes_json": json.dumps(changes),
+            "lines": describe(changes) if changes else [],
+            "errors": errors,
+            "query": query,
+            "scope": scope,
+            "ids": ids,
+            "background": len(selected) > BACKGROUND_THRESHOLD,
+            "threshold": BACKGROUND_THRESHOLD,
+            "nav": "bulk",
+        },
+        status=400 if errors else 200,
+    )
+
+
+@login_required
+@require_POST
+def bulk_apply_view(request):
+    require_manager(request)
+    target = _target(request.POST.get("target"))
+    query, scope, ids = (
+        request.POST.get("query", ""),
+        request.POST.get("scope", "selected"),
+        request.POST.getlist("ids"),
+    )
+    back = reverse("integrations:bulk") + f"?target={target}&{query}"
+    try:
+        changes = json.loads(request.POST.get("changes") or "{}")
+        selected = selection(request.user, target, query, scope, ids)
+        if len(selected) > BACKGROUND_THRESHOLD:
+            job = bulk_start(actor=request.user, target=target, ids=selected, changes=changes)
+            toast(request, f"Changing {len(selected):,} {target} in the background.")
+            return redirect("integrations:job", pk=job.pk)
+        changed = bulk_apply(actor=request.user, target=target, ids=selected, changes=changes)
+    except (ValidationError, ValueError) as exc:
+        toast(request, " ".join(getattr(exc, "messages", [str(exc)])), "error")
+        return redirect(back)
+    toast(request, f"{changed:,} of {len(selected):,} {target} changed.")
+    return redirect(back)
+
+
+@login_required
+def job_detail(request, pk):
+    require_manager(request)
+    job = Job.objects.filter(pk=pk).first()
+    if job is None or (job.created_by_id != request.user.pk and not request.user.is_staff):
+        raise Http404("No such job.")
+    template = "bulk/_job.html" if request.htmx else "bulk/job.html"
+    return render(request, template, {"job": job, "nav": "bulk"})

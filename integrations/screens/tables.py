@@ -1,0 +1,191 @@
+"""django-tables2 tables of the screens. Every per-row value comes from the queryset (annotations,
+select_related, prefetch_related), so the query count does not grow with the page size."""
+
+from __future__ import annotations
+
+import django_tables2 as tables
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+
+from governance.models import AuditEvent
+
+from ..models import Integration, Permission, Resource, Role
+
+STATUS_BADGES = {
+    "succeeded": "bg-green-lt",
+    "running": "bg-blue-lt",
+    "queued": "bg-azure-lt",
+    "failed": "bg-red-lt",
+    "never": "bg-secondary-lt",
+    "cancelled": "bg-secondary-lt",
+    "skipped": "bg-yellow-lt",
+    "ok": "bg-green-lt",
+    "error": "bg-red-lt",
+}
+
+
+def badge(text, status: str) -> str:
+    return format_html('<span class="badge {}">{}</span>', STATUS_BADGES.get(status, "bg-secondary-lt"), text)
+
+
+def yes_no(value: bool) -> str:
+    return format_html(
+        '<span class="badge {}">{}</span>',
+        "bg-green-lt" if value else "bg-secondary-lt",
+        "Yes" if value else "No",
+    )
+
+
+class Base(tables.Table):
+    class Meta:
+        template_name = "includes/table.html"
+        attrs = {"class": "table table-vcenter card-table table-sticky"}
+
+
+class IntegrationTable(Base):
+    icon = tables.Column(
+        empty_values=(), orderable=False, verbose_name="", attrs={"td": {"style": "width:44px"}}
+    )
+    name = tables.Column(linkify=("integrations:detail", {"pk": tables.A("pk")}))
+    resources_count = tables.Column(verbose_name="Resources", attrs={"td": {"class": "text-end"}})
+    owner = tables.Column(empty_values=(None,), default="—")
+    default_workflow = tables.Column(verbose_name="Default workflow", default="—")
+    last_synced_at = tables.DateTimeColumn(verbose_name="Last sync", format="Y-m-d H:i", default="never")
+    last_sync_status = tables.Column(verbose_name="Status")
+
+    class Meta(Base.Meta):
+        model = Integration
+        fields = (
+            "icon",
+            "name",
+            "resources_count",
+            "owner",
+            "default_workflow",
+            "last_synced_at",
+            "last_sync_status",
+        )
+        order_by = ("name",)
+
+    def render_icon(self, record):
+        return format_html('<img class="app-icon" src="{}" alt="{}">', record.icon_url, record.application)
+
+    def render_resources_count(self, value):
+        return f"{value:,}"
+
+    def render_last_sync_status(self, record, value):
+        return badge(record.get_last_sync_status_display(), value)
+
+
+def tags_html(record) -> str:
+    tags = list(record.tags.all())
+    if not tags:
+        return mark_safe('<span class="text-secondary">—</span>')
+    return format_html_join(" ", '<span class="badge bg-azure-lt">{}</span>', ((t.name,) for t in tags))
+
+
+class ResourceTable(Base):
+    name = tables.TemplateColumn(template_name="inventory/_resource_name.html", order_by=("name",))
+    integration = tables.Column(linkify=("integrations:detail", {"pk": tables.A("integration_id")}))
+    kind = tables.Column(default="—")
+    owner = tables.Column(default="—")
+    tags = tables.Column(empty_values=(), orderable=False)
+    requestable = tables.Column()
+    roles_count = tables.Column(verbose_name="Roles", orderable=False, attrs={"td": {"class": "text-end"}})
+
+    class Meta(Base.Meta):
+        model = Resource
+        fields = ("name", "integration", "kind", "owner", "tags", "requestable", "roles_count")
+
+    def render_tags(self, record):
+        return tags_html(record)
+
+    def render_requestable(self, value):
+        return yes_no(value)
+
+
+class RoleTable(Base):
+    name = tables.Column(linkify=("integrations:role", {"pk": tables.A("pk")}))
+    resource = tables.Column(
+        linkify=("integrations:resource", {"pk": tables.A("resource_id")}), order_by=("resource__name",)
+    )
+    integration = tables.Column(order_by=("integration__name",))
+    requestable = tables.Column()
+    workflow = tables.Column(default="inherited")
+    tags = tables.Column(empty_values=(), orderable=False)
+    holders = tables.Column(verbose_name="Holders", orderable=False, attrs={"td": {"class": "text-end"}})
+
+    class Meta(Base.Meta):
+        model = Role
+        fields = ("name", "resource", "integration", "requestable", "workflow", "tags", "holders")
+
+    def render_requestable(self, value):
+        return yes_no(value)
+
+    def render_tags(self, record):
+        return tags_html(record)
+
+
+class SelectableMixin(tables.Table):
+    ids = tables.CheckBoxColumn(
+        accessor="pk", attrs={"th__input": {"data-select-all": "1", "aria-label": "Select page"}}
+    )
+
+
+class BulkIntegrationTable(SelectableMixin, IntegrationTable):
+    class Meta(IntegrationTable.Meta):
+        sequence = ("ids", "...")
+
+
+class BulkResourceTable(SelectableMixin, ResourceTable):
+    class Meta(ResourceTable.Meta):
+        sequence = ("ids", "...")
+
+
+class BulkRoleTable(SelectableMixin, RoleTable):
+    class Meta(RoleTable.Meta):
+        sequence = ("ids", "...")
+
+
+class HolderTable(Base):
+    account = tables.Column(
+        accessor="account__identity", verbose_name="Account", order_by=("account__identity",)
+    )
+    user = tables.Column(accessor="account__user", verbose_name="User", default="not linked")
+    source = tables.Column()
+    granted_at = tables.DateTimeColumn(format="Y-m-d H:i")
+    expires_at = tables.DateTimeColumn(format="Y-m-d H:i", default="never")
+
+    class Meta(Base.Meta):
+        model = Permission
+        fields = ("account", "user", "source", "granted_at", "expires_at")
+
+    def render_source(self, record, value):
+        css = {"portal": "bg-blue-lt", "external": "bg-orange-lt", "birthright": "bg-purple-lt"}.get(
+            value, ""
+        )
+        return format_html('<span class="badge {}">{}</span>', css, record.get_source_display())
+
+
+class AuditTable(Base):
+    occurred_at = tables.DateTimeColumn(format="Y-m-d H:i:s", verbose_name="When")
+    actor_repr = tables.Column(verbose_name="Actor", default="system")
+    action = tables.Column()
+    object_repr = tables.Column(verbose_name="Object", default="—")
+    integration = tables.Column(accessor="integration_id", verbose_name="Integration", default="—")
+    status = tables.Column()
+    details = tables.TemplateColumn(template_name="audit/_details.html", orderable=False)
+
+    class Meta(Base.Meta):
+        model = AuditEvent
+        fields = ("occurred_at", "actor_repr", "action", "object_repr", "integration", "status", "details")
+        row_attrs = {"class": lambda record: "table-danger" if record.status == "error" else ""}
+
+    def __init__(self, *args, integration_names=None, **kwargs):
+        self.integration_names = integration_names or {}
+        super().__init__(*args, **kwargs)
+
+    def render_integration(self, value):
+        return self.integration_names.get(value, f"#{value}")
+
+    def render_status(self, record, value):
+        return badge(record.get_status_display(), value)

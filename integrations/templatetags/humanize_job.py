@@ -1,0 +1,38 @@
+"""Small filters of the screens: job status badges, count labels, durations."""
+
+from django import template
+
+from ..durations import label
+from ..screens.tables import STATUS_BADGES
+
+register = template.Library()
+
+COUNT_LABELS = {
+    "read": "Read",
+    "resources_created": "Resources created",
+    "roles_created": "Roles created",
+    "accounts_created": "Accounts created",
+    "permissions_created": "Permissions created",
+    "permissions_ended": "Permissions ended",
+    "resources_removed": "Resources removed",
+    "roles_removed": "Roles removed",
+    "accounts_removed": "Accounts removed",
+    "filtered": "Filtered out",
+    "selected": "Selected",
+    "changed": "Changed",
+}
+
+
+@register.filter
+def job_badge(status: str) -> str:
+    return STATUS_BADGES.get(status, "bg-secondary-lt")
+
+
+@register.filter
+def counts_items(counts: dict) -> list[tuple[str, object]]:
+    return [(COUNT_LABELS.get(k, k.replace("_", " ").capitalize()), v) for k, v in (counts or {}).items()]
+
+
+@register.filter
+def duration_labels(keys) -> str:
+    return ", ".join(label(k) for k in keys or [])

@@ -1,0 +1,143 @@
+"""The admin screens in a real headless Chromium: the journeys an admin walks, with screenshots."""
+
+import json
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from playwright.sync_api import Page, expect
+
+from conftest import DEMO_CONFIG
+from governance.models import AuditEvent, User
+from integrations.models import Integration, Resource, Role, Rule
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "jobs"])
+
+
+def shot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture
+def admin_page(live_server, page: Page):
+    call_command("demo", scale=0.05, verbosity=0)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto(live_server.url + "/")
+    expect(page).to_have_url(live_server.url + "/login/?next=/")
+    shot(page, "login")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "admin")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Integrations")).to_be_visible()
+    return page
+
+
+def test_admin_journeys(live_server, admin_page: Page):
+    page, base = admin_page, live_server.url
+    admin = User.objects.get(username="admin")
+    expect(page.get_by_test_id("signed-in-user")).to_be_visible()
+    expect(page.locator("table tbody tr")).to_have_count(5)
+    icon = page.locator("table tbody tr img").first
+    expect(icon).to_be_visible()
+    assert page.evaluate("img => img.naturalWidth", icon.element_handle()) > 0
+    shot(page, "integrations")
+
+    # Add an integration: a bad connection is refused with the connector's error, a good one syncs.
+    page.get_by_role("link", name="Add integration").click()
+    page.get_by_test_id("catalogue-demo").click()
+    expect(page.get_by_test_id("connector-docs")).to_be_visible()
+    expect(page.get_by_test_id("example-config")).to_contain_text("demo.example.com")
+    config = {k: v for k, v in DEMO_CONFIG.items() if k not in ("connectionOption", "memberships", "seed")}
+    page.locator("#id_name").fill("Browser Directory")
+    page.get_by_role("radio", name="API token").check()
+    page.locator("#id_config").fill(json.dumps({**config, "apiToken": "wrong"}))
+    page.get_by_role("button", name="Test connection and save").click()
+    expect(page.get_by_test_id("connection-error")).to_be_visible()
+    shot(page, "add-integration")
+    assert not Integration.objects.filter(name="Browser Directory").exists()
+    page.locator("#id_config").fill(json.dumps(config))
+    page.get_by_role("button", name="Test connection and save").click()
+    expect(page.get_by_test_id("sync-job-status")).to_have_text("Succeeded", timeout=30_000)
+    integration = Integration.objects.get(name="Browser Directory")
+    expect(page.get_by_test_id("count-resources")).to_have_text("10")
+    shot(page, "integration")
+
+    # Sync again from the page: the progress partial polls until the job has finished.
+    page.get_by_role("button", name="Sync now").click()
+    expect(page.get_by_test_id("sync-job-status")).to_have_text("Succeeded", timeout=30_000)
+
+    # Edit a resource's owner and tags.
+    resource = Resource.objects.filter(integration=integration).order_by("name").first()
+    page.goto(f"{base}/resources/{resource.pk}/")
+    page.locator("#id_owner").select_option(label=str(admin))
+    page.locator("#id_tags").fill("pii, production")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator(".toast")).to_contain_text("saved")
+    expect(page.locator(".page-title")).to_contain_text("production")
+    resource.refresh_from_db()
+    assert resource.owner == admin and sorted(t.name for t in resource.tags.all()) == ["pii", "production"]
+    shot(page, "resource")
+    role = Role.objects.filter(resource=resource).first()
+    page.goto(f"{base}/roles/{role.pk}/")
+    expect(page.get_by_role("heading", name="Who holds it")).to_be_visible()
+    shot(page, "role")
+
+    # A rule: viewer roles of the new integration are not requestable; preview, then apply.
+    page.goto(f"{base}/rules/")
+    page.get_by_role("link", name="New rule").click()
+    page.locator("#id_name").fill("Viewers are not requestable")
+    page.get_by_label("Roles").check()
+    rows = page.locator(".condition-row")
+    rows.nth(0).get_by_label("Condition field").select_option("name")
+    rows.nth(0).get_by_label("Condition operator").select_option("equals")
+    rows.nth(0).get_by_label("Condition value").fill("viewer")
+    rows.nth(1).get_by_label("Condition field").select_option("integration")
+    rows.nth(1).get_by_label("Condition operator").select_option("is")
+    rows.nth(1).get_by_label("Condition value").fill("Browser Directory")
+    page.get_by_label("Set requestable").check()
+    page.locator("#id_c-requestable").select_option("false")
+    shot(page, "rule-form")
+    page.get_by_role("button", name="Save rule").click()
+    expect(page.get_by_test_id("rule-preview")).to_contain_text("10 existing roles match; 10 would change")
+    page.get_by_role("button", name="Apply to 10 existing roles").click()
+    expect(page.locator(".toast")).to_contain_text("10 roles changed")
+    assert (
+        Role.objects.filter(integration=integration, name__iexact="viewer", requestable=False).count() == 10
+    )
+    assert Rule.objects.get().last_applied_at is not None
+    shot(page, "rules")
+
+    # A bulk action over every matching role, beyond the first page.
+    page.goto(f"{base}/bulk/?target=roles&integration={integration.pk}&per_page=5")
+    expect(page.get_by_test_id("table-count")).to_contain_text("of 30")
+    page.get_by_test_id("scope-all").check()
+    page.get_by_label("Add tags").check()
+    page.locator("#id_c-tags").fill("browser-bulk")
+    shot(page, "bulk")
+    page.get_by_role("button", name="Preview").click()
+    expect(page.get_by_test_id("bulk-preview")).to_contain_text("30 roles selected")
+    page.get_by_role("button", name="Apply to 30 roles").click()
+    expect(page.locator(".toast")).to_contain_text("30 of 30 roles changed")
+    assert Role.objects.filter(integration=integration, tags__name="browser-bulk").count() == 30
+
+    # The audit log tells all of it.
+    page.goto(f"{base}/audit/?integration={integration.pk}")
+    for action in ["integration.create", "integration.sync", "resource.update", "role.update"]:
+        page.goto(f"{base}/audit/?integration={integration.pk}&action={action}")
+        expect(page.locator("table tbody tr").first).to_contain_text(action)
+    page.goto(f"{base}/audit/?integration={integration.pk}")
+    shot(page, "audit-log")
+    assert AuditEvent.objects.filter(action="role.update", details__via="bulk", actor=admin).count() == 30
+    assert AuditEvent.objects.filter(action="rule.create", actor=admin).exists()
+
+    # Delete: the confirmation names what goes, and wants the name typed.
+    page.goto(f"{base}/integrations/{integration.pk}/delete")
+    expect(page.get_by_test_id("delete-counts")).to_contain_text("10 resources")
+    shot(page, "delete-integration")
+    page.get_by_label("Type the integration's name to confirm").fill("Browser Directory")
+    page.get_by_role("button", name="Delete Browser Directory").click()
+    expect(page.locator(".toast")).to_contain_text("were deleted")
+    page.goto(f"{base}/integrations/{integration.pk}/")
+    expect(page.get_by_text("This page does not exist")).to_be_visible()

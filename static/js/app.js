@@ -1,0 +1,48 @@
+// The portal's small behaviours: toasts fade out, destructive forms ask first.
+(function () {
+  function hideToasts(root) {
+    (root || document).querySelectorAll(".toast[data-autohide]").forEach(function (el) {
+      setTimeout(function () { el.classList.remove("show"); el.remove(); }, 6000);
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { hideToasts(); });
+  // Toasts sent by htmx responses: HX-Trigger {"toast": {"level": "success", "message": "..."}}
+  document.body && document.body.addEventListener("toast", function (evt) { showToast(evt.detail); });
+  document.addEventListener("toast", function (evt) { showToast(evt.detail); });
+  function showToast(detail) {
+    var level = { error: "danger", success: "success", warning: "warning" }[detail.level] || "info";
+    var el = document.createElement("div");
+    el.className = "toast show align-items-center border-0 text-bg-" + level;
+    el.setAttribute("role", "status");
+    el.setAttribute("data-autohide", "");
+    var body = document.createElement("div");
+    body.className = "toast-body";
+    body.textContent = detail.message;
+    el.appendChild(body);
+    document.getElementById("toasts").appendChild(el);
+    hideToasts(el.parentNode);
+  }
+  // <form data-confirm="Delete X?"> asks in a modal before submitting.
+  document.addEventListener("submit", function (evt) {
+    var form = evt.target;
+    if (!form.dataset || !form.dataset.confirm || form.dataset.confirmed) return;
+    evt.preventDefault();
+    var modalEl = document.getElementById("confirm-modal");
+    document.getElementById("confirm-text").textContent = form.dataset.confirm;
+    var bs = window.bootstrap || (window.tabler && window.tabler.bootstrap);
+    var modal = bs ? bs.Modal.getOrCreateInstance(modalEl) : null;
+    var ok = document.getElementById("confirm-ok");
+    ok.onclick = function () {
+      form.dataset.confirmed = "1";
+      if (modal) modal.hide();
+      if (form.requestSubmit) form.requestSubmit(); else form.submit();
+    };
+    if (modal) modal.show(); else if (window.confirm(form.dataset.confirm)) ok.onclick();
+  }, true);
+  // Select-all checkbox of bulk tables.
+  document.addEventListener("change", function (evt) {
+    if (evt.target.matches("[data-select-all]")) {
+      document.querySelectorAll("input[name=ids]").forEach(function (box) { box.checked = evt.target.checked; });
+    }
+  });
+})();
