@@ -49,6 +49,25 @@ def _users(request=None):
     return get_user_model().objects.all()
 
 
+def _visible(model):
+    """Choices limited to what the requesting user manages: an id they may not see is refused exactly
+    like an id that does not exist, so a filter never tells whether a hidden object exists."""
+
+    def queryset(request=None):
+        from . import access
+
+        if request is None:
+            return model.objects.all()
+        return {
+            Integration: access.manageable_integrations,
+            Resource: access.manageable_resources,
+            Role: access.manageable_roles,
+            Account: access.manageable_accounts,
+        }[model](request.user)
+
+    return queryset
+
+
 class IntegrationFilter(SearchMixin):
     search_fields = ("name", "application")
     application = filters.CharFilter()
@@ -72,7 +91,7 @@ class IntegrationFilter(SearchMixin):
 
 class ResourceFilter(SearchMixin, RemovedMixin, TagsMixin):
     search_fields = ("name", "description", "external_id")
-    integration = filters.ModelMultipleChoiceFilter(queryset=Integration.objects.all())
+    integration = filters.ModelMultipleChoiceFilter(queryset=_visible(Integration))
     owner = filters.ModelChoiceFilter(queryset=_users)
     has_owner = filters.BooleanFilter(
         field_name="owner", lookup_expr="isnull", exclude=True, label="Has an owner"
@@ -94,8 +113,8 @@ class ResourceFilter(SearchMixin, RemovedMixin, TagsMixin):
 
 class RoleFilter(SearchMixin, RemovedMixin, TagsMixin):
     search_fields = ("name", "external_id", "resource__name")
-    integration = filters.ModelMultipleChoiceFilter(queryset=Integration.objects.all())
-    resource = filters.ModelChoiceFilter(queryset=Resource.objects.all())
+    integration = filters.ModelMultipleChoiceFilter(queryset=_visible(Integration))
+    resource = filters.ModelChoiceFilter(queryset=_visible(Resource))
     workflow = filters.ModelChoiceFilter(queryset=ApprovalWorkflow.objects.all())
 
     class Meta:
@@ -113,7 +132,7 @@ class RoleFilter(SearchMixin, RemovedMixin, TagsMixin):
 
 class AccountFilter(SearchMixin, RemovedMixin):
     search_fields = ("identity", "external_id", "email")
-    integration = filters.ModelMultipleChoiceFilter(queryset=Integration.objects.all())
+    integration = filters.ModelMultipleChoiceFilter(queryset=_visible(Integration))
     user = filters.ModelChoiceFilter(queryset=_users)
     linked = filters.BooleanFilter(
         field_name="user", lookup_expr="isnull", exclude=True, label="Linked to a user"
@@ -125,10 +144,10 @@ class AccountFilter(SearchMixin, RemovedMixin):
 
 
 class PermissionFilter(filters.FilterSet):
-    integration = filters.ModelMultipleChoiceFilter(queryset=Integration.objects.all())
-    account = filters.ModelChoiceFilter(queryset=Account.objects.all())
-    role = filters.ModelChoiceFilter(queryset=Role.objects.all())
-    resource = filters.ModelChoiceFilter(field_name="role__resource", queryset=Resource.objects.all())
+    integration = filters.ModelMultipleChoiceFilter(queryset=_visible(Integration))
+    account = filters.ModelChoiceFilter(queryset=_visible(Account))
+    role = filters.ModelChoiceFilter(queryset=_visible(Role))
+    resource = filters.ModelChoiceFilter(field_name="role__resource", queryset=_visible(Resource))
     active = filters.BooleanFilter(field_name="ended_at", lookup_expr="isnull", label="Active")
     expires_before = IsoDateTimeFilter(field_name="expires_at", lookup_expr="lt")
 
