@@ -199,9 +199,13 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=3 * 3600 + 30
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 600}
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BEAT_SCHEDULE = {
-    # Queues every integration whose discovery or full permission sync is due (and, later, expiries).
+    # Queues every integration whose discovery or full permission sync is due.
     "tick": {"task": "integrations.tick", "schedule": 60.0},
+    # Revokes expired access, expires stale requests, retries failed grants, sends expiry reminders.
+    "expire-access": {"task": "integrations.expire_access", "schedule": 60.0},
 }
+# Pending access requests nobody decided within this many hours expire.
+ACCESS_REQUEST_PENDING_MAX_AGE_HOURS = env.int("ACCESS_REQUEST_PENDING_MAX_AGE_HOURS", default=14 * 24)
 
 LOGGING = {
     "version": 1,

@@ -11,8 +11,12 @@ from django.utils.html import format_html
 from .catalogue import application_choices, get_connector, split_secrets
 from .durations import Duration
 from .models import (
+    AccessDecision,
+    AccessRequest,
+    AccessTicket,
     Account,
     Agent,
+    ApprovalRule,
     ApprovalStep,
     ApprovalWorkflow,
     Approver,
@@ -306,23 +310,42 @@ class ApproverInline(admin.TabularInline):
 
 @admin.register(ApprovalStep)
 class ApprovalStepAdmin(admin.ModelAdmin):
-    list_display = ("workflow", "position", "mode")
+    list_display = ("workflow", "rule", "position", "mode")
     list_filter = ("workflow",)
     inlines = (ApproverInline,)
-    autocomplete_fields = ("workflow",)
+    autocomplete_fields = ("rule",)
+    exclude = ("workflow",)
 
 
 class StepInline(admin.TabularInline):
     model = ApprovalStep
     extra = 0
     show_change_link = True
+    exclude = ("workflow",)
+
+
+@admin.register(ApprovalRule)
+class ApprovalRuleAdmin(admin.ModelAdmin):
+    list_display = ("workflow", "position", "max_duration")
+    list_filter = ("workflow",)
+    search_fields = ("workflow__name",)
+    autocomplete_fields = ("workflow",)
+    filter_horizontal = ("requester_groups",)
+    inlines = (StepInline,)
+
+
+class RuleInline(admin.TabularInline):
+    model = ApprovalRule
+    extra = 0
+    show_change_link = True
+    fields = ("position", "max_duration", "requester_groups")
 
 
 @admin.register(ApprovalWorkflow)
 class ApprovalWorkflowAdmin(admin.ModelAdmin):
     list_display = ("name", "n_steps", "updated_at")
     search_fields = ("name", "description")
-    inlines = (StepInline,)
+    inlines = (RuleInline,)
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_n_steps=Count("steps"))
@@ -355,3 +378,51 @@ class PrerequisitePermissionAdmin(admin.ModelAdmin):
     list_display = ("__str__", "integration", "resource", "role")
     autocomplete_fields = ("integration", "resource", "role", "alternatives")
     list_select_related = ("integration", "resource", "role__resource")
+
+
+class DecisionInline(admin.TabularInline):
+    model = AccessDecision
+    extra = 0
+    can_delete = False
+    readonly_fields = ("step", "approver", "approved", "automatic", "comment", "decided_at")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(AccessRequest)
+class AccessRequestAdmin(admin.ModelAdmin):
+    """Read-only: requests change through their services (request, approve, grant, revoke)."""
+
+    list_display = (
+        "id",
+        "role",
+        "beneficiary",
+        "requester",
+        "duration",
+        "status",
+        "created_at",
+        "expires_at",
+    )
+    list_filter = ("status", "integration")
+    search_fields = ("beneficiary__username", "requester__username", "role__name", "role__resource__name")
+    list_select_related = ("role__resource", "beneficiary", "requester")
+    inlines = (DecisionInline,)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(AccessTicket)
+class AccessTicketAdmin(admin.ModelAdmin):
+    list_display = ("id", "kind", "status", "request", "assignee", "opened_at", "closed_at")
+    list_filter = ("status", "kind")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

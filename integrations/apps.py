@@ -15,5 +15,9 @@ class IntegrationsConfig(AppConfig):
             audit.register(model, integration=lambda o: o.integration_id)
         audit.register(m.RoleImplication, integration=lambda o: o.role.integration_id)
         audit.register(m.Maintainer, integration=lambda o: o.integration_id_for_audit)
-        for model in (m.Agent, m.ApprovalWorkflow, m.ApprovalStep, m.Approver, m.Tag, m.Rule):
+        for model in (m.AccessRequest,):
+            audit.register(model, integration=lambda o: o.integration_id, exclude=("updated_at",))
+        for model in (m.AccessDecision, m.AccessTicket):
+            audit.register(model, integration=lambda o: o.request.integration_id)
+        for model in (m.Agent, m.ApprovalWorkflow, m.ApprovalRule, m.ApprovalStep, m.Approver, m.Tag, m.Rule):
             audit.register(model)

@@ -78,5 +78,10 @@ def expires_at(start: datetime, key: str) -> datetime | None:
     raise AssertionError("unreachable")
 
 
+def duration_order(key: str) -> int:
+    """The rank of a duration key, shortest first (unlimited is the longest)."""
+    return _ORDER[key]
+
+
 def label(key: str) -> str:
     return Duration(key).label

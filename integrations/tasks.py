@@ -62,3 +62,19 @@ def tick() -> int:
         job = sync_start(actor=None, integration=integration, full=full)
         queued += job.status == "queued"
     return queued
+
+
+@shared_task(name="integrations.grant_access")
+def grant_access_task(request_id: int) -> str:
+    """Grant an approved access request through its connector (failures are retried by the expiry pass)."""
+    from .services.access_requests import access_request_grant
+
+    return access_request_grant(request_id=request_id).status
+
+
+@shared_task(name="integrations.expire_access")
+def expire_access() -> dict:
+    """Celery beat, once a minute: revoke expired access, expire stale requests, retry grants, remind."""
+    from .services.access_requests import access_requests_expire
+
+    return access_requests_expire()

@@ -15,6 +15,7 @@ from ..access import manageable_roles
 from ..catalogue import get_connector
 from ..models import (
     Account,
+    ApprovalRule,
     ApprovalStep,
     ApprovalWorkflow,
     Approver,
@@ -364,14 +365,34 @@ class ApprovalStepSerializer(StrictModelSerializer):
         extra_kwargs = {"mode": {"required": False}}
 
 
+class ApprovalRuleSerializer(StrictModelSerializer):
+    requester_groups = serializers.PrimaryKeyRelatedField(
+        queryset=Group.objects.all(), many=True, required=False
+    )
+    steps = ApprovalStepSerializer(many=True)
+
+    class Meta:
+        model = ApprovalRule
+        fields = ["position", "max_duration", "requester_groups", "steps"]
+        read_only_fields = ["position"]
+        extra_kwargs = {"max_duration": {"required": False}}
+
+
 class WorkflowSerializer(StrictModelSerializer):
+    rules = ApprovalRuleSerializer(
+        many=True,
+        required=False,
+        help_text="Ordered rules, first match wins; written whole; positions follow the order.",
+    )
     steps = ApprovalStepSerializer(
-        many=True, required=False, help_text="Ordered steps, written whole; positions follow the order."
+        many=True,
+        required=False,
+        help_text="Writing: shorthand for one catch-all rule with these steps. Reading: every rule's steps.",
     )
 
     class Meta:
         model = ApprovalWorkflow
-        fields = ["id", "name", "description", "steps", "created_at", "updated_at"]
+        fields = ["id", "name", "description", "rules", "steps", "created_at", "updated_at"]
         read_only_fields = ["id", "created_at", "updated_at"]
 
     def get_validators(self):

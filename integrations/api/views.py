@@ -230,28 +230,44 @@ class WorkflowViewSet(
     permission_classes = [IsAuthenticatedUser, ManagesInventory, AdminForWrites]
 
     def scoped(self, user):
-        return ApprovalWorkflow.objects.prefetch_related("steps__approvers")
+        return ApprovalWorkflow.objects.prefetch_related(
+            "steps__approvers", "rules__requester_groups", "rules__steps__approvers"
+        )
 
     @staticmethod
-    def _steps(data: dict):
-        steps = data.pop("steps", None)
+    def _steps(steps):
         if steps is None:
             return None
         return [
             {"mode": st.get("mode"), "approvers": [dict(a) for a in st.get("approvers", [])]} for st in steps
         ]
 
+    @classmethod
+    def _rules(cls, rules):
+        if rules is None:
+            return None
+        return [
+            {
+                "max_duration": r.get("max_duration") or "",
+                "requester_groups": list(r.get("requester_groups") or []),
+                "steps": cls._steps(r.get("steps") or []),
+            }
+            for r in rules
+        ]
+
     def create(self, request, *args, **kwargs):
         data = self._validated()
-        steps = self._steps(data) or []
-        workflow = workflow_services.workflow_create(actor=request.user, steps=steps, **data)
+        steps, rules = self._steps(data.pop("steps", None)), self._rules(data.pop("rules", None))
+        workflow = workflow_services.workflow_create(actor=request.user, steps=steps, rules=rules, **data)
         return self._out(workflow, status.HTTP_201_CREATED)
 
     def partial_update(self, request, *args, **kwargs):
         workflow = self.get_object()
         data = self._validated(workflow, partial=True)
-        steps = self._steps(data)
-        workflow_services.workflow_update(actor=request.user, workflow=workflow, steps=steps, **data)
+        steps, rules = self._steps(data.pop("steps", None)), self._rules(data.pop("rules", None))
+        workflow_services.workflow_update(
+            actor=request.user, workflow=workflow, steps=steps, rules=rules, **data
+        )
         return self._out(workflow)
 
     def perform_destroy(self, instance):

@@ -206,9 +206,6 @@ class _Ingest:
     def begin(self) -> None:
         pass
 
-    def merge_permissions(self) -> None:
-        pass  # the ORM writer merges each batch's permissions as it goes
-
     def entitlements(self, batch: list[dict]) -> None:
         rows = self.map_entitlements(batch)
         integration, now = self.integration, self.now
@@ -531,8 +528,9 @@ class _PgIngest(_Ingest):
         "sync_b_resources",
         "sync_b_roles",
         "sync_b_accounts",
-        "sync_held",
-        "sync_wanted",
+        "sync_b_held",
+        "sync_b_wanted",
+        "sync_b_account_ids",
     )
 
     def begin(self) -> None:
@@ -549,14 +547,16 @@ class _PgIngest(_Ingest):
                     ON COMMIT DROP;
                 CREATE TEMP TABLE sync_b_accounts (external_id text, identity text, email text, attributes jsonb,
                     enabled boolean, user_id bigint) ON COMMIT DROP;
-                CREATE TEMP TABLE sync_held (account text, role text) ON COMMIT DROP;
+                CREATE TEMP TABLE sync_b_held (account text, role text) ON COMMIT DROP;
+                CREATE TEMP TABLE sync_b_wanted (account_id bigint, role_id bigint, PRIMARY KEY (account_id, role_id))
+                    ON COMMIT DROP;
+                CREATE TEMP TABLE sync_b_account_ids (id bigint PRIMARY KEY) ON COMMIT DROP;
                 """
             )
 
     @staticmethod
-    def _copy(cursor, table: str, columns: tuple[str, ...], rows, truncate: bool = True) -> None:
-        if truncate:
-            cursor.execute(f"TRUNCATE {table}")
+    def _copy(cursor, table: str, columns: tuple[str, ...], rows) -> None:
+        cursor.execute(f"TRUNCATE {table}")
         with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
@@ -682,19 +682,19 @@ class _PgIngest(_Ingest):
                            COALESCE(EXCLUDED.user_id, t.user_id))
                         IS DISTINCT FROM (EXCLUDED.identity, EXCLUDED.email, EXCLUDED.attributes, EXCLUDED.enabled,
                            true, t.user_id)
-                    RETURNING (xmax = 0)
+                    RETURNING external_id, (xmax = 0)
                     """,
                     [iid, now, now, now, now],
                 )
-                self.result.add("accounts_created", sum(1 for (new,) in c.fetchall() if new))
-                # What each account holds is gathered for the whole run and merged once, at the end.
+                inserted = [external_id for external_id, new in c.fetchall() if new]
+                self.result.add("accounts_created", len(inserted))
                 self._copy(
                     c,
-                    "sync_held",
+                    "sync_b_held",
                     ("account", "role"),
                     ((account, role) for account, roles in rows.held.items() for role in roles),
-                    truncate=False,
                 )
+                self._permissions(c, existing_accounts=len(rows.accounts) > len(inserted), inserted=inserted)
         if rows.deleted:
             removed = Account.objects.filter(
                 integration_id=iid, external_id__in=rows.deleted, removed_at=None
@@ -706,61 +706,66 @@ class _PgIngest(_Ingest):
                 )
             )
 
-    def merge_permissions(self) -> None:
-        """Make the active permissions of every account listed in this run exactly what it holds.
+    def _permissions(self, c, *, existing_accounts: bool, inserted: list[str]) -> None:
+        """Make the active permissions of the batch's accounts exactly what they hold (set-based).
 
-        Two set-based statements over the whole run (hash joins, not a probe per row): grant what
-        is held and not yet active, end what is active and no longer held."""
-        params = {"iid": self.integration.pk, "now": self.now}
-        with connection.cursor() as c:
-            c.execute(
-                """
-                CREATE TEMP TABLE sync_wanted ON COMMIT DROP AS
-                    SELECT DISTINCT a.id AS account_id, r.id AS role_id FROM sync_held h
-                    JOIN integrations_account a ON a.integration_id = %(iid)s AND a.external_id = h.account
-                    JOIN integrations_role r ON r.integration_id = %(iid)s AND r.external_id = h.role;
-                ANALYZE sync_wanted;
-                """,
-                params,
-            )
-            c.execute(
-                """
-                INSERT INTO integrations_permission (integration_id, account_id, role_id, source, granted_at,
-                    expires_at, ended_at, last_seen_at)
-                SELECT %(iid)s, w.account_id, w.role_id, 'external', %(now)s, NULL, NULL, %(now)s
-                FROM sync_wanted w
-                WHERE NOT EXISTS (
-                    SELECT 1 FROM integrations_permission p
-                    WHERE p.integration_id = %(iid)s AND p.ended_at IS NULL
-                      AND p.account_id = w.account_id AND p.role_id = w.role_id)
-                """
-                + ("" if self.first_sync else "RETURNING account_id, role_id"),
-                params,
-            )
-            if self.first_sync:
-                self.result.add("permissions_created", c.rowcount)
-            else:
-                granted = c.fetchall()
-                self.result.add("permissions_created", len(granted))
-                self._external(granted=granted)
-            if self.first_sync:
-                return  # nothing was held before
-            c.execute(
-                """
-                UPDATE integrations_permission p SET ended_at = %(now)s
-                FROM integrations_account a
-                JOIN sync_seen_accounts s ON s.external_id = a.external_id
-                WHERE a.integration_id = %(iid)s AND p.account_id = a.id
-                  AND p.integration_id = %(iid)s AND p.ended_at IS NULL
-                  AND NOT EXISTS (SELECT 1 FROM sync_wanted w
-                                  WHERE w.account_id = p.account_id AND w.role_id = p.role_id)
-                RETURNING p.account_id, p.role_id
-                """,
-                params,
-            )
-            revoked = c.fetchall()
-            self.result.add("permissions_ended", len(revoked))
-            self._external(revoked=revoked)
+        Only accounts that existed before this batch can hold permissions to end."""
+        params = {
+            "iid": self.integration.pk,
+            "now": self.now,
+            "inserted": inserted,
+            "existing": existing_accounts,
+        }
+        c.execute(
+            """
+            TRUNCATE sync_b_wanted, sync_b_account_ids;
+            INSERT INTO sync_b_account_ids (id)
+                SELECT a.id FROM sync_b_accounts b
+                JOIN integrations_account a ON a.integration_id = %(iid)s AND a.external_id = b.external_id
+                WHERE %(existing)s AND NOT b.external_id = ANY(%(inserted)s);
+            INSERT INTO sync_b_wanted (account_id, role_id)
+                SELECT DISTINCT a.id, r.id FROM sync_b_held h
+                JOIN integrations_account a ON a.integration_id = %(iid)s AND a.external_id = h.account
+                JOIN integrations_role r ON r.integration_id = %(iid)s AND r.external_id = h.role;
+            ANALYZE sync_b_wanted, sync_b_account_ids;
+            """,
+            params,
+        )
+        c.execute(
+            """
+            INSERT INTO integrations_permission (integration_id, account_id, role_id, source, granted_at,
+                expires_at, ended_at, last_seen_at)
+            SELECT %(iid)s, w.account_id, w.role_id, 'external', %(now)s, NULL, NULL, %(now)s
+            FROM sync_b_wanted w
+            -- accounts all created by this batch hold nothing yet: the check folds away
+            WHERE NOT %(existing)s OR NOT EXISTS (
+                SELECT 1 FROM integrations_permission p
+                WHERE p.account_id = w.account_id AND p.role_id = w.role_id AND p.ended_at IS NULL)
+            """
+            + ("" if self.first_sync else "RETURNING account_id, role_id"),
+            params,
+        )
+        if self.first_sync:
+            self.result.add("permissions_created", c.rowcount)
+        else:
+            granted = c.fetchall()
+            self.result.add("permissions_created", len(granted))
+            self._external(granted=granted)
+        if not existing_accounts:
+            return
+        c.execute(
+            """
+            UPDATE integrations_permission p SET ended_at = %(now)s
+            FROM sync_b_account_ids x
+            WHERE p.account_id = x.id AND p.ended_at IS NULL
+              AND NOT EXISTS (SELECT 1 FROM sync_b_wanted w WHERE w.account_id = p.account_id AND w.role_id = p.role_id)
+            RETURNING p.account_id, p.role_id
+            """,
+            params,
+        )
+        revoked = c.fetchall()
+        self.result.add("permissions_ended", len(revoked))
+        self._external(revoked=revoked)
 
     def mark_unseen_removed(self) -> None:
         iid, now = self.integration.pk, self.now
@@ -837,10 +842,7 @@ def sync_integration(
                 ingest.begin()
                 run(ENTITLEMENT_LIST, ingest.entitlements, "resources and roles")
                 ingest.link_implications()
-                run(ACCOUNT_LIST, ingest.accounts, "accounts")
-                ingest.phase = "permissions"
-                ingest.progress(result.counts, ingest.phase)
-                ingest.merge_permissions()
+                run(ACCOUNT_LIST, ingest.accounts, "accounts and permissions")
                 ingest.phase = "finishing"
                 ingest.progress(result.counts, ingest.phase)
                 if full:

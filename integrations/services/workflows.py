@@ -1,9 +1,10 @@
-"""Writes to approval workflows: a workflow with its ordered steps and each step's approvers.
+"""Writes to approval workflows: ordered rules, each with ordered steps and each step's approvers.
 
-A workflow's steps are always written whole: ``steps`` is the complete ordered list
+A workflow's rules are always written whole: ``rules`` is the complete ordered list
+``[{"max_duration": "1w"|"", "requester_groups": [Group], "steps": [...]}]`` where ``steps`` is
 ``[{"mode": "any"|"all", "approvers": [{"kind": ..., "user": User|None, "group": Group|None}]}]``;
-positions follow the list order. Validated fully before anything is written; one
-transaction; audited under the actor.
+positions follow the list order. ``steps=`` alone is shorthand for one catch-all rule.
+Validated fully before anything is written; one transaction; audited under the actor.
 """
 
 from __future__ import annotations
@@ -16,9 +17,34 @@ from django.db.models import ProtectedError
 
 from governance.audit import audit_context
 
-from ..models import ApprovalStep, ApprovalWorkflow, Approver
+from ..durations import Duration
+from ..models import ApprovalRule, ApprovalStep, ApprovalWorkflow, Approver
 
 __all__ = ["workflow_create", "workflow_update", "workflow_delete"]
+
+
+def _build_rules(rules: Sequence[dict]) -> list[tuple[ApprovalRule, list, list]]:
+    """Unsaved rules (with their groups and built steps); errors keyed ``rules.<i>.steps.<j>...``."""
+    if not isinstance(rules, (list, tuple)):
+        raise ValidationError({"rules": "A list of rules."})
+    errors: dict[str, list[str]] = {}
+    built = []
+    for i, spec in enumerate(rules):
+        rule = ApprovalRule(position=i + 1, max_duration=spec.get("max_duration") or "")
+        if rule.max_duration and rule.max_duration not in Duration.values:
+            errors[f"rules.{i}.max_duration"] = [f"One of: {', '.join(Duration.values)}."]
+        try:
+            steps = _build_steps(spec.get("steps") or [])
+            if not steps:
+                errors[f"rules.{i}.steps"] = ["A rule needs at least one step."]
+        except ValidationError as exc:
+            for key, messages in exc.message_dict.items():
+                errors.setdefault(f"rules.{i}.{key}", []).extend(messages)
+            steps = []
+        built.append((rule, list(spec.get("requester_groups") or []), steps))
+    if errors:
+        raise ValidationError(errors)
+    return built
 
 
 def _build_steps(steps: Sequence[dict]) -> list[tuple[ApprovalStep, list[Approver]]]:
@@ -50,41 +76,66 @@ def _build_steps(steps: Sequence[dict]) -> list[tuple[ApprovalStep, list[Approve
     return built
 
 
-def _save_steps(workflow: ApprovalWorkflow, built) -> None:
-    workflow.steps.all().delete()
-    for step, approvers in built:
-        step.workflow = workflow
-        step.save()
-        for approver in approvers:
-            approver.step = step
-            approver.save()
+def _save_rules(workflow: ApprovalWorkflow, built) -> None:
+    workflow.rules.all().delete()
+    for rule, groups, steps in built:
+        rule.workflow = workflow
+        rule.save()
+        if groups:
+            rule.requester_groups.set(groups)
+        for step, approvers in steps:
+            step.rule = rule
+            step.save()
+            for approver in approvers:
+                approver.step = step
+                approver.save()
+
+
+def _built(rules, steps):
+    """The built rules, or None to keep them; ``steps`` alone make one catch-all rule."""
+    if rules is not None and steps is not None:
+        raise ValidationError({"steps": "Give either steps (one catch-all rule) or rules, not both."})
+    if steps is not None:
+        built_steps = _build_steps(list(steps))
+        return [(ApprovalRule(position=1), [], built_steps)] if built_steps else []
+    return _build_rules(list(rules)) if rules is not None else None
 
 
 def workflow_create(
-    *, actor, name: str, description: str = "", steps: Sequence[dict] = ()
+    *,
+    actor,
+    name: str,
+    description: str = "",
+    steps: Sequence[dict] | None = None,
+    rules: Sequence[dict] | None = None,
 ) -> ApprovalWorkflow:
     workflow = ApprovalWorkflow(name=name, description=description or "")
     workflow.full_clean()
-    built = _build_steps(list(steps))
+    built = _built(rules, steps) or []
     with audit_context(actor=actor), transaction.atomic():
         workflow.save()
-        _save_steps(workflow, built)
+        _save_rules(workflow, built)
     return workflow
 
 
 def workflow_update(
-    *, actor, workflow: ApprovalWorkflow, steps: Sequence[dict] | None = None, **fields
+    *,
+    actor,
+    workflow: ApprovalWorkflow,
+    steps: Sequence[dict] | None = None,
+    rules: Sequence[dict] | None = None,
+    **fields,
 ) -> ApprovalWorkflow:
     for key, value in fields.items():
         if key not in ("name", "description"):
             raise ValidationError({key: "Unknown field."})
         setattr(workflow, key, value)
     workflow.full_clean()
-    built = _build_steps(list(steps)) if steps is not None else None
+    built = _built(rules, steps)
     with audit_context(actor=actor), transaction.atomic():
         workflow.save()
         if built is not None:
-            _save_steps(workflow, built)
+            _save_rules(workflow, built)
     return workflow
 
 

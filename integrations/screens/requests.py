@@ -1,0 +1,230 @@
+"""Access requests: the catalogue, my requests and access, approvals and tickets, a request's history."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from governance.models import AuditEvent
+
+from ..access import can_manage, is_admin
+from ..durations import Duration
+from ..models import AccessRequest, AccessTicket, Permission, Role
+from ..selectors import effective_settings
+from ..services import access_requests as services
+from .common import add_errors, style_form, toast
+
+PAGE = 50
+
+
+def requestable_roles(q: str = ""):
+    """Roles whose effective ``requestable`` is true (the same rule ``effective_settings`` applies)."""
+    roles = Role.objects.filter(
+        requestable=True,
+        removed_at__isnull=True,
+        resource__requestable=True,
+        resource__removed_at__isnull=True,
+        resource__integration__requestable=True,
+    ).select_related("resource__integration")
+    if q:
+        roles = roles.filter(
+            Q(name__icontains=q)
+            | Q(resource__name__icontains=q)
+            | Q(resource__integration__name__icontains=q)
+        )
+    return roles.order_by("resource__integration__name", "resource__name", "name")
+
+
+class RequestForm(forms.Form):
+    duration = forms.ChoiceField(choices=Duration.choices)
+    justification = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
+    beneficiary = forms.ModelChoiceField(
+        queryset=get_user_model().objects.filter(is_active=True),
+        required=False,
+        help_text="Request on behalf of someone else; empty: for yourself.",
+    )
+
+    def __init__(self, *args, durations=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["duration"].choices = [(d, Duration(d).label) for d in durations]
+        style_form(self)
+
+
+@login_required
+def catalogue(request):
+    q = request.GET.get("q", "").strip()
+    roles = list(requestable_roles(q)[:PAGE])
+    return render(request, "requests/catalogue.html", {"nav": "request", "roles": roles, "q": q})
+
+
+@login_required
+def request_new(request, role_pk):
+    role = get_object_or_404(Role.objects.select_related("resource__integration"), pk=role_pk)
+    eff = effective_settings(role)
+    form = RequestForm(request.POST or None, durations=eff.allowed_durations)
+    if request.method == "POST" and form.is_valid():
+        try:
+            access = services.access_request_create(
+                actor=request.user,
+                role=role,
+                duration=form.cleaned_data["duration"],
+                justification=form.cleaned_data["justification"],
+                beneficiary=form.cleaned_data["beneficiary"],
+            )
+        except ValidationError as exc:
+            add_errors(form, exc)
+        else:
+            toast(request, f"Request #{access.pk} filed: {access.get_status_display().lower()}.")
+            return redirect("integrations:request-detail", access.pk)
+    prerequisites = services.missing_prerequisites(role, request.user)
+    return render(
+        request,
+        "requests/new.html",
+        {"nav": "request", "role": role, "eff": eff, "form": form, "prerequisites": prerequisites},
+    )
+
+
+@login_required
+def my_requests(request):
+    mine = AccessRequest.objects.filter(
+        Q(requester=request.user) | Q(beneficiary=request.user)
+    ).select_related("role__resource", "integration", "beneficiary", "requester")
+    access = Permission.objects.filter(
+        Q(account__user=request.user) | Q(request__beneficiary=request.user), ended_at__isnull=True
+    ).select_related("role__resource", "account", "integration", "request")
+    return render(
+        request,
+        "requests/mine.html",
+        {"nav": "mine", "requests": mine[:200], "access": access.distinct()[:200]},
+    )
+
+
+@login_required
+def approvals(request):
+    waiting = (
+        AccessRequest.objects.filter(status="pending", pending_approvers=request.user)
+        .select_related("role__resource", "integration", "beneficiary", "requester")
+        .order_by("created_at")
+    )
+    tickets = AccessTicket.objects.filter(status="open").select_related(
+        "request__role__resource", "request__beneficiary"
+    )
+    if not is_admin(request.user):
+        tickets = tickets.filter(assignee=request.user)
+    return render(
+        request, "requests/approvals.html", {"nav": "approvals", "waiting": waiting, "tickets": tickets}
+    )
+
+
+def _visible(user, access: AccessRequest) -> bool:
+    return (
+        user.pk in (access.requester_id, access.beneficiary_id)
+        or access.pending_approvers.filter(pk=user.pk).exists()
+        or access.decisions.filter(approver=user).exists()
+        or access.tickets.filter(assignee=user).exists()
+        or can_manage(user, access.integration)
+    )
+
+
+@login_required
+def request_detail(request, pk):
+    access = get_object_or_404(
+        AccessRequest.objects.select_related("role__resource", "integration", "beneficiary", "requester"),
+        pk=pk,
+    )
+    if not _visible(request.user, access):
+        raise PermissionDenied("This request is not yours to see.")
+    step = access.steps[access.current_step] if access.status == "pending" and access.steps else None
+    events = AuditEvent.objects.filter(
+        Q(object_id=str(access.pk), action__startswith="access") | Q(details__after__request=access.pk)
+    ).order_by("occurred_at", "id")[:200]
+    return render(
+        request,
+        "requests/detail.html",
+        {
+            "nav": "mine",
+            "access": access,
+            "steps": access.steps,
+            "decisions": access.decisions.select_related("approver"),
+            "can_decide": step is not None
+            and request.user.pk in services.step_users(step)
+            and request.user.pk not in (access.requester_id, access.beneficiary_id)
+            and not access.decisions.filter(step=access.current_step, approver=request.user).exists(),
+            "can_cancel": access.status == "pending",
+            "can_end": access.status in AccessRequest.LIVE,
+            "tickets": access.tickets.select_related("assignee"),
+            "permissions": access.permissions.select_related("role__resource", "account"),
+            "events": events,
+        },
+    )
+
+
+def _act(request, pk, action, done: str):
+    access = get_object_or_404(AccessRequest, pk=pk)
+    try:
+        action(access)
+    except ValidationError as exc:
+        toast(request, " ".join(exc.messages), "error")
+    else:
+        toast(request, done)
+    return redirect(
+        request.POST.get("next") or "integrations:request-detail", *([] if request.POST.get("next") else [pk])
+    )
+
+
+@login_required
+@require_POST
+def request_approve(request, pk):
+    comment = request.POST.get("comment", "")
+    return _act(
+        request,
+        pk,
+        lambda a: services.access_request_approve(actor=request.user, request=a, comment=comment),
+        "Approved.",
+    )
+
+
+@login_required
+@require_POST
+def request_deny(request, pk):
+    comment = request.POST.get("comment", "")
+    return _act(
+        request,
+        pk,
+        lambda a: services.access_request_deny(actor=request.user, request=a, comment=comment),
+        "Denied.",
+    )
+
+
+@login_required
+@require_POST
+def request_cancel(request, pk):
+    return _act(
+        request, pk, lambda a: services.access_request_cancel(actor=request.user, request=a), "Cancelled."
+    )
+
+
+@login_required
+@require_POST
+def request_end(request, pk):
+    return _act(
+        request, pk, lambda a: services.access_request_revoke(actor=request.user, request=a), "Access ended."
+    )
+
+
+@login_required
+@require_POST
+def ticket_close(request, pk):
+    ticket = get_object_or_404(AccessTicket, pk=pk)
+    try:
+        services.access_ticket_close(actor=request.user, ticket=ticket, note=request.POST.get("note", ""))
+    except ValidationError as exc:
+        toast(request, " ".join(exc.messages), "error")
+    else:
+        toast(request, f"Ticket #{ticket.pk} closed.")
+    return redirect("integrations:request-detail", ticket.request_id)

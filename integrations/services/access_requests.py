@@ -1,0 +1,859 @@
+"""Just-in-time access: request → approve → grant through the connector → revoke when it ends.
+
+- **Request** (:func:`access_request_create`): the role must be requestable and the duration one of
+  its allowed durations (both from ``effective_settings``). The effective workflow's first matching
+  rule is snapshotted with the users who may approve each step; prerequisites the beneficiary lacks
+  are added to the request.
+- **Decide** (:func:`access_request_approve`, :func:`access_request_deny`): steps advance in order,
+  ``any`` or ``all`` of a step's approvers; automatic steps approve themselves; a denial ends the
+  request; nobody approves a request they filed or benefit from.
+- **Grant** (:func:`access_request_grant`, run by a task): prerequisites first, through the
+  connector (an account is created when the beneficiary has none and the integration allows it).
+  A read-only integration, or one that may not change existing accounts, gets a ticket for the
+  owner instead; closing it (:func:`access_ticket_close`) records the grant. A failed grant keeps
+  the connector's error on the request, alerts the owner and is retried by the expiry pass.
+- **Revoke** (:func:`access_request_revoke`, and :func:`access_requests_expire` from beat): every
+  permission written for the request is removed (and an account created for it deleted). Each
+  step is idempotent: a revoke that runs twice, or again after a crash, does no harm.
+
+Every change is audited: the model writes through the audit signals, and the grants, revokes,
+failures and tickets as named events (``access_request.granted`` …).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from connectors.sdk import ConnectorError, ObjectNotFound
+from governance import audit, notifications
+from governance.audit import audit_context
+
+from ..access import can_manage, is_admin
+from ..catalogue import runtime_config
+from ..durations import Duration, expires_at
+from ..models import (
+    AccessDecision,
+    AccessRequest,
+    AccessTicket,
+    Account,
+    Approver,
+    Integration,
+    Permission,
+    PrerequisitePermission,
+    Role,
+)
+from ..selectors import effective_settings
+
+log = logging.getLogger(__name__)
+User = get_user_model()
+S = AccessRequest.Status
+
+__all__ = [
+    "access_request_create",
+    "access_request_approve",
+    "access_request_deny",
+    "access_request_cancel",
+    "access_request_revoke",
+    "access_request_grant",
+    "access_requests_expire",
+    "access_ticket_close",
+    "find_account",
+    "missing_prerequisites",
+]
+
+MAX_GRANT_ATTEMPTS = 6
+REMINDERS = (("7d", timedelta(days=7)), ("1d", timedelta(days=1)))
+
+
+class GrantError(Exception):
+    """A grant or revoke that cannot be done as asked (besides connector errors)."""
+
+
+# -- reads ----------------------------------------------------------------------------------------------------
+
+
+def find_account(integration: Integration, user) -> Account | None:
+    """The user's account in an integration: linked to the user, else with the user's email."""
+    accounts = Account.objects.filter(integration=integration, removed_at__isnull=True)
+    account = accounts.filter(user=user).order_by("pk").first()
+    if account is None and user.email:
+        account = accounts.filter(email__iexact=user.email).order_by("pk").first()
+    return account
+
+
+def _prerequisites_of(role: Role):
+    return PrerequisitePermission.objects.filter(
+        Q(role=role) | Q(resource_id=role.resource_id) | Q(integration_id=role.integration_id)
+    ).prefetch_related("alternatives")
+
+
+def _held_role_ids(user, integration_ids) -> set[int]:
+    """Roles the user holds now, on any of their accounts in these integrations."""
+    ids: set[int] = set()
+    for integration in Integration.objects.filter(pk__in=set(integration_ids)):
+        account = find_account(integration, user)
+        if account is not None:
+            ids |= set(
+                Permission.objects.filter(account=account, ended_at__isnull=True).values_list(
+                    "role_id", flat=True
+                )
+            )
+    return ids
+
+
+def missing_prerequisites(role: Role, beneficiary) -> list[Role]:
+    """For each prerequisite of the role the beneficiary satisfies with none of its alternatives, its first one."""
+    prerequisites = list(_prerequisites_of(role))
+    if not prerequisites:
+        return []
+    alternatives = {p.pk: sorted(p.alternatives.all(), key=lambda r: r.pk) for p in prerequisites}
+    held = _held_role_ids(beneficiary, {r.integration_id for alts in alternatives.values() for r in alts})
+    missing: list[Role] = []
+    for p in prerequisites:
+        alts = alternatives[p.pk]
+        if (
+            alts
+            and not any(r.pk in held for r in alts)
+            and all(r.pk != m.pk for m in missing for r in alts[:1])
+        ):
+            missing.append(alts[0])
+    return missing
+
+
+def _entry_users(approver: Approver, role: Role, requester) -> tuple[bool, list[int], str]:
+    """(automatic, user ids, label) of one approver entry for a request."""
+    kind = approver.kind
+    if kind == Approver.Kind.AUTOMATIC:
+        return True, [], "Automatic"
+    if kind == Approver.Kind.USER:
+        return False, [approver.user_id], str(approver.user)
+    if kind == Approver.Kind.GROUP:
+        users = list(approver.group.user_set.filter(is_active=True).values_list("pk", flat=True))
+        return False, users, f"Group {approver.group.name}"
+    eff = effective_settings(role)
+    if kind == Approver.Kind.OWNER:
+        return False, [eff.owner.pk] if eff.owner else [], f"Owner ({eff.owner or 'none'})"
+    if kind == Approver.Kind.MAINTAINERS:
+        users: set[int] = set()
+        for m in eff.maintainers:
+            if m.user_id:
+                users.add(m.user_id)
+            else:
+                users |= set(m.group.user_set.filter(is_active=True).values_list("pk", flat=True))
+        return False, sorted(users), "Maintainers"
+    manager = requester.manager
+    return False, [manager.pk] if manager else [], f"Manager ({manager or 'none'})"
+
+
+def _snapshot(rule, role: Role, requester, beneficiary) -> list[dict]:
+    """The rule's steps with who may approve each entry; nobody approves a request for themselves."""
+    me = {requester.pk, beneficiary.pk}
+    admins = None
+    steps = []
+    for step in rule.steps.order_by("position").prefetch_related("approvers__user", "approvers__group"):
+        entries = []
+        for approver in step.approvers.all():
+            automatic, users, label = _entry_users(approver, role, requester)
+            users = [u for u in dict.fromkeys(users) if u not in me]
+            if not automatic and not users:
+                # Nobody left to approve this entry (no owner, or only the requester): admins decide.
+                if admins is None:
+                    admins = list(
+                        User.objects.filter(is_active=True, is_superuser=True)
+                        .exclude(pk__in=me)
+                        .values_list("pk", flat=True)
+                    )
+                users, label = list(admins), f"{label}: no one else may approve, so admins do"
+            entries.append({"kind": approver.kind, "label": label, "automatic": automatic, "users": users})
+        steps.append({"position": step.position, "mode": step.mode, "approvers": entries})
+    return steps
+
+
+def step_users(step: dict) -> set[int]:
+    return {u for e in step["approvers"] for u in e["users"]}
+
+
+def _step_satisfied(step: dict, approved_by: set[int]) -> bool:
+    done = [e["automatic"] or bool(set(e["users"]) & approved_by) for e in step["approvers"]]
+    return any(done) if step["mode"] == "any" else all(done)
+
+
+# -- notifications --------------------------------------------------------------------------------------------
+
+
+def _link(request: AccessRequest) -> str:
+    base = getattr(settings, "PORTAL_URL", "").rstrip("/")
+    return base + reverse("integrations:request-detail", args=[request.pk])
+
+
+def _tell(request: AccessRequest, subject: str, text: str, extra=()) -> None:
+    people = {request.requester, request.beneficiary, *extra}
+
+    def send():
+        notifications.notify(
+            subject=f"[Access #{request.pk}] {subject}",
+            text=f"{request.role} for {request.beneficiary} ({request.duration_label}).\n{text}",
+            recipients=[p for p in people if p is not None],
+            link=_link(request),
+        )
+
+    transaction.on_commit(send)
+
+
+def _alert_owner(request: AccessRequest, subject: str, text: str) -> None:
+    owner = effective_settings(request.role).owner
+    integration = request.integration
+
+    def send():
+        notifications.notify(
+            subject=f"[Access #{request.pk}] {subject}",
+            text=f"{request.role} for {request.beneficiary}.\n{text}",
+            recipients=[owner] if owner else list(notifications.admins()),
+            webhooks=[integration.notification_webhook_url],
+            link=_link(request),
+        )
+
+    transaction.on_commit(send)
+
+
+# -- request and decide ---------------------------------------------------------------------------------------
+
+
+def _locked(request: AccessRequest) -> AccessRequest:
+    return (
+        AccessRequest.objects.select_for_update()
+        .select_related("role__resource", "integration")
+        .get(pk=request.pk)
+    )
+
+
+def access_request_create(
+    *, actor, role: Role, duration: str, justification: str, beneficiary=None
+) -> AccessRequest:
+    """File a request for ``role`` (for ``beneficiary``, by default the actor)."""
+    beneficiary = beneficiary or actor
+    role = Role.objects.select_related("resource__integration").get(pk=role.pk)
+    eff = effective_settings(role)
+    if not eff.requestable:
+        raise ValidationError({"role": f"{role} cannot be requested: {eff.requestable_reason}."})
+    if duration not in eff.allowed_durations:
+        allowed = ", ".join(Duration(d).label for d in eff.allowed_durations) or "none"
+        raise ValidationError(
+            {"duration": f"{duration!r} is not an allowed duration of {role}; allowed: {allowed}."}
+        )
+    if not (justification or "").strip():
+        raise ValidationError({"justification": "Say why the access is needed."})
+    if not beneficiary.is_active:
+        raise ValidationError({"beneficiary": f"{beneficiary} is not an active user."})
+    integration = role.integration
+    if AccessRequest.objects.filter(beneficiary=beneficiary, role=role, status=S.PENDING).exists():
+        raise ValidationError(
+            {"role": f"{beneficiary} already has a request for {role} waiting for approval."}
+        )
+    if (
+        not integration.read_only
+        and not integration.allow_creating_accounts
+        and find_account(integration, beneficiary) is None
+    ):
+        raise ValidationError(
+            {
+                "beneficiary": f"{beneficiary} has no account in {integration.name}, "
+                "and the integration does not allow creating accounts."
+            }
+        )
+    workflow = eff.workflow
+    if workflow is None:
+        raise ValidationError({"role": f"{role} has no approval workflow; ask its owner to set one."})
+    groups = set(actor.groups.values_list("pk", flat=True))
+    rule = next(
+        (
+            r
+            for r in workflow.rules.order_by("position").prefetch_related("requester_groups")
+            if r.matches(duration, groups)
+        ),
+        None,
+    )
+    if rule is None:
+        raise ValidationError(
+            {
+                "duration": f"No rule of the workflow {workflow.name} accepts this request; try a shorter duration."
+            }
+        )
+    steps = _snapshot(rule, role, actor, beneficiary)
+    prerequisites = missing_prerequisites(role, beneficiary)
+    with audit_context(actor=actor), transaction.atomic():
+        request = AccessRequest.objects.create(
+            requester=actor,
+            beneficiary=beneficiary,
+            integration=integration,
+            role=role,
+            duration=duration,
+            justification=justification.strip(),
+            workflow=workflow,
+            rule_position=rule.position,
+            steps=steps,
+        )
+        if prerequisites:
+            request.prerequisite_roles.set(prerequisites)
+        _tell(request, "Access requested", f"Requested by {actor}: {request.justification}")
+        _advance(request)
+    return request
+
+
+def _advance(request: AccessRequest) -> None:
+    """Move past satisfied steps; wait on the next one, or approve the request after the last."""
+    while request.current_step < len(request.steps):
+        step = request.steps[request.current_step]
+        approved_by = set(
+            request.decisions.filter(
+                step=request.current_step, approved=True, approver__isnull=False
+            ).values_list("approver_id", flat=True)
+        )
+        if not _step_satisfied(step, approved_by):
+            decided = set(
+                request.decisions.filter(step=request.current_step).values_list("approver_id", flat=True)
+            )
+            waiting = step_users(step) - decided
+            request.pending_approvers.set(waiting)
+            users = list(User.objects.filter(pk__in=waiting))
+            transaction.on_commit(
+                lambda users=users: notifications.notify(
+                    subject=f"[Access #{request.pk}] Your approval is needed",
+                    text=f"{request.requester} requests {request.role} for {request.beneficiary} "
+                    f"({request.duration_label}): {request.justification}",
+                    recipients=users,
+                    link=_link(request),
+                )
+            )
+            return
+        if not approved_by and any(e["automatic"] for e in step["approvers"]):
+            AccessDecision.objects.create(
+                request=request, step=request.current_step, approved=True, automatic=True
+            )
+        request.current_step += 1
+        AccessRequest.objects.filter(pk=request.pk).update(current_step=request.current_step)
+    request.pending_approvers.clear()
+    request.status = S.APPROVED
+    request.decided_at = timezone.now()
+    request.next_attempt_at = request.decided_at + timedelta(minutes=5)
+    request.save()
+    _tell(request, "Access approved", "Every step approved; the access is being granted.")
+    _queue_grant(request)
+
+
+def _queue_grant(request: AccessRequest) -> None:
+    from ..tasks import grant_access_task, queue_for
+
+    integration = request.integration
+    transaction.on_commit(
+        lambda: grant_access_task.apply_async(args=[request.pk], queue=queue_for(integration))
+    )
+
+
+def _decide(*, actor, request: AccessRequest, approve: bool, comment: str) -> AccessRequest:
+    with audit_context(actor=actor), transaction.atomic():
+        request = _locked(request)
+        verb = "approved" if approve else "denied"
+        if request.status != S.PENDING:
+            raise ValidationError(
+                f"Request #{request.pk} is {request.get_status_display().lower()}: it can no longer be {verb}."
+            )
+        if actor.pk in (request.requester_id, request.beneficiary_id):
+            raise ValidationError("You cannot approve or deny a request you filed or that gives you access.")
+        step = request.steps[request.current_step]
+        if actor.pk not in step_users(step):
+            raise ValidationError(
+                f"You are not an approver of step {request.current_step + 1} of request #{request.pk}."
+            )
+        if request.decisions.filter(step=request.current_step, approver=actor).exists():
+            raise ValidationError(
+                f"You already decided step {request.current_step + 1} of request #{request.pk}."
+            )
+        AccessDecision.objects.create(
+            request=request,
+            step=request.current_step,
+            approver=actor,
+            approved=approve,
+            comment=comment or "",
+        )
+        if approve:
+            _advance(request)
+        else:
+            request.status = S.DENIED
+            request.decided_at = request.ended_at = timezone.now()
+            request.save()
+            request.pending_approvers.clear()
+            _tell(request, "Access denied", f"Denied by {actor}" + (f": {comment}" if comment else "."))
+    return request
+
+
+def access_request_approve(*, actor, request: AccessRequest, comment: str = "") -> AccessRequest:
+    return _decide(actor=actor, request=request, approve=True, comment=comment)
+
+
+def access_request_deny(*, actor, request: AccessRequest, comment: str = "") -> AccessRequest:
+    return _decide(actor=actor, request=request, approve=False, comment=comment)
+
+
+def access_request_cancel(*, actor, request: AccessRequest) -> AccessRequest:
+    """The requester (or beneficiary, or an admin) withdraws a request still waiting for approval."""
+    with audit_context(actor=actor), transaction.atomic():
+        request = _locked(request)
+        if actor.pk not in (request.requester_id, request.beneficiary_id) and not is_admin(actor):
+            raise ValidationError("Only the requester, the beneficiary or an admin can cancel this request.")
+        if request.status != S.PENDING:
+            raise ValidationError(
+                f"Request #{request.pk} is {request.get_status_display().lower()}: only a pending request can be cancelled."
+            )
+        request.status = S.CANCELLED
+        request.ended_at = timezone.now()
+        request.save()
+        request.pending_approvers.clear()
+        _tell(request, "Request cancelled", f"Cancelled by {actor}.")
+    return request
+
+
+# -- grant -----------------------------------------------------------------------------------------------------
+
+
+def _invoke(integration: Integration, command: str, input: dict) -> list:
+    outputs, _ = integration.connector.invoke(command, runtime_config(integration), input)
+    return outputs
+
+
+def _group_attribute(integration: Integration) -> str:
+    attribute = integration.connector.spec.account_schema.group_attribute
+    if not attribute:
+        raise GrantError(
+            f"The {integration.application} connector has no group attribute to grant roles through."
+        )
+    return attribute
+
+
+def _roles_of(request: AccessRequest) -> list[Role]:
+    """Prerequisites first, then the requested role."""
+    return [*request.prerequisite_roles.order_by("pk"), request.role]
+
+
+def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return None if a is None or b is None else max(a, b)
+
+
+def _hold(request: AccessRequest, account: Account, role: Role, now: datetime) -> None:
+    """Record that the account holds the role for this request; a role already held is extended."""
+    until = expires_at(now, request.duration)
+    live = (
+        Permission.objects.select_for_update()
+        .filter(account=account, role=role, ended_at__isnull=True)
+        .first()
+    )
+    if live is None:
+        Permission.objects.create(
+            integration_id=account.integration_id,
+            account=account,
+            role=role,
+            source=Permission.Source.PORTAL,
+            granted_at=now,
+            expires_at=until,
+            request=request,
+            last_seen_at=now,
+        )
+        return
+    if live.request_id is None and live.source != Permission.Source.PORTAL:
+        return  # held outside the portal, for good: nothing to extend, nothing to revoke later
+    older = live.request
+    live.expires_at = _latest(live.expires_at, until)
+    live.request = request
+    live.save()
+    if older is not None and older.pk != request.pk and older.status == S.GRANTED:
+        # The later request takes over what the earlier one granted; the earlier one ends here.
+        for p in Permission.objects.filter(request=older, ended_at__isnull=True):
+            p.request = request
+            p.expires_at = _latest(p.expires_at, until)
+            p.save()
+        older.status = S.EXTENDED
+        older.ended_at = now
+        older.save()
+
+
+def _granted(request: AccessRequest, account: Account | None, now: datetime, how: str) -> None:
+    request.account = account
+    request.status = S.GRANTED
+    request.granted_at = now
+    main = Permission.objects.filter(request=request, role=request.role, ended_at__isnull=True).first()
+    request.expires_at = main.expires_at if main else expires_at(now, request.duration)
+    request.error = ""
+    request.next_attempt_at = None
+    request.save()
+    audit.record(
+        "access_request.granted",
+        obj=request,
+        details={
+            "account": account.identity if account else None,
+            "how": how,
+            "expires_at": request.expires_at,
+        },
+    )
+    until = f"until {request.expires_at:%Y-%m-%d %H:%M} UTC" if request.expires_at else "with no end"
+    _tell(request, "Access granted", f"Granted {until}.")
+
+
+def _open_ticket(request: AccessRequest, kind: str, reason: str) -> AccessTicket:
+    owner = effective_settings(request.role).owner
+    ticket = AccessTicket.objects.filter(request=request, kind=kind, status=AccessTicket.Status.OPEN).first()
+    if ticket is None:
+        ticket = AccessTicket.objects.create(request=request, kind=kind, assignee=owner, reason=reason)
+        audit.record(
+            "access_request.ticket_opened",
+            obj=request,
+            details={"ticket": ticket.pk, "kind": kind, "reason": reason},
+        )
+        account = request.account or find_account(request.integration, request.beneficiary)
+        roles = ", ".join(r.external_id for r in _roles_of(request))
+        _alert_owner(
+            request,
+            f"Ticket: {ticket.get_kind_display().lower()} by hand",
+            f"{reason}\n{ticket.get_kind_display()} {roles} for account "
+            f"{account.identity if account else request.beneficiary.username} in {request.integration.name}, "
+            "then close the ticket in the portal.",
+        )
+    return ticket
+
+
+def _grant_failed(request: AccessRequest, message: str, now: datetime) -> None:
+    request.attempts += 1
+    request.status = S.FAILED
+    request.error = message
+    request.next_attempt_at = (
+        now + timedelta(minutes=2 ** min(request.attempts, 8))
+        if request.attempts < MAX_GRANT_ATTEMPTS
+        else None
+    )
+    request.save()
+    audit.record(
+        "access_request.grant_failed",
+        obj=request,
+        status="error",
+        details={"error": message, "attempt": request.attempts},
+    )
+    retry = "It will be retried." if request.next_attempt_at else "It will not be retried automatically."
+    _alert_owner(request, "Granting access failed", f"{message}\n{retry}")
+    _tell(request, "Granting access failed", f"{message}\n{retry}")
+
+
+def access_request_grant(*, request_id: int, now: datetime | None = None) -> AccessRequest:
+    """Grant an approved (or failed) request; anything else is left as it is."""
+    with audit_context(actor=None), transaction.atomic():
+        request = (
+            AccessRequest.objects.select_for_update()
+            .select_related("integration", "role", "beneficiary")
+            .get(pk=request_id)
+        )
+        if request.status not in (S.APPROVED, S.FAILED):
+            return request
+        now = now or timezone.now()
+        integration = request.integration
+        if integration.read_only:
+            _open_ticket(request, AccessTicket.Kind.GRANT, f"{integration.name} is read-only.")
+            request.next_attempt_at = None
+            request.save()
+            return request
+        account = find_account(integration, request.beneficiary)
+        if account is not None and not integration.allow_changing_account_permissions:
+            _open_ticket(
+                request,
+                AccessTicket.Kind.GRANT,
+                f"{integration.name} does not allow changing the permissions of existing accounts.",
+            )
+            request.account, request.next_attempt_at = account, None
+            request.save()
+            return request
+        try:
+            attribute = _group_attribute(integration)
+            roles = _roles_of(request)
+            if account is None:
+                if not integration.allow_creating_accounts:
+                    raise GrantError(
+                        f"{request.beneficiary} has no account in {integration.name}, "
+                        "and the integration does not allow creating accounts."
+                    )
+                account = _create_account(request, attribute, roles, now)
+                for role in roles:
+                    _hold(request, account, role, now)
+            else:
+                for role in roles:  # prerequisites first; each one recorded as soon as it is granted
+                    _invoke(
+                        integration,
+                        "std:account:update",
+                        {
+                            "identity": account.identity,
+                            "changes": [{"op": "Add", "attribute": attribute, "value": role.external_id}],
+                        },
+                    )
+                    _hold(request, account, role, now)
+            _granted(request, account, now, "account created" if request.created_account else "connector")
+        except (ConnectorError, GrantError) as exc:
+            _grant_failed(request, str(exc), now)
+    return request
+
+
+def _create_account(request: AccessRequest, attribute: str, roles: list[Role], now: datetime) -> Account:
+    integration, user = request.integration, request.beneficiary
+    attributes = {attribute: [r.external_id for r in roles]}
+    outputs = _invoke(
+        integration, "std:account:create", {"identity": user.username, "attributes": attributes}
+    )
+    out = outputs[0] if outputs else {"identity": user.username, "key": {"simple": {"id": user.username}}}
+    key = out.get("key") or {}
+    external_id = (
+        (key.get("simple") or {}).get("id") or (key.get("compound") or {}).get("uniqueId") or out["identity"]
+    )
+    account, _ = Account.objects.update_or_create(
+        integration=integration,
+        external_id=external_id,
+        defaults={
+            "identity": out.get("identity") or user.username,
+            "email": user.email,
+            "user": user,
+            "attributes": out.get("attributes") or {},
+            "removed_at": None,
+            "last_seen_at": now,
+        },
+    )
+    request.created_account = True
+    request.account = account
+    AccessRequest.objects.filter(pk=request.pk).update(created_account=True, account=account)
+    audit.record("access_request.account_created", obj=request, details={"account": account.identity})
+    return account
+
+
+# -- revoke ----------------------------------------------------------------------------------------------------
+
+
+def _final_status(request: AccessRequest) -> str:
+    return S.REVOKED if request.revoked_by_id else S.EXPIRED
+
+
+def _ended(request: AccessRequest, now: datetime) -> None:
+    request.status = _final_status(request)
+    request.ended_at = now
+    request.error = ""
+    request.save()
+    audit.record("access_request.revoked", obj=request, details={"status": request.status})
+    word = "revoked" if request.status == S.REVOKED else "expired"
+    _tell(request, f"Access {word}", f"The access has been removed ({word}).")
+
+
+def _revoke(request_id: int, now: datetime) -> AccessRequest:
+    """Remove what the request granted; idempotent. Connector errors are recorded, not raised."""
+    with transaction.atomic():
+        request = (
+            AccessRequest.objects.select_for_update().select_related("integration", "role").get(pk=request_id)
+        )
+        if request.status not in AccessRequest.LIVE:
+            return request
+        integration = request.integration
+        live = list(
+            Permission.objects.filter(request=request, ended_at__isnull=True).select_related(
+                "account", "role"
+            )
+        )
+        if request.status != S.GRANTED and not live:
+            AccessTicket.objects.filter(request=request, status=AccessTicket.Status.OPEN).update(
+                status=AccessTicket.Status.CANCELLED, closed_at=now
+            )
+            _ended(request, now)
+            return request
+        manual = integration.read_only or (
+            not integration.allow_changing_account_permissions and not request.created_account
+        )
+        if manual and live:
+            _open_ticket(
+                request, AccessTicket.Kind.REVOKE, f"The access ended; {integration.name} is changed by hand."
+            )
+            return request
+        try:
+            if request.created_account and request.account_id:
+                try:
+                    _invoke(integration, "std:account:delete", {"identity": request.account.identity})
+                except ObjectNotFound:
+                    pass  # already gone: a repeated revoke
+                Permission.objects.filter(account=request.account, ended_at__isnull=True).update(ended_at=now)
+                Account.objects.filter(pk=request.account_id).update(removed_at=now)
+                audit.record(
+                    "access_request.account_deleted",
+                    obj=request,
+                    details={"account": request.account.identity},
+                )
+            else:
+                attribute = _group_attribute(integration) if live else ""
+                main_first = sorted(live, key=lambda p: p.role_id != request.role_id)
+                for permission in main_first:
+                    _invoke(
+                        integration,
+                        "std:account:update",
+                        {
+                            "identity": permission.account.identity,
+                            "changes": [
+                                {"op": "Remove", "attribute": attribute, "value": permission.role.external_id}
+                            ],
+                        },
+                    )
+                    permission.ended_at = now
+                    permission.save()
+            _ended(request, now)
+        except (ConnectorError, GrantError) as exc:
+            request.error = f"Revoking failed: {exc}"
+            request.save()
+            audit.record(
+                "access_request.revoke_failed", obj=request, status="error", details={"error": str(exc)}
+            )
+            _alert_owner(request, "Revoking access failed", f"{exc}\nIt will be retried.")
+    return request
+
+
+def access_request_revoke(*, actor, request: AccessRequest, now: datetime | None = None) -> AccessRequest:
+    """End access early: the beneficiary giving it up, the requester, or a manager of the integration."""
+    now = now or timezone.now()
+    with audit_context(actor=actor):
+        with transaction.atomic():
+            request = _locked(request)
+            allowed = actor.pk in (request.requester_id, request.beneficiary_id) or can_manage(
+                actor, request.integration
+            )
+            if not allowed:
+                raise ValidationError(
+                    "Only the beneficiary, the requester or a manager of the integration can end this access."
+                )
+            if request.status not in AccessRequest.LIVE:
+                raise ValidationError(
+                    f"Request #{request.pk} is {request.get_status_display().lower()}: there is no access to end."
+                )
+            request.revoked_by = actor
+            if request.expires_at is None or request.expires_at > now:
+                request.expires_at = now  # the expiry pass retries it if the connector fails now
+            request.save()
+        request = _revoke(request.pk, now)
+    if request.status in AccessRequest.LIVE and request.error:
+        raise ValidationError(f"{request.error} It will be retried.")
+    return request
+
+
+# -- tickets ---------------------------------------------------------------------------------------------------
+
+
+def access_ticket_close(
+    *, actor, ticket: AccessTicket, note: str = "", now: datetime | None = None
+) -> AccessTicket:
+    """The assignee says the work is done: the grant or revoke is recorded."""
+    now = now or timezone.now()
+    with audit_context(actor=actor), transaction.atomic():
+        ticket = AccessTicket.objects.select_for_update().get(pk=ticket.pk)
+        request = _locked(ticket.request)
+        if not (actor.pk == ticket.assignee_id or can_manage(actor, request.integration)):
+            raise ValidationError("Only the ticket's assignee or a manager of the integration can close it.")
+        if ticket.status != AccessTicket.Status.OPEN:
+            raise ValidationError(f"Ticket #{ticket.pk} is already {ticket.get_status_display().lower()}.")
+        ticket.status, ticket.closed_at, ticket.closed_by, ticket.note = (
+            AccessTicket.Status.DONE,
+            now,
+            actor,
+            note,
+        )
+        ticket.save()
+        audit.record(
+            "access_request.ticket_closed",
+            obj=request,
+            details={"ticket": ticket.pk, "kind": ticket.kind, "note": note},
+        )
+        if ticket.kind == AccessTicket.Kind.GRANT and request.status in (S.APPROVED, S.FAILED):
+            integration, user = request.integration, request.beneficiary
+            account = request.account or find_account(integration, user)
+            if account is None:
+                # Created by hand: recorded now; the next sync reconciles it with the application.
+                account, _ = Account.objects.get_or_create(
+                    integration=integration,
+                    external_id=user.username,
+                    defaults={"identity": user.username, "email": user.email, "user": user},
+                )
+            for role in _roles_of(request):
+                _hold(request, account, role, now)
+            _granted(request, account, now, "ticket")
+        elif ticket.kind == AccessTicket.Kind.REVOKE and request.status in AccessRequest.LIVE:
+            Permission.objects.filter(request=request, ended_at__isnull=True).update(ended_at=now)
+            _ended(request, now)
+    return ticket
+
+
+# -- the expiry pass -------------------------------------------------------------------------------------------
+
+
+def access_requests_expire(*, now: datetime | None = None) -> dict[str, int]:
+    """Beat, once a minute: revoke what has expired, expire stale requests, retry grants, send reminders."""
+    now = now or timezone.now()
+    counts = {"revoked": 0, "stale": 0, "retried": 0, "reminded": 0}
+    with audit_context(actor=None):
+        due = AccessRequest.objects.filter(status=S.GRANTED, expires_at__lte=now).exclude(
+            tickets__status=AccessTicket.Status.OPEN, tickets__kind=AccessTicket.Kind.REVOKE
+        )
+        for pk in list(due.values_list("pk", flat=True)):
+            counts["revoked"] += _revoke(pk, now).status not in AccessRequest.LIVE
+
+        max_age = timedelta(hours=getattr(settings, "ACCESS_REQUEST_PENDING_MAX_AGE_HOURS", 14 * 24))
+        for request in AccessRequest.objects.filter(status=S.PENDING, created_at__lte=now - max_age):
+            with transaction.atomic():
+                request = _locked(request)
+                if request.status != S.PENDING:
+                    continue
+                request.status, request.ended_at = S.EXPIRED, now
+                request.save()
+                request.pending_approvers.clear()
+                audit.record(
+                    "access_request.expired_pending",
+                    obj=request,
+                    details={"age_hours": max_age.total_seconds() / 3600},
+                )
+                _tell(
+                    request,
+                    "Request expired",
+                    "Nobody decided it in time; file a new request if still needed.",
+                )
+                counts["stale"] += 1
+
+        retry = (
+            AccessRequest.objects.filter(status__in=[S.APPROVED, S.FAILED], next_attempt_at__lte=now)
+            .exclude(tickets__status=AccessTicket.Status.OPEN)
+            .values_list("pk", flat=True)
+        )
+        for pk in list(retry):
+            access_request_grant(request_id=pk, now=now)
+            counts["retried"] += 1
+
+        for key, window in REMINDERS:
+            soon = AccessRequest.objects.filter(
+                status=S.GRANTED, expires_at__gt=now, expires_at__lte=now + window
+            )
+            for request in soon.select_related("role__resource", "requester", "beneficiary"):
+                if key in request.reminders_sent:
+                    continue
+                if request.granted_at and request.expires_at - request.granted_at <= window:
+                    continue  # access shorter than the reminder window: no reminder right after the grant
+                with transaction.atomic():
+                    request.reminders_sent = [*request.reminders_sent, key]
+                    AccessRequest.objects.filter(pk=request.pk).update(reminders_sent=request.reminders_sent)
+                    _tell(
+                        request,
+                        "Access expires soon",
+                        f"The access ends on {request.expires_at:%Y-%m-%d %H:%M} UTC; request it again to extend it.",
+                    )
+                    counts["reminded"] += 1
+    return counts
