@@ -55,6 +55,8 @@ PRIVILEGE_NAMES = {
 }
 KEYWORD = re.compile(r"^[A-Z]+( [A-Z]+)*$")  # a privilege keyword; anything else is never put in SQL
 ER_ACCESS_DENIED = 1045
+# MariaDB answers an unknown user with 1698 instead of 1045 in some account/plugin setups.
+ER_ACCESS_DENIED_NO_PASSWORD = 1698
 ER_DBACCESS_DENIED = 1044
 ER_TABLEACCESS_DENIED = 1142
 ER_SPECIFIC_ACCESS_DENIED = 1227
@@ -168,7 +170,7 @@ def _connect_message(s: Settings, exc: Exception) -> str:
     raw = _one_line(exc.args[1] if len(exc.args) > 1 else exc, s)
     low = raw.lower()
     where = s.where
-    if code == ER_ACCESS_DENIED:
+    if code in (ER_ACCESS_DENIED, ER_ACCESS_DENIED_NO_PASSWORD):
         return (
             f"authentication failed for user {s.username} at {where}: wrong password, no such user, "
             "or the user may not connect from this host"
