@@ -30,6 +30,8 @@ from connectors.sdk import (
     as_list,
     changes,
 )
+from connectors.sdk.config import config_int as _int
+from connectors.sdk.config import config_text as _text
 
 connector = Connector(Path(__file__).parent)
 
@@ -53,24 +55,6 @@ class Settings:
     all_aws_policies: bool
     provisioning: bool
     timeout: int
-
-
-def _text(config: dict[str, Any], key: str) -> str | None:
-    value = config.get(key)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if not isinstance(value, str):
-        raise ConfigError(f"config item {key!r} must be a string", item=key)
-    return value.strip()
-
-
-def _int(config: dict[str, Any], key: str, default: int, low: int, high: int) -> int:
-    value = config.get(key)
-    if value is None or value == "":
-        return default
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ConfigError(f"config item {key!r} must be a whole number from {low} to {high}", item=key)
-    return value
 
 
 def settings(config: dict[str, Any]) -> Settings:

@@ -35,6 +35,8 @@ from connectors.sdk import (
     as_list,
     changes,
 )
+from connectors.sdk.config import config_int as _int
+from connectors.sdk.config import config_text as _text
 
 connector = Connector(Path(__file__).parent)
 
@@ -96,28 +98,6 @@ class Settings:
 
     def groups(self, extra: str = "") -> str:
         return f"(&(objectClass={self.group_class}){self.group_filter}{extra})"
-
-
-def _text(config: dict[str, Any], key: str, default: str | None = None) -> str | None:
-    value = config.get(key)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return default
-    if not isinstance(value, str):
-        raise ConfigError(f"config item {key!r} must be a string", item=key)
-    return value.strip()
-
-
-def _int(config: dict[str, Any], key: str, default: int, low: int, high: int) -> int:
-    value = config.get(key)
-    if value is None or value == "":
-        return default
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ConfigError(
-            f"config item {key!r} must be a whole number from {low} to {high}, got {value!r}", item=key
-        )
-    return value
 
 
 _ATTRIBUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")

@@ -16,10 +16,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import re
 import ssl
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +35,9 @@ from connectors.sdk import (
     as_list,
     changes,
 )
+from connectors.sdk.config import config_int as _int
+from connectors.sdk.config import config_text as _text
+from connectors.sdk.config import pem_file
 
 connector = Connector(Path(__file__).parent)
 
@@ -88,28 +89,6 @@ class Settings:
         return f"{self.host}:{self.port}"
 
 
-def _int(config: dict[str, Any], key: str, default: int, low: int, high: int) -> int:
-    value = config.get(key)
-    if value is None or value == "":
-        return default
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ConfigError(
-            f"config item {key!r} must be a whole number from {low} to {high}, got {value!r}", item=key
-        )
-    return value
-
-
-def _text(config: dict[str, Any], key: str) -> str | None:
-    value = config.get(key)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if not isinstance(value, str):
-        raise ConfigError(f"config item {key!r} must be a string", item=key)
-    return value.strip()
-
-
 def settings(config: dict[str, Any]) -> Settings:
     tls = _text(config, "tlsMode") or ("verify" if config.get("connectionOption") == "tls" else "preferred")
     if tls not in TLS_MODES:
@@ -139,30 +118,6 @@ def _one_line(text: Any, s: Settings | None = None, *secrets: str | None) -> str
         if secret and len(secret) >= 3:
             text = text.replace(secret, "***")
     return text
-
-
-@contextlib.contextmanager
-def _ca_file(value: str | None) -> Iterator[str | None]:
-    """The CA file for the TLS context: PEM text goes to a private temporary file, a path is used as is."""
-    if not value:
-        yield None
-        return
-    if "-----BEGIN" not in value:
-        if not os.path.isfile(value):
-            raise ConfigError(
-                f"config item 'sslCa' must be a PEM certificate or the path of a PEM file; no file {value!r}",
-                item="sslCa",
-            )
-        yield value
-        return
-    fd, path = tempfile.mkstemp(prefix="mysql-ca-", suffix=".pem")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(value if value.endswith("\n") else value + "\n")
-        yield path
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
 
 
 def _connect_message(s: Settings, exc: Exception) -> str:
@@ -274,7 +229,7 @@ def connect(config: dict[str, Any], *, describe: bool = True) -> Iterator[Sessio
         "autocommit": True,
         "program_name": "access-governance-connector",
     }
-    with _ca_file(s.ca) as ca:
+    with pem_file(s.ca, item="sslCa") as ca:
         if s.tls == "disabled":
             params["ssl_disabled"] = True
         elif s.tls == "required":

@@ -12,8 +12,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +31,9 @@ from connectors.sdk import (
     as_list,
     changes,
 )
+from connectors.sdk.config import config_int as _int
+from connectors.sdk.config import config_text as _text
+from connectors.sdk.config import pem_file
 
 connector = Connector(Path(__file__).parent)
 
@@ -85,28 +86,6 @@ class Settings:
         return {"rp": self.role_pattern, "dp": self.database_pattern, "dr": self.disabled_role}
 
 
-def _int(config: dict[str, Any], key: str, default: int, low: int, high: int) -> int:
-    value = config.get(key)
-    if value is None or value == "":
-        return default
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ConfigError(
-            f"config item {key!r} must be a whole number from {low} to {high}, got {value!r}", item=key
-        )
-    return value
-
-
-def _text(config: dict[str, Any], key: str) -> str | None:
-    value = config.get(key)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if not isinstance(value, str):
-        raise ConfigError(f"config item {key!r} must be a string", item=key)
-    return value.strip()
-
-
 def settings(config: dict[str, Any]) -> Settings:
     tls = config.get("connectionOption") == "tls"
     sslmode = _text(config, "sslmode") or ("verify-full" if tls else "prefer")
@@ -139,31 +118,6 @@ def settings(config: dict[str, Any]) -> Settings:
         database_pattern=_text(config, "databaseNamePattern"),
         disabled_role=disabled_role,
     )
-
-
-@contextlib.contextmanager
-def _root_certificate(value: str | None) -> Iterator[str | None]:
-    """The ``sslrootcert`` file for libpq: PEM text goes to a private temporary file, a path is used as is."""
-    if not value:
-        yield None
-        return
-    if "-----BEGIN" not in value:
-        if not os.path.isfile(value):
-            raise ConfigError(
-                "config item 'sslrootcert' must be a PEM certificate or the path of a PEM file; "
-                f"no file {value!r}",
-                item="sslrootcert",
-            )
-        yield value
-        return
-    fd, path = tempfile.mkstemp(prefix="pg-ca-", suffix=".pem")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(value if value.endswith("\n") else value + "\n")
-        yield path
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
 
 
 def _one_line(text: str, s: Settings | None = None) -> str:
@@ -242,7 +196,7 @@ def connect(config: dict[str, Any]) -> Iterator[tuple[psycopg.Connection, Settin
     }
     if s.password:
         params["password"] = s.password
-    with _root_certificate(s.sslrootcert) as root:
+    with pem_file(s.sslrootcert, item="sslrootcert") as root:
         if root:
             params["sslrootcert"] = root
         try:

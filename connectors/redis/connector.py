@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import re
 import ssl
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +36,9 @@ from connectors.sdk import (
     as_list,
     changes,
 )
+from connectors.sdk.config import config_int as _int
+from connectors.sdk.config import config_text as _text
+from connectors.sdk.config import pem_file
 
 connector = Connector(Path(__file__).parent)
 
@@ -76,28 +77,6 @@ class Settings:
     @property
     def where(self) -> str:
         return f"{self.host}:{self.port}"
-
-
-def _int(config: dict[str, Any], key: str, default: int, low: int, high: int) -> int:
-    value = config.get(key)
-    if value is None or value == "":
-        return default
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ConfigError(
-            f"config item {key!r} must be a whole number from {low} to {high}, got {value!r}", item=key
-        )
-    return value
-
-
-def _text(config: dict[str, Any], key: str) -> str | None:
-    value = config.get(key)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if not isinstance(value, str):
-        raise ConfigError(f"config item {key!r} must be a string", item=key)
-    return value.strip()
 
 
 def settings(config: dict[str, Any]) -> Settings:
@@ -167,29 +146,6 @@ def _connect_message(s: Settings, exc: Exception) -> str:
 
 
 @contextlib.contextmanager
-def _ca_file(value: str | None) -> Iterator[str | None]:
-    if not value:
-        yield None
-        return
-    if "-----BEGIN" not in value:
-        if not os.path.isfile(value):
-            raise ConfigError(
-                f"config item 'sslCa' must be a PEM certificate or a PEM file path; no file {value!r}",
-                item="sslCa",
-            )
-        yield value
-        return
-    fd, path = tempfile.mkstemp(prefix="redis-ca-", suffix=".pem")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(value if value.endswith("\n") else value + "\n")
-        yield path
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-
-
-@contextlib.contextmanager
 def connect(config: dict[str, Any]) -> Iterator[tuple[redis.Redis, Settings]]:
     s = settings(config)
     params: dict[str, Any] = {
@@ -202,7 +158,7 @@ def connect(config: dict[str, Any]) -> Iterator[tuple[redis.Redis, Settings]]:
         "decode_responses": True,
         "retry": Retry(NoBackoff(), 0),  # one attempt: test-connection reports at once
     }
-    with _ca_file(s.ca) as ca:
+    with pem_file(s.ca, item="sslCa") as ca:
         if s.tls:
             params.update(ssl=True, ssl_cert_reqs=ssl.CERT_REQUIRED if ca else ssl.CERT_NONE, ssl_ca_certs=ca)
             params["ssl_check_hostname"] = bool(ca)

@@ -32,6 +32,8 @@ from connectors.sdk import (
     as_list,
     changes,
 )
+from connectors.sdk.config import config_int as _int
+from connectors.sdk.config import config_text as _text
 
 connector = Connector(Path(__file__).parent)
 
@@ -75,28 +77,6 @@ class Settings:
     def host(self) -> str:
         parts = urlsplit(self.base_url)
         return parts.netloc or self.base_url
-
-
-def _text(config: dict[str, Any], key: str) -> str | None:
-    value = config.get(key)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if not isinstance(value, str):
-        raise ConfigError(f"config item {key!r} must be a string", item=key)
-    return value.strip()
-
-
-def _int(config: dict[str, Any], key: str, default: int, low: int, high: int) -> int:
-    value = config.get(key)
-    if value is None or value == "":
-        return default
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ConfigError(
-            f"config item {key!r} must be a whole number from {low} to {high}, got {value!r}", item=key
-        )
-    return value
 
 
 def settings(config: dict[str, Any]) -> Settings:
