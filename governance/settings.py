@@ -250,5 +250,9 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/(api/)?(v3/)?",
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {
+        "DurationEnum": "integrations.durations.Duration",
+        "AccessRequestStatusEnum": "integrations.models.AccessRequest.Status",
+        "AccessTicketStatusEnum": "integrations.models.AccessTicket.Status",
+    },
 }

@@ -6,7 +6,18 @@ from django.db.models import Q
 
 from governance.filters import IsoDateTimeFilter
 
-from .models import Account, Agent, ApprovalWorkflow, Integration, Permission, Resource, Role, Tag
+from .models import (
+    AccessRequest,
+    AccessTicket,
+    Account,
+    Agent,
+    ApprovalWorkflow,
+    Integration,
+    Permission,
+    Resource,
+    Role,
+    Tag,
+)
 
 
 class SearchMixin(filters.FilterSet):
@@ -154,3 +165,88 @@ class PermissionFilter(filters.FilterSet):
     class Meta:
         model = Permission
         fields = ["integration", "account", "role", "resource", "source", "active", "expires_before"]
+
+
+def _requested(model):
+    """Choices of the access-request filters: the integrations (roles) the caller manages or has a
+    request about that they may see. Any other id is refused exactly like one that does not exist."""
+
+    def queryset(request=None):
+        from . import access, selectors
+
+        if request is None:
+            return model.objects.all()
+        user = request.user
+        seen = selectors.visible_access_requests(user)
+        if model is Integration:
+            return Integration.objects.filter(
+                Q(pk__in=access.manageable_integrations(user).values("pk"))
+                | Q(pk__in=seen.values("integration_id"))
+            )
+        return Role.objects.filter(
+            Q(pk__in=access.manageable_roles(user).values("pk")) | Q(pk__in=seen.values("role_id"))
+        )
+
+    return queryset
+
+
+class AccessRequestFilter(SearchMixin):
+    search_fields = (
+        "justification",
+        "role__name",
+        "role__resource__name",
+        "integration__name",
+        "requester__username",
+        "beneficiary__username",
+    )
+    status = filters.MultipleChoiceFilter(choices=AccessRequest.Status.choices)
+    open = filters.BooleanFilter(method="filter_open", label="Open (pending, being granted or granted)")
+    integration = filters.ModelMultipleChoiceFilter(queryset=_requested(Integration))
+    role = filters.ModelChoiceFilter(queryset=_requested(Role))
+    requester = filters.ModelChoiceFilter(queryset=_users)
+    beneficiary = filters.ModelChoiceFilter(queryset=_users)
+    awaiting_me = filters.BooleanFilter(method="filter_awaiting_me", label="Waiting for my approval")
+    created_since = IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_until = IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = AccessRequest
+        fields = ["q", "status", "open", "integration", "role", "requester", "beneficiary", "awaiting_me"]
+
+    def filter_open(self, queryset, name, value):
+        if value is None:
+            return queryset
+        condition = Q(status__in=AccessRequest.OPEN)
+        return queryset.filter(condition) if value else queryset.exclude(condition)
+
+    def filter_awaiting_me(self, queryset, name, value):
+        if value is None:
+            return queryset
+        user = getattr(self.request, "user", None)
+        if user is None or not user.is_authenticated:
+            waiting = AccessRequest.objects.none().values("pk")
+        else:
+            waiting = AccessRequest.objects.filter(
+                status=AccessRequest.Status.PENDING, pending_approvers=user
+            ).values("pk")
+        return queryset.filter(pk__in=waiting) if value else queryset.exclude(pk__in=waiting)
+
+
+class AccessTicketFilter(filters.FilterSet):
+    request = filters.NumberFilter(field_name="request_id")
+    integration = filters.ModelMultipleChoiceFilter(
+        field_name="request__integration", queryset=_requested(Integration)
+    )
+    assignee = filters.ModelChoiceFilter(queryset=_users)
+    assigned_to_me = filters.BooleanFilter(method="filter_assigned_to_me", label="Assigned to me")
+
+    class Meta:
+        model = AccessTicket
+        fields = ["status", "kind", "request", "integration", "assignee", "assigned_to_me"]
+
+    def filter_assigned_to_me(self, queryset, name, value):
+        if value is None:
+            return queryset
+        user = getattr(self.request, "user", None)
+        mine = Q(assignee=user) if user is not None and user.is_authenticated else Q(pk__in=[])
+        return queryset.filter(mine) if value else queryset.exclude(mine)

@@ -44,10 +44,10 @@ RETRIEVE = extend_schema(parameters=[FIELDS_PARAM])
 NO_BODY = OpenApiResponse(description="Done; no content.")
 
 
-class InventoryViewSet(SparseFieldsMixin, viewsets.GenericViewSet):
-    """Base of the inventory endpoints: managers only, scoped querysets, PATCH (never PUT)."""
+class ScopedViewSet(SparseFieldsMixin, viewsets.GenericViewSet):
+    """Base of the endpoints: querysets scoped to what the caller may see, PATCH (never PUT)."""
 
-    permission_classes = [IsAuthenticatedUser, ManagesInventory]
+    permission_classes = [IsAuthenticatedUser]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     cursor_ordering = "pk"
     detail_serializer_class = None
@@ -74,6 +74,12 @@ class InventoryViewSet(SparseFieldsMixin, viewsets.GenericViewSet):
         # Fresh, with its prefetches (the caller may have just given away their right to see it).
         instance = self.get_queryset().filter(pk=instance.pk).first() or instance
         return Response(self.get_serializer(instance).data, status=code)
+
+
+class InventoryViewSet(ScopedViewSet):
+    """Base of the inventory endpoints: managers only."""
+
+    permission_classes = [IsAuthenticatedUser, ManagesInventory]
 
 
 # -- integrations -----------------------------------------------------------------------------------------
