@@ -16,6 +16,7 @@ from .models import (
     Permission,
     Resource,
     Role,
+    Rule,
     Tag,
 )
 
@@ -165,6 +166,22 @@ class PermissionFilter(filters.FilterSet):
     class Meta:
         model = Permission
         fields = ["integration", "account", "role", "resource", "source", "active", "expires_before"]
+
+
+class WorkflowFilter(SearchMixin):
+    search_fields = ("name", "description")
+
+    class Meta:
+        model = ApprovalWorkflow
+        fields = ["q"]
+
+
+class RuleFilter(SearchMixin):
+    search_fields = ("name", "description")
+
+    class Meta:
+        model = Rule
+        fields = ["q", "target", "scope", "enabled"]
 
 
 def _requested(model):

@@ -26,7 +26,15 @@ from ..access import (
     manageable_resources,
     manageable_roles,
 )
-from ..filters import AccountFilter, IntegrationFilter, PermissionFilter, ResourceFilter, RoleFilter
+from ..filters import (
+    AccountFilter,
+    IntegrationFilter,
+    PermissionFilter,
+    ResourceFilter,
+    RoleFilter,
+    RuleFilter,
+    WorkflowFilter,
+)
 from ..models import ApprovalWorkflow, Integration, Rule
 from ..services import rules as rule_services
 from ..services import workflows as workflow_services
@@ -233,6 +241,7 @@ class WorkflowViewSet(
 
     serializer_class = s.WorkflowSerializer
     queryset = ApprovalWorkflow.objects.none()
+    filterset_class = WorkflowFilter
     permission_classes = [IsAuthenticatedUser, ManagesInventory, AdminForWrites]
 
     def scoped(self, user):
@@ -292,6 +301,7 @@ class RuleViewSet(
 
     serializer_class = s.RuleSerializer
     queryset = Rule.objects.none()
+    filterset_class = RuleFilter
     permission_classes = [IsAuthenticatedUser, ManagesInventory, AdminForWrites]
 
     def scoped(self, user):

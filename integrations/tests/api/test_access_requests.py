@@ -256,6 +256,9 @@ def test_approve_then_ticket_then_end(
     refused = other.post(f"/api/access-tickets/{ticket.pk}/close/", {"note": "done?"}, format="json")
     assert refused.status_code == 400 and "assignee" in refused.json()["error"]["message"]
     assert client_as(jit["bystander"]).post(f"/api/access-tickets/{ticket.pk}/close/").status_code == 404
+    strict = owner.post(f"/api/access-tickets/{ticket.pk}/close/", {"note": "x", "done": True}, format="json")
+    assert strict.status_code == 400 and strict.json()["error"]["fields"] == {"done": ["Unknown field."]}
+    assert AccessTicket.objects.get(pk=ticket.pk).status == "open"
     closed = owner.post(f"/api/access-tickets/{ticket.pk}/close/", {"note": "added by hand"}, format="json")
     assert closed.status_code == 200 and closed.json()["status"] == "done", closed.content
     detail = other.get(f"/api/access-requests/{access.pk}/").json()
