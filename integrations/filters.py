@@ -3,8 +3,10 @@
 import django_filters as filters
 from django.contrib.auth import get_user_model
 from django.db.models import Q
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 
-from governance.filters import IsoDateTimeFilter
+from governance.filters import BooleanFilter, FilterSet, IsoDateTimeFilter
 
 from .models import (
     AccessRequest,
@@ -21,7 +23,7 @@ from .models import (
 )
 
 
-class SearchMixin(filters.FilterSet):
+class SearchMixin(FilterSet):
     """``q``: a case-insensitive search over the model's ``search_fields``."""
 
     q = filters.CharFilter(method="search", label="Search")
@@ -37,18 +39,21 @@ class SearchMixin(filters.FilterSet):
         return queryset.filter(condition)
 
 
-class RemovedMixin(filters.FilterSet):
+class RemovedMixin(FilterSet):
     """``removed``: true for objects a sync no longer found in the application, false for present ones."""
 
-    removed = filters.BooleanFilter(
-        field_name="removed_at", lookup_expr="isnull", exclude=True, label="Removed"
-    )
+    removed = BooleanFilter(field_name="removed_at", lookup_expr="isnull", exclude=True, label="Removed")
 
 
-class TagsMixin(filters.FilterSet):
+@extend_schema_field(OpenApiTypes.STR)
+class TagNamesFilter(filters.ModelMultipleChoiceFilter):
+    """Tags by name (repeatable)."""
+
+
+class TagsMixin(FilterSet):
     """``tags``: objects carrying every named tag."""
 
-    tags = filters.ModelMultipleChoiceFilter(
+    tags = TagNamesFilter(
         field_name="tags__name",
         to_field_name="name",
         queryset=Tag.objects.all(),
@@ -86,7 +91,7 @@ class IntegrationFilter(SearchMixin):
     owner = filters.ModelChoiceFilter(queryset=_users)
     default_workflow = filters.ModelChoiceFilter(queryset=ApprovalWorkflow.objects.all())
     agent = filters.ModelChoiceFilter(queryset=Agent.objects.all())
-    cloud = filters.BooleanFilter(field_name="agent", lookup_expr="isnull", label="In the cloud")
+    cloud = BooleanFilter(field_name="agent", lookup_expr="isnull", label="In the cloud")
 
     class Meta:
         model = Integration
@@ -105,9 +110,7 @@ class ResourceFilter(SearchMixin, RemovedMixin, TagsMixin):
     search_fields = ("name", "description", "external_id")
     integration = filters.ModelMultipleChoiceFilter(queryset=_visible(Integration))
     owner = filters.ModelChoiceFilter(queryset=_users)
-    has_owner = filters.BooleanFilter(
-        field_name="owner", lookup_expr="isnull", exclude=True, label="Has an owner"
-    )
+    has_owner = BooleanFilter(field_name="owner", lookup_expr="isnull", exclude=True, label="Has an owner")
     workflow = filters.ModelChoiceFilter(queryset=ApprovalWorkflow.objects.all())
 
     class Meta:
@@ -146,21 +149,19 @@ class AccountFilter(SearchMixin, RemovedMixin):
     search_fields = ("identity", "external_id", "email")
     integration = filters.ModelMultipleChoiceFilter(queryset=_visible(Integration))
     user = filters.ModelChoiceFilter(queryset=_users)
-    linked = filters.BooleanFilter(
-        field_name="user", lookup_expr="isnull", exclude=True, label="Linked to a user"
-    )
+    linked = BooleanFilter(field_name="user", lookup_expr="isnull", exclude=True, label="Linked to a user")
 
     class Meta:
         model = Account
         fields = ["q", "integration", "user", "enabled"]
 
 
-class PermissionFilter(filters.FilterSet):
+class PermissionFilter(FilterSet):
     integration = filters.ModelMultipleChoiceFilter(queryset=_visible(Integration))
     account = filters.ModelChoiceFilter(queryset=_visible(Account))
     role = filters.ModelChoiceFilter(queryset=_visible(Role))
     resource = filters.ModelChoiceFilter(field_name="role__resource", queryset=_visible(Resource))
-    active = filters.BooleanFilter(field_name="ended_at", lookup_expr="isnull", label="Active")
+    active = BooleanFilter(field_name="ended_at", lookup_expr="isnull", label="Active")
     expires_before = IsoDateTimeFilter(field_name="expires_at", lookup_expr="lt")
 
     class Meta:
@@ -217,12 +218,12 @@ class AccessRequestFilter(SearchMixin):
         "beneficiary__username",
     )
     status = filters.MultipleChoiceFilter(choices=AccessRequest.Status.choices)
-    open = filters.BooleanFilter(method="filter_open", label="Open (pending, being granted or granted)")
+    open = BooleanFilter(method="filter_open", label="Open (pending, being granted or granted)")
     integration = filters.ModelMultipleChoiceFilter(queryset=_requested(Integration))
     role = filters.ModelChoiceFilter(queryset=_requested(Role))
     requester = filters.ModelChoiceFilter(queryset=_users)
     beneficiary = filters.ModelChoiceFilter(queryset=_users)
-    awaiting_me = filters.BooleanFilter(method="filter_awaiting_me", label="Waiting for my approval")
+    awaiting_me = BooleanFilter(method="filter_awaiting_me", label="Waiting for my approval")
     created_since = IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_until = IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
@@ -249,13 +250,13 @@ class AccessRequestFilter(SearchMixin):
         return queryset.filter(pk__in=waiting) if value else queryset.exclude(pk__in=waiting)
 
 
-class AccessTicketFilter(filters.FilterSet):
+class AccessTicketFilter(FilterSet):
     request = filters.NumberFilter(field_name="request_id")
     integration = filters.ModelMultipleChoiceFilter(
         field_name="request__integration", queryset=_requested(Integration)
     )
     assignee = filters.ModelChoiceFilter(queryset=_users)
-    assigned_to_me = filters.BooleanFilter(method="filter_assigned_to_me", label="Assigned to me")
+    assigned_to_me = BooleanFilter(method="filter_assigned_to_me", label="Assigned to me")
 
     class Meta:
         model = AccessTicket

@@ -384,6 +384,7 @@ def test_filters_and_pages(client_for, people, world, jit, filed):
     }
     assert _ids(admin.get("/api/access-requests/?open=false")) == set()
     assert admin.get("/api/access-requests/?status=sometimes").status_code == 400
+    assert admin.get("/api/access-requests/?awaiting_me=perhaps").status_code == 400
     first = admin.get("/api/access-requests/?page_size=1&fields=id,status").json()
     assert [set(r) for r in first["results"]] == [{"id", "status"}]
     second = admin.get(first["next"]).json()
