@@ -403,3 +403,18 @@ def test_a_hidden_integration_filter_is_refused_like_a_missing_one(client_for, w
     assert _ids(client_for("other").get(f"/api/access-requests/?integration={world['theirs'].pk}")) == {
         filed["theirs"].pk
     }
+
+
+def test_browser_session_writes_need_the_csrf_token(people, world, jit):
+    browser = APIClient(enforce_csrf_checks=True)
+    browser.force_login(people["other"])
+    body = {"role": world["mine_role"].pk, "duration": "1d", "justification": "from the browser"}
+    response = browser.post("/api/access-requests/", body, format="json")
+    assert response.status_code == 403 and "CSRF" in response.json()["error"]["message"]
+    assert not AccessRequest.objects.exists()
+    assert browser.get("/api/access-requests/").status_code == 200  # reads need no token
+    browser.get("/requests/")  # a screen sets the CSRF cookie
+    response = browser.post(
+        "/api/access-requests/", body, format="json", HTTP_X_CSRFTOKEN=browser.cookies["csrftoken"].value
+    )
+    assert response.status_code == 201, response.content
