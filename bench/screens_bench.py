@@ -3,7 +3,8 @@
 Run: ``.venv/bin/python bench/screens_bench.py [--resources 100000] [--permissions 1000000]``.
 Loads the inventory set-based (INSERT … SELECT generate_series) into PostgreSQL (``DATABASE_URL``,
 default database ``gov_bench_screens``), then times each page with Django's test client as a signed-in
-admin, at two page sizes. Target: every page < 300 ms server time, the same query count at both sizes.
+admin, at two page sizes: each list plain, searched (``q``), sorted by name both ways and a deep page.
+Target: every page < 300 ms server time, the same query count at both sizes.
 """
 
 from __future__ import annotations
@@ -136,10 +137,19 @@ def main() -> int:
     print(f"{'page':<40} {'size':>5} {'median ms':>10} {'queries':>8}  target < {TARGET_MS} ms, same queries")
     for url in [
         "/integrations/",
+        "/integrations/?q=bench",
+        "/integrations/?sort=-name",
         "/resources/",
-        "/roles/",
         "/resources/?q=resource-00123",
+        "/resources/?sort=name",
+        "/resources/?sort=-name",
+        "/resources/?page=2000",
+        "/roles/",
+        "/roles/?q=resource-00123",
         "/roles/?sort=name",
+        "/roles/?sort=-name",
+        "/roles/?sort=resource",
+        "/roles/?page=4000",
     ]:
         counts = []
         for size in (25, 100):

@@ -18,7 +18,7 @@ from governance.models import AuditEvent
 from ..access import is_admin, manageable_integrations
 from ..models import Integration
 from .common import require_manager, style_form
-from .integrations import per_page
+from .pages import per_page
 from .tables import AuditTable
 
 

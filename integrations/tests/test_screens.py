@@ -153,7 +153,7 @@ def test_list_query_count_does_not_grow_with_page_size(
     assert counts[0] == counts[1], counts
 
 
-INTEGRATIONS_QUERIES, RESOURCES_QUERIES, ROLES_QUERIES = 7, 9, 8
+INTEGRATIONS_QUERIES, RESOURCES_QUERIES, ROLES_QUERIES = 8, 10, 9
 
 
 def test_list_query_counts_are_pinned(admin_client, integration, django_assert_num_queries):
@@ -161,7 +161,7 @@ def test_list_query_counts_are_pinned(admin_client, integration, django_assert_n
         r = Resource.objects.create(integration=integration, external_id=f"p{i}", name=f"p{i}")
         Role.objects.create(resource=r, external_id=f"p{i}-r", name="read")
     admin_client.get("/resources/")  # warm the session and content types
-    # session, user, access check, filter-form choices, count, page, prefetched tags
+    # session, user, access check, filter-form choices, count, the page's ids, its rows, their tags
     for url, expected in (
         ("/integrations/", INTEGRATIONS_QUERIES),
         ("/resources/", RESOURCES_QUERIES),
@@ -170,6 +170,55 @@ def test_list_query_counts_are_pinned(admin_client, integration, django_assert_n
         for size in (5, 25):
             with django_assert_num_queries(expected):
                 assert admin_client.get(f"{url}?per_page={size}").status_code == 200
+
+
+def test_roles_search_spans_the_resource_name_and_the_role_fields(admin_client, integration, inventory):
+    resources, roles = inventory
+    by_resource = admin_client.get("/roles/?q=DB-1").context["table"].rows
+    assert {(r.record.resource.name, r.record.name) for r in by_resource} == {
+        ("db-1", "read"),
+        ("db-1", "write"),
+    }
+    by_name = admin_client.get(f"/roles/?q=writ&integration={integration.pk}").context["table"].rows
+    assert sorted(r.record.pk for r in by_name) == sorted(r.pk for r in roles if r.name == "write")
+    by_external_id = admin_client.get("/roles/?q=r2-read").context["table"].rows
+    assert [r.record.external_id for r in by_external_id] == ["r2-read"]
+    assert admin_client.get("/roles/?q=nothing-like-it").context["table"].paginator.count == 0
+
+
+@pytest.mark.parametrize("sort", ["name", "-name"])
+def test_pages_sorted_on_ties_never_repeat_or_skip_a_row(admin_client, integration, sort):
+    resource = Resource.objects.create(integration=integration, external_id="same", name="same")
+    Role.objects.bulk_create(
+        Role(resource=resource, integration=integration, external_id=f"t{i}", name="read") for i in range(20)
+    )
+    seen = []
+    for page in (1, 2, 3):
+        rows = (
+            admin_client.get(f"/roles/?sort={sort}&per_page=7&page={page}").context["table"].page.object_list
+        )
+        seen += [r.record.pk for r in rows]
+    assert len(seen) == len(set(seen)) == 20
+
+
+def test_search_and_sort_indexes_exist_on_postgresql():
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE indexname LIKE '%%_trgm' OR indexname LIKE '%%name_idx'"
+        )
+        names = {row[0] for row in cursor.fetchall()}
+    assert {
+        "integrations_resource_name_trgm",
+        "integrations_resource_description_trgm",
+        "integrations_resource_external_id_trgm",
+        "integrations_role_name_trgm",
+        "integrations_role_external_id_trgm",
+        "resource_name_idx",
+        "role_name_idx",
+        "role_resource_name_idx",
+    } <= names
 
 
 # -- integration page ----------------------------------------------------------------------------
