@@ -30,7 +30,7 @@ from .forms import (
     WorkflowForm,
 )
 from .jobs import latest_sync, start_sync
-from .pages import ObjectPage, list_table, maintainer_added, prerequisites, workflow_steps
+from .pages import ObjectPage, list_table, maintainer_added, policy_context
 
 
 @login_required
@@ -108,21 +108,21 @@ def integration_context(request, integration: Integration, **extra) -> dict:
         "settings_form": style_form(
             IntegrationSettingsForm(initial=IntegrationSettingsForm.initial_for(integration))
         ),
-        "workflow_form": style_form(WorkflowForm(initial={"workflow": integration.default_workflow_id})),
-        "workflow_steps": workflow_steps(integration.default_workflow),
         "connection_form": style_form(_connection_form(integration)),
         "spec": spec,
         "secrets": secrets,
         "maintainers": Maintainer.objects.filter(integration=integration).select_related("user", "group"),
         "maintainer_form": style_form(MaintainerForm()),
-        "prerequisites": prerequisites(integration=integration),
-        "prerequisite_form": PrerequisiteForm(),
         "job": latest_sync(integration),
         "syncs": Job.objects.filter(kind="sync", integration_id=integration.pk).order_by("-created_at")[:5],
         "events": AuditEvent.objects.filter(integration_id=integration.pk)[:15],
         "resource_table": resource_table,
         "resource_filter": resource_filter,
-        "section": None,
+        **policy_context(
+            integration,
+            workflow_id=integration.default_workflow_id,
+            effective_workflow=integration.default_workflow,
+        ),
         **extra,
     }
 
@@ -130,57 +130,42 @@ def integration_context(request, integration: Integration, **extra) -> dict:
 PAGE = ObjectPage("integrations/detail.html", "integrations:detail", _integration, integration_context)
 
 
-@login_required
-def integration_detail(request, pk: int):
-    return PAGE.render(request, _integration(request, pk))
+integration_detail = PAGE.detail()
 
-
-@login_required
-@require_POST
-def integration_settings(request, pk: int):
-    return PAGE.post(
-        request,
-        pk,
-        IntegrationSettingsForm,
-        section="settings",
-        save=lambda obj, data: services.integration_update(actor=request.user, integration=obj, **data),
-        message=lambda obj, data: f"Settings of {obj.name} saved.",
-    )
-
-
-@login_required
-@require_POST
-def integration_workflow(request, pk: int):
-    return PAGE.post(
-        request,
-        pk,
-        WorkflowForm,
-        section="workflow",
-        save=lambda obj, data: services.integration_update(
-            actor=request.user, integration=obj, default_workflow=data["workflow"]
-        ),
-        message=lambda obj, data: "Approval workflow saved.",
-    )
-
-
-@login_required
-@require_POST
-def integration_connection(request, pk: int):
-    return PAGE.post(
-        request,
-        pk,
-        ConnectionForm,
-        section="connection",
-        form_kwargs=lambda obj: {"secret_keys": [k for k, _ in _secrets(obj)[1]]},
-        save=lambda obj, data: services.integration_update(
-            actor=request.user,
-            integration=obj,
-            connection_config=data["connection_config"],
-            connector_attributes=data["connector_attributes"],
-        ),
-        message=lambda obj, data: "Connection saved. Test it to check it works.",
-        rename={"connection_config": "config"},
-    )
+integration_settings = PAGE.section(
+    IntegrationSettingsForm,
+    "settings",
+    save=lambda actor, obj, data: services.integration_update(actor=actor, integration=obj, **data),
+    message="Settings of {obj.name} saved.",
+)
+integration_workflow = PAGE.section(
+    WorkflowForm,
+    "workflow",
+    save=lambda actor, obj, data: services.integration_update(
+        actor=actor, integration=obj, default_workflow=data["workflow"]
+    ),
+    message="Approval workflow saved.",
+)
+integration_connection = PAGE.section(
+    ConnectionForm,
+    "connection",
+    form_kwargs=lambda obj: {"secret_keys": [k for k, _ in _secrets(obj)[1]]},
+    save=lambda actor, obj, data: services.integration_update(
+        actor=actor,
+        integration=obj,
+        connection_config=data["connection_config"],
+        connector_attributes=data["connector_attributes"],
+    ),
+    message="Connection saved. Test it to check it works.",
+    rename={"connection_config": "config"},
+)
+maintainer_add = PAGE.section(
+    MaintainerForm,
+    "maintainers",
+    form_name="maintainer_form",
+    save=lambda actor, obj, data: services.maintainer_add(actor=actor, integration=obj, **data),
+    message=maintainer_added,
+)
 
 
 @login_required
@@ -192,20 +177,6 @@ def integration_test(request, pk: int):
         return render(request, "integrations/_test_result.html", {"ok": ok, "message": message})
     toast(request, message if ok else f"Connection failed: {message}", "success" if ok else "error")
     return PAGE.back(integration, "connection")
-
-
-@login_required
-@require_POST
-def maintainer_add(request, pk: int):
-    return PAGE.post(
-        request,
-        pk,
-        MaintainerForm,
-        section="maintainers",
-        form_name="maintainer_form",
-        save=lambda obj, data: services.maintainer_add(actor=request.user, integration=obj, **data),
-        message=maintainer_added,
-    )
 
 
 @login_required

@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q
 from django.shortcuts import render
-from django.views.decorators.http import require_POST
 from django_tables2 import RequestConfig
 
 from governance.models import AuditEvent
@@ -15,15 +14,14 @@ from ..access import manageable_roles
 from ..models import Maintainer, Permission, Resource, Role, RoleImplication
 from ..selectors import effective_settings
 from .common import get_managed, require_manager, style_form
-from .forms import MaintainerForm, PrerequisiteForm, ResourceSettingsForm, RoleSettingsForm, WorkflowForm
+from .forms import MaintainerForm, ResourceSettingsForm, RoleSettingsForm, WorkflowForm
 from .pages import (
     ObjectPage,
     list_table,
     maintainer_added,
     per_page,
-    prerequisites,
+    policy_context,
     role_rows,
-    workflow_steps,
 )
 from .tables import HolderTable
 
@@ -119,14 +117,10 @@ def resource_context(request, resource: Resource, **extra) -> dict:
         "roles": [(r, grants[r.pk]) for r in roles],
         "stats": stats,
         "settings_form": style_form(ResourceSettingsForm(initial=ResourceSettingsForm.initial_for(resource))),
-        "workflow_form": style_form(WorkflowForm(initial={"workflow": resource.workflow_id})),
-        "workflow_steps": workflow_steps(effective.workflow),
         "maintainers": Maintainer.objects.filter(resource=resource).select_related("user", "group"),
         "maintainer_form": style_form(MaintainerForm()),
-        "prerequisites": prerequisites(resource=resource),
-        "prerequisite_form": PrerequisiteForm(),
         "events": AuditEvent.objects.filter(object_type__model="resource", object_id=str(resource.pk))[:10],
-        "section": None,
+        **policy_context(resource, workflow_id=resource.workflow_id, effective_workflow=effective.workflow),
         **extra,
     }
 
@@ -134,9 +128,7 @@ def resource_context(request, resource: Resource, **extra) -> dict:
 RESOURCE = ObjectPage("inventory/resource.html", "integrations:resource", _resource, resource_context)
 
 
-@login_required
-def resource_detail(request, pk: int):
-    return RESOURCE.render(request, _resource(request, pk))
+resource_detail = RESOURCE.detail()
 
 
 @login_required
@@ -147,46 +139,27 @@ def resource_roles(request, pk: int):
     return render(request, "inventory/_resource_roles.html", {"resource": resource, "roles": roles})
 
 
-@login_required
-@require_POST
-def resource_settings(request, pk: int):
-    return RESOURCE.post(
-        request,
-        pk,
-        ResourceSettingsForm,
-        section="settings",
-        save=lambda obj, data: services.resource_update(actor=request.user, resource=obj, **data),
-        message=lambda obj, data: f"Settings of {obj.name} saved.",
-    )
-
-
-@login_required
-@require_POST
-def resource_workflow(request, pk: int):
-    return RESOURCE.post(
-        request,
-        pk,
-        WorkflowForm,
-        section="workflow",
-        save=lambda obj, data: services.resource_update(
-            actor=request.user, resource=obj, workflow=data["workflow"]
-        ),
-        message=lambda obj, data: "Approval workflow saved.",
-    )
-
-
-@login_required
-@require_POST
-def resource_maintainer_add(request, pk: int):
-    return RESOURCE.post(
-        request,
-        pk,
-        MaintainerForm,
-        section="maintainers",
-        form_name="maintainer_form",
-        save=lambda obj, data: services.maintainer_add(actor=request.user, resource=obj, **data),
-        message=maintainer_added,
-    )
+resource_settings = RESOURCE.section(
+    ResourceSettingsForm,
+    "settings",
+    save=lambda actor, obj, data: services.resource_update(actor=actor, resource=obj, **data),
+    message="Settings of {obj.name} saved.",
+)
+resource_workflow = RESOURCE.section(
+    WorkflowForm,
+    "workflow",
+    save=lambda actor, obj, data: services.resource_update(
+        actor=actor, resource=obj, workflow=data["workflow"]
+    ),
+    message="Approval workflow saved.",
+)
+resource_maintainer_add = RESOURCE.section(
+    MaintainerForm,
+    "maintainers",
+    form_name="maintainer_form",
+    save=lambda actor, obj, data: services.maintainer_add(actor=actor, resource=obj, **data),
+    message=maintainer_added,
+)
 
 
 def _role(request, pk: int) -> Role:
@@ -212,12 +185,8 @@ def role_context(request, role: Role, **extra) -> dict:
         "effective": effective,
         "grants": grants_for([role.pk])[role.pk],
         "settings_form": style_form(RoleSettingsForm(initial=RoleSettingsForm.initial_for(role))),
-        "workflow_form": style_form(WorkflowForm(initial={"workflow": role.workflow_id})),
-        "workflow_steps": workflow_steps(effective.workflow),
-        "prerequisites": prerequisites(role=role),
-        "prerequisite_form": PrerequisiteForm(),
         "holders": table,
-        "section": None,
+        **policy_context(role, workflow_id=role.workflow_id, effective_workflow=effective.workflow),
         **extra,
     }
 
@@ -225,35 +194,20 @@ def role_context(request, role: Role, **extra) -> dict:
 ROLE = ObjectPage("inventory/role.html", "integrations:role", _role, role_context)
 
 
-@login_required
-def role_detail(request, pk: int):
-    return ROLE.render(request, _role(request, pk))
+role_detail = ROLE.detail()
 
-
-@login_required
-@require_POST
-def role_settings(request, pk: int):
-    return ROLE.post(
-        request,
-        pk,
-        RoleSettingsForm,
-        section="settings",
-        save=lambda obj, data: services.role_update(actor=request.user, role=obj, **data),
-        message=lambda obj, data: f"Settings of {obj.name} saved.",
-    )
-
-
-@login_required
-@require_POST
-def role_workflow(request, pk: int):
-    return ROLE.post(
-        request,
-        pk,
-        WorkflowForm,
-        section="workflow",
-        save=lambda obj, data: services.role_update(actor=request.user, role=obj, workflow=data["workflow"]),
-        message=lambda obj, data: "Approval workflow saved.",
-    )
+role_settings = ROLE.section(
+    RoleSettingsForm,
+    "settings",
+    save=lambda actor, obj, data: services.role_update(actor=actor, role=obj, **data),
+    message="Settings of {obj.name} saved.",
+)
+role_workflow = ROLE.section(
+    WorkflowForm,
+    "workflow",
+    save=lambda actor, obj, data: services.role_update(actor=actor, role=obj, workflow=data["workflow"]),
+    message="Approval workflow saved.",
+)
 
 
 @login_required

@@ -16,11 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db.models import Count, IntegerField, OuterRef, Prefetch, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.http import require_POST
 from django_tables2 import RequestConfig
 from django_tables2.data import TableQuerysetData
 
@@ -29,6 +31,7 @@ from ..filters import IntegrationFilter, ResourceFilter, RoleFilter
 from ..models import ApprovalStep, Permission, PrerequisitePermission, Resource, Role
 from . import tables
 from .common import add_errors, style_filter, style_form, toast
+from .forms import PrerequisiteForm, WorkflowForm
 
 PER_PAGE = 25
 
@@ -180,6 +183,18 @@ def prerequisites(**scope) -> QuerySet:
     )
 
 
+def policy_context(obj, *, workflow_id, effective_workflow) -> dict:
+    """The sections every object page has: its approval workflow (own and effective) and prerequisites."""
+    kind = obj._meta.model_name
+    return {
+        "workflow_form": style_form(WorkflowForm(initial={"workflow": workflow_id})),
+        "workflow_steps": workflow_steps(effective_workflow),
+        "prerequisites": prerequisites(**{kind: obj}),
+        "prerequisite_form": PrerequisiteForm(),
+        "section": None,
+    }
+
+
 @dataclass(frozen=True)
 class ObjectPage:
     """An object's page: how to fetch the object for the asking user, its template, its context."""
@@ -192,38 +207,59 @@ class ObjectPage:
     def render(self, request, obj, *, status: int = 200, **extra):
         return render(request, self.template, self.context(request, obj, **extra), status=status)
 
+    def detail(self):
+        """The page's view."""
+
+        @login_required
+        def view(request, pk: int):
+            return self.render(request, self.get(request, pk))
+
+        view.__name__ = f"{self.url_name.rsplit(':', 1)[-1]}_detail"
+        return view
+
     def back(self, obj, section: str = ""):
         return redirect(reverse(self.url_name, args=[obj.pk]) + (f"#{section}" if section else ""))
 
-    def post(
+    def section(
         self,
-        request,
-        pk: int,
         form_class,
-        *,
         section: str,
-        save: Callable[[Any, dict], Any],
-        message: Callable[[Any, dict], str],
+        *,
+        save: Callable[[Any, Any, dict], Any],
+        message: str | Callable[[Any, dict], str],
         form_name: str | None = None,
         form_kwargs: Callable[[Any], dict] | None = None,
         rename: dict[str, str] | None = None,
     ):
-        """Handle a section's form: ``save(obj, cleaned_data)`` through a service, toast, back to the
-        section; or the page again with the form's errors (status 400)."""
-        obj = self.get(request, pk)
-        form = style_form(form_class(request.POST, **(form_kwargs(obj) if form_kwargs else {})))
-        if form.is_valid():
-            try:
-                save(obj, form.cleaned_data)
-            except ValidationError as exc:
-                add_errors(form, exc, rename)
-            else:
-                toast(request, message(obj, form.cleaned_data))
-                return self.back(obj, section)
-        fresh = self.get(request, pk)  # the object as stored, not as the refused change left it
-        return self.render(
-            request, fresh, status=400, section=section, **{form_name or f"{section}_form": form}
-        )
+        """The view of a section's form (POST only). Valid: ``save(actor, obj, cleaned_data)`` (a service),
+        a toast (``message``, formatted with ``obj``), back to the section. Invalid or refused by the
+        service: the page again with the form's errors and the section open (status 400)."""
+
+        @login_required
+        @require_POST
+        def view(request, pk: int):
+            obj = self.get(request, pk)
+            form = style_form(form_class(request.POST, **(form_kwargs(obj) if form_kwargs else {})))
+            if form.is_valid():
+                try:
+                    save(request.user, obj, form.cleaned_data)
+                except ValidationError as exc:
+                    add_errors(form, exc, rename)
+                else:
+                    text = (
+                        message.format(obj=obj)
+                        if isinstance(message, str)
+                        else message(obj, form.cleaned_data)
+                    )
+                    toast(request, text)
+                    return self.back(obj, section)
+            fresh = self.get(request, pk)  # the object as stored, not as the refused change left it
+            return self.render(
+                request, fresh, status=400, section=section, **{form_name or f"{section}_form": form}
+            )
+
+        view.__name__ = f"{self.url_name.rsplit(':', 1)[-1]}_{section}"
+        return view
 
 
 def maintainer_added(obj, data) -> str:
