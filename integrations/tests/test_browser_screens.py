@@ -20,6 +20,20 @@ def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
+def assert_clear_of_header(page: Page, toast) -> None:
+    """A toast never covers the header: the signed-in user's menu and the page's action buttons."""
+    box = toast.bounding_box()
+    for element in [page.get_by_test_id("signed-in-user"), *page.locator(".page-header .btn").all()]:
+        other = element.bounding_box()
+        overlaps = not (
+            box["x"] + box["width"] <= other["x"]
+            or other["x"] + other["width"] <= box["x"]
+            or box["y"] + box["height"] <= other["y"]
+            or other["y"] + other["height"] <= box["y"]
+        )
+        assert not overlaps, (box, other)
+
+
 @pytest.fixture
 def admin_page(live_server, page: Page):
     call_command("demo", scale=0.05, verbosity=0)
@@ -75,6 +89,7 @@ def test_admin_journeys(live_server, admin_page: Page):
     page.locator("#id_tags").fill("pii, production")
     page.get_by_role("button", name="Save settings").click()
     expect(page.locator(".toast")).to_contain_text("saved")
+    assert_clear_of_header(page, page.locator(".toast").first)
     expect(page.locator(".page-title")).to_contain_text("production")
     resource.refresh_from_db()
     assert resource.owner == admin and sorted(t.name for t in resource.tags.all()) == ["pii", "production"]

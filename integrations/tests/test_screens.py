@@ -133,6 +133,40 @@ def test_integrations_list_search_filter_sort(admin_client, make_integration, ad
     assert "No integration matches" in empty
 
 
+def test_list_badges_follow_the_last_sync_status(admin_client, make_integration):
+    for name, status in (("Ok", "succeeded"), ("Broken", "failed"), ("Busy", "running")):
+        Integration.objects.filter(pk=make_integration(name=name).pk).update(last_sync_status=status)
+    rows = {
+        r.record.name: r.get_cell("last_sync_status") for r in admin_client.get("/").context["table"].rows
+    }
+    assert 'class="badge bg-green-lt">Succeeded<' in rows["Ok"]
+    assert 'class="badge bg-red-lt">Failed<' in rows["Broken"]
+    assert 'class="badge bg-blue-lt">Running<' in rows["Busy"]
+
+
+@pytest.mark.parametrize("url", ["/", "/resources/", "/roles/", "/bulk/?target=roles", "/audit/"])
+def test_unset_filters_read_any(admin_client, integration, inventory, url):
+    form = admin_client.get(url).context["filter"].form
+    html = str(form)
+    assert "---------" not in html and "Unknown" not in html
+    for field in form.visible_fields():
+        if field.field.widget.__class__.__name__ in ("Select", "NullBooleanSelect", "OneOfMany"):
+            first = next(iter(field.field.widget.choices))
+            assert first[1] in ("Any", "Any integration"), (field.name, first)
+    if url in ("/resources/", "/roles/"):
+        assert '<option value="true">Yes</option>' in html and '<option value="false">No</option>' in html
+
+
+def test_one_of_many_filters_keep_several_values_from_a_link(admin_client, make_integration):
+    one, two, three = (make_integration(name=n) for n in ("One", "Two", "Three"))
+    for i, integration in enumerate((one, two, three)):
+        Resource.objects.create(integration=integration, external_id=f"x{i}", name=f"x{i}")
+    both = admin_client.get(f"/resources/?integration={one.pk}&integration={two.pk}")
+    assert {r.record.name for r in both.context["table"].rows} == {"x0", "x1"}
+    picked = admin_client.get(f"/resources/?integration={three.pk}&integration=")
+    assert [r.record.name for r in picked.context["table"].rows] == ["x2"]
+
+
 @pytest.mark.parametrize("url", ["/integrations/", "/resources/", "/roles/"])
 def test_list_query_count_does_not_grow_with_page_size(
     admin_client, integration, django_assert_max_num_queries, url, django_db_blocker
