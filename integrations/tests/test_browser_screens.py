@@ -76,6 +76,10 @@ def test_admin_journeys(live_server, admin_page: Page):
     expect(page.get_by_test_id("sync-job-status")).to_have_text("Succeeded", timeout=30_000)
     integration = Integration.objects.get(name="Browser Directory")
     expect(page.get_by_test_id("count-resources")).to_have_text("10")
+    # A resource row of the page's table expands into its roles (loaded by htmx on first open).
+    row = page.locator("details.resource-row").first
+    row.locator("summary").click(position={"x": 4, "y": 8})
+    expect(row.locator(".resource-roles")).to_contain_text("Viewer")
     shot(page, "integration")
 
     # Sync again from the page: the progress partial polls until the job has finished.

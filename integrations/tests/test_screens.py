@@ -277,6 +277,10 @@ def test_integration_page_shows_every_section_and_never_a_secret(admin_client, i
     assert "apiToken: set" in content and "password: not set" in content
     assert "tok-screens-secret" not in content
     assert "db-0" in content
+    # Its resources: searchable in place, each row expandable into its roles (htmx).
+    searched = admin_client.get(f"/integrations/{integration.pk}/?q=db-2").context["resource_table"]
+    assert [r.record.name for r in searched.rows] == ["db-2"]
+    assert f'hx-get="/resources/{inventory[0][2].pk}/roles"' in content
 
 
 def test_settings_edit_and_errors(admin_client, integration):
@@ -343,6 +347,9 @@ def test_sync_now_and_progress_partial(admin_client, integration):
     assert job.status == "succeeded" and job.counts["resources_created"] == 10
     partial = admin_client.get(f"/integrations/{integration.pk}/sync/status").content.decode()
     assert "Succeeded" in partial and "Resources created" in partial and "hx-trigger" not in partial
+    page = admin_client.get(f"/integrations/{integration.pk}/")
+    assert list(page.context["syncs"]) == [job]
+    assert "Last syncs" in page.content.decode() and "10 res" in page.content.decode()
 
 
 def test_workflow_maintainers_prerequisites(
@@ -452,6 +459,42 @@ def test_resource_page_and_edit(admin_client, integration, inventory, admin_user
     assert read.allowed_durations == ["1h"] and not read.requestable
     partial = admin_client.get(f"/resources/{resource.pk}/roles").content.decode()
     assert "read" in partial and "write" in partial
+
+
+def test_resource_and_role_pages_count_and_list_the_holders(
+    admin_client, integration, inventory, django_user_model
+):
+    from django.utils import timezone
+
+    from integrations.models import Account, Permission
+
+    resource, (read, write) = inventory[0][0], inventory[1][:2]
+    ada, bob = (django_user_model.objects.create_user(n) for n in ("ada", "bob"))
+    accounts = [
+        Account.objects.create(integration=integration, external_id=f"a{i}", identity=f"acct-{i}", user=user)
+        for i, user in enumerate((ada, bob, None))
+    ]
+    expiry = timezone.now() + timezone.timedelta(days=3)
+    Permission.objects.create(account=accounts[0], role=read, source="portal", expires_at=expiry)
+    Permission.objects.create(account=accounts[1], role=read, source="external")
+    Permission.objects.create(account=accounts[2], role=write, source="external")
+    Permission.objects.create(account=accounts[0], role=write, source="external", ended_at=timezone.now())
+    page = admin_client.get(f"/resources/{resource.pk}/")
+    assert page.context["stats"] == {"permissions": 3, "accounts": 3, "users": 2}
+    html = page.content.decode()
+    assert f"/bulk/?target=roles&resource={resource.pk}" in html  # its bulk actions
+    assert {role.name: role.holders for role, _ in page.context["roles"]} == {"read": 2, "write": 1}
+    holders = admin_client.get(f"/roles/{read.pk}/").context["holders"]
+    rows = {r.record.account.identity: r for r in holders.rows}
+    assert set(rows) == {"acct-0", "acct-1"}
+    assert rows["acct-0"].get_cell("user") == ada and "Granted by the portal" in rows["acct-0"].get_cell(
+        "source"
+    )
+    assert rows["acct-0"].get_cell("expires_at") == expiry.strftime("%Y-%m-%d %H:%M")
+    assert (
+        "outside the portal" in rows["acct-1"].get_cell("source")
+        and rows["acct-1"].get_cell("expires_at") == "never"
+    )
 
 
 # -- rules ---------------------------------------------------------------------------------------
@@ -608,4 +651,5 @@ def test_audit_log_filters_errors_and_csv(admin_client, integration, admin_user)
     lines = body.strip().splitlines()
     assert lines[0].startswith("occurred_at,actor,action")
     assert len(lines) == 2 and "integration.update" in lines[1] and integration.name in lines[1]
-    assert admin_client.get("/audit/?date_from=notadate").status_code == 200
+    bad_date = admin_client.get("/audit/?date_from=notadate")
+    assert bad_date.status_code == 200 and "Enter a valid date." in bad_date.content.decode()
