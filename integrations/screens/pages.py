@@ -139,7 +139,10 @@ LISTS: dict[str, ListSpec] = {
 
 
 def filtered(filterset) -> QuerySet:
-    return filterset.qs if filterset.is_bound and filterset.is_valid() else filterset.queryset
+    """The filtered rows; none while a filter's value is invalid (the filter bar names the error)."""
+    if not filterset.is_bound:
+        return filterset.queryset
+    return filterset.qs if filterset.is_valid() else filterset.queryset.none()
 
 
 def list_table(

@@ -157,6 +157,13 @@ def test_unset_filters_read_any(admin_client, integration, inventory, url):
         assert '<option value="true">Yes</option>' in html and '<option value="false">No</option>' in html
 
 
+def test_an_invalid_filter_value_shows_nothing_and_says_why(admin_client, integration, inventory):
+    page = admin_client.get("/resources/?integration=999999&requestable=true")
+    assert page.status_code == 200 and page.context["table"].paginator.count == 0
+    assert "Select a valid choice" in page.content.decode()
+    assert admin_client.get("/resources/?requestable=true").context["table"].paginator.count == 3
+
+
 def test_one_of_many_filters_keep_several_values_from_a_link(admin_client, make_integration):
     one, two, three = (make_integration(name=n) for n in ("One", "Two", "Three"))
     for i, integration in enumerate((one, two, three)):
