@@ -27,7 +27,6 @@ from .forms import (
     IntegrationSettingsForm,
     MaintainerForm,
     PrerequisiteForm,
-    WorkflowForm,
 )
 from .jobs import latest_sync, start_sync
 from .pages import ObjectPage, list_table, maintainer_added, policy_context
@@ -132,19 +131,10 @@ PAGE = ObjectPage("integrations/detail.html", "integrations:detail", _integratio
 
 integration_detail = PAGE.detail()
 
-integration_settings = PAGE.section(
+integration_settings, integration_workflow = PAGE.settings_and_workflow(
     IntegrationSettingsForm,
-    "settings",
-    save=lambda actor, obj, data: services.integration_update(actor=actor, integration=obj, **data),
-    message="Settings of {obj.name} saved.",
-)
-integration_workflow = PAGE.section(
-    WorkflowForm,
-    "workflow",
-    save=lambda actor, obj, data: services.integration_update(
-        actor=actor, integration=obj, default_workflow=data["workflow"]
-    ),
-    message="Approval workflow saved.",
+    lambda actor, obj, **changes: services.integration_update(actor=actor, integration=obj, **changes),
+    workflow_field="default_workflow",
 )
 integration_connection = PAGE.section(
     ConnectionForm,

@@ -14,7 +14,7 @@ from ..access import manageable_roles
 from ..models import Maintainer, Permission, Resource, Role, RoleImplication
 from ..selectors import effective_settings
 from .common import get_managed, require_manager, style_form
-from .forms import MaintainerForm, ResourceSettingsForm, RoleSettingsForm, WorkflowForm
+from .forms import MaintainerForm, ResourceSettingsForm, RoleSettingsForm
 from .pages import (
     ObjectPage,
     list_table,
@@ -139,19 +139,9 @@ def resource_roles(request, pk: int):
     return render(request, "inventory/_resource_roles.html", {"resource": resource, "roles": roles})
 
 
-resource_settings = RESOURCE.section(
+resource_settings, resource_workflow = RESOURCE.settings_and_workflow(
     ResourceSettingsForm,
-    "settings",
-    save=lambda actor, obj, data: services.resource_update(actor=actor, resource=obj, **data),
-    message="Settings of {obj.name} saved.",
-)
-resource_workflow = RESOURCE.section(
-    WorkflowForm,
-    "workflow",
-    save=lambda actor, obj, data: services.resource_update(
-        actor=actor, resource=obj, workflow=data["workflow"]
-    ),
-    message="Approval workflow saved.",
+    lambda actor, obj, **changes: services.resource_update(actor=actor, resource=obj, **changes),
 )
 resource_maintainer_add = RESOURCE.section(
     MaintainerForm,
@@ -196,17 +186,9 @@ ROLE = ObjectPage("inventory/role.html", "integrations:role", _role, role_contex
 
 role_detail = ROLE.detail()
 
-role_settings = ROLE.section(
+role_settings, role_workflow = ROLE.settings_and_workflow(
     RoleSettingsForm,
-    "settings",
-    save=lambda actor, obj, data: services.role_update(actor=actor, role=obj, **data),
-    message="Settings of {obj.name} saved.",
-)
-role_workflow = ROLE.section(
-    WorkflowForm,
-    "workflow",
-    save=lambda actor, obj, data: services.role_update(actor=actor, role=obj, workflow=data["workflow"]),
-    message="Approval workflow saved.",
+    lambda actor, obj, **changes: services.role_update(actor=actor, role=obj, **changes),
 )
 
 

@@ -264,6 +264,23 @@ class ObjectPage:
         view.__name__ = f"{self.url_name.rsplit(':', 1)[-1]}_{section}"
         return view
 
+    def settings_and_workflow(self, settings_form, update: Callable[..., Any], *, workflow_field="workflow"):
+        """The two sections every object page has, both saved by ``update(actor, obj, **changes)``: its
+        settings, and its approval workflow (``workflow_field``)."""
+        settings = self.section(
+            settings_form,
+            "settings",
+            save=lambda actor, obj, data: update(actor, obj, **data),
+            message="Settings of {obj.name} saved.",
+        )
+        workflow = self.section(
+            WorkflowForm,
+            "workflow",
+            save=lambda actor, obj, data: update(actor, obj, **{workflow_field: data["workflow"]}),
+            message="Approval workflow saved.",
+        )
+        return settings, workflow
+
 
 def maintainer_added(obj, data) -> str:
     return f"{data['user'] or data['group']} now maintains {obj}."

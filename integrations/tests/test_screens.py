@@ -504,6 +504,24 @@ def test_resource_and_role_pages_count_and_list_the_holders(
     )
 
 
+def test_resource_and_role_workflow_sections(admin_client, integration, inventory, workflow):
+    resource, role = inventory[0][0], inventory[1][0]
+    response = admin_client.post(f"/resources/{resource.pk}/workflow", {"workflow": workflow.pk})
+    assert response.status_code == 302 and response.url.endswith("#workflow")
+    assert admin_client.post(f"/roles/{role.pk}/workflow", {"workflow": workflow.pk}).status_code == 302
+    resource.refresh_from_db(), role.refresh_from_db()
+    assert resource.workflow == role.workflow == workflow
+    page = admin_client.get(f"/roles/{role.pk}/")
+    assert (
+        page.context["effective"].workflow_from == "role"
+        and "Approval workflow saved." in page.content.decode()
+    )
+    bad = admin_client.post(f"/roles/{role.pk}/workflow", {"workflow": 999999})
+    assert bad.status_code == 400 and bad.context["section"] == "workflow"
+    assert "Select a valid choice" in bad.content.decode()
+    assert AuditEvent.objects.filter(action="role.update", object_id=str(role.pk)).count() == 1
+
+
 # -- rules ---------------------------------------------------------------------------------------
 def test_rule_create_preview_apply_toggle_delete(admin_client, integration, inventory, admin_user):
     data = {
