@@ -129,6 +129,9 @@ def test_integrations_list_search_filter_sort(admin_client, make_integration, ad
     assert "Beta" not in admin_client.get(f"/integrations/?owner={admin_user.pk}").content.decode()
     rows = admin_client.get("/integrations/?sort=-name").context["table"].rows
     assert [r.record.name for r in rows] == ["Beta", "Alpha"]
+    for sort, names in (("resources_count", ["Beta", "Alpha"]), ("-resources_count", ["Alpha", "Beta"])):
+        rows = admin_client.get(f"/integrations/?sort={sort}").context["table"].rows
+        assert [r.record.name for r in rows] == names, sort
     empty = admin_client.get("/integrations/?q=zzz").content.decode()
     assert "No integration matches" in empty
 
