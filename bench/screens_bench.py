@@ -160,7 +160,7 @@ def main() -> int:
             ms, queries = time_page(client, f"{page_url}{sep}per_page={size}")
             counts.append(queries)
             ok &= ms < TARGET_MS
-            print(f"{url:<40} {size:>5} {ms:>10.1f} {queries:>8}")
+            print(f"{page_url:<40} {size:>5} {ms:>10.1f} {queries:>8}")
         ok &= counts[0] == counts[1]
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
