@@ -126,7 +126,12 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "governance.wsgi.application"
 
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'portal.sqlite3'}")}
+# An empty DATABASE_URL means unset: the embedded default.
+DATABASES = {
+    "default": env.db_url_config(
+        env.str("DATABASE_URL", default="") or f"sqlite:///{VAR_DIR / 'portal.sqlite3'}"
+    )
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded default: wait for a busy writer instead of failing, commit eagerly.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
