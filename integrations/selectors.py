@@ -91,6 +91,19 @@ def effective_settings(obj: Role | Resource | Integration) -> EffectiveSettings:
     )
 
 
+def workflow_usage(workflow: ApprovalWorkflow) -> dict[str, object]:
+    """What names ``workflow`` as its own: integrations (default workflow), resources and roles."""
+    return {
+        "integrations": Integration.objects.filter(default_workflow=workflow).order_by("name"),
+        "resources": Resource.objects.filter(workflow=workflow)
+        .select_related("integration")
+        .order_by("integration__name", "name"),
+        "roles": Role.objects.filter(workflow=workflow)
+        .select_related("resource__integration")
+        .order_by("resource__integration__name", "resource__name", "name"),
+    }
+
+
 def implied_role_ids(role_id: int) -> set[int]:
     """Every role that holding ``role_id`` gives, directly or through a chain."""
     seen: set[int] = set()
