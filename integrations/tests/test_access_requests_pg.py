@@ -395,3 +395,203 @@ def test_rules_pick_the_steps_and_pending_requests_expire(
     slow.refresh_from_db()
     fast.refresh_from_db()
     assert slow.status == "expired" and counts["stale"] == 1 and fast.status == "expired"
+
+
+def is_member(role: str, group: str) -> bool:
+    return one("SELECT pg_has_role(%s, %s, 'MEMBER')", role, group)
+
+
+def auto_workflow(people):
+    return workflow_create(actor=people["admin"], name="Auto", steps=[{"approvers": [{"kind": "automatic"}]}])
+
+
+def test_a_prerequisite_shared_by_two_requests_stays_until_neither_needs_it(
+    cluster, people, django_capture_on_commit_callbacks
+):
+    integration = connect_integration(cluster, people, auto_workflow(people))
+    connect = connect_role(integration, cluster)
+    temporary = Role.objects.get(integration=integration, external_id=f"database:{cluster['db']}:TEMPORARY")
+    analysts = Role.objects.get(integration=integration, external_id=f"role:{cluster['analysts']}")
+    prerequisite_add(actor=people["admin"], alternatives=[analysts], resource=connect.resource)
+    alice, name = people["alice"], cluster["alice"]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        short = ar.access_request_create(actor=alice, role=connect, duration="1h", justification="a")
+    with django_capture_on_commit_callbacks(execute=True):
+        long = ar.access_request_create(actor=alice, role=temporary, duration="1d", justification="b")
+    short.refresh_from_db()
+    long.refresh_from_db()
+    assert short.status == long.status == "granted", (short.error, long.error)
+    # Held only through the short request, the prerequisite is listed on the long one too.
+    assert list(short.prerequisite_roles.all()) == list(long.prerequisite_roles.all()) == [analysts]
+    assert is_member(name, cluster["analysts"])
+    assert Permission.objects.filter(account__identity=name, role=analysts, ended_at=None).count() == 1
+
+    # The short request ends: its own role goes, the shared prerequisite stays for the long one.
+    assert ar.access_requests_expire(now=timezone.now() + timedelta(hours=1, minutes=1))["revoked"] == 1
+    assert not can_connect(name, cluster["db"])
+    assert is_member(name, cluster["analysts"])
+    kept = Permission.objects.get(account__identity=name, role=analysts, ended_at=None)
+    assert kept.request == long
+    assert AuditEvent.objects.filter(
+        action="access_request.permission_kept", object_id=str(short.pk)
+    ).exists()
+
+    # Only when no live request needs it any more is it revoked.
+    ar.access_request_revoke(actor=alice, request=long)
+    assert not is_member(name, cluster["analysts"])
+    assert not one("SELECT has_database_privilege(%s, %s, 'TEMPORARY')", name, cluster["db"])
+    assert not Permission.objects.filter(account__identity=name, ended_at=None, source="portal").exists()
+
+
+def test_the_holder_of_a_shared_prerequisite_ending_first_hands_it_over(
+    cluster, people, django_capture_on_commit_callbacks
+):
+    """The other order: the request that granted the prerequisite outlives the one that reused it."""
+    integration = connect_integration(cluster, people, auto_workflow(people))
+    connect = connect_role(integration, cluster)
+    temporary = Role.objects.get(integration=integration, external_id=f"database:{cluster['db']}:TEMPORARY")
+    analysts = Role.objects.get(integration=integration, external_id=f"role:{cluster['analysts']}")
+    prerequisite_add(actor=people["admin"], alternatives=[analysts], resource=connect.resource)
+    alice, name = people["alice"], cluster["alice"]
+    with django_capture_on_commit_callbacks(execute=True):
+        first = ar.access_request_create(actor=alice, role=connect, duration="1d", justification="a")
+    with django_capture_on_commit_callbacks(execute=True):
+        second = ar.access_request_create(actor=alice, role=temporary, duration="1h", justification="b")
+    ar.access_request_revoke(actor=alice, request=second)  # the reuser gives up first: nothing shared goes
+    assert is_member(name, cluster["analysts"]) and can_connect(name, cluster["db"])
+    ar.access_request_revoke(actor=alice, request=first)
+    assert not is_member(name, cluster["analysts"]) and not can_connect(name, cluster["db"])
+
+
+def test_an_account_created_for_one_request_and_used_by_another_lives_until_both_end(
+    cluster, people, django_capture_on_commit_callbacks
+):
+    integration = connect_integration(cluster, people, auto_workflow(people))
+    connect = connect_role(integration, cluster)
+    temporary = Role.objects.get(integration=integration, external_id=f"database:{cluster['db']}:TEMPORARY")
+    bob, name = people["bob"], cluster["bob"]
+    with django_capture_on_commit_callbacks(execute=True):
+        first = ar.access_request_create(actor=bob, role=connect, duration="1h", justification="a")
+    with django_capture_on_commit_callbacks(execute=True):
+        second = ar.access_request_create(actor=bob, role=temporary, duration="1d", justification="b")
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.created_account and second.account == first.account and role_exists(name)
+
+    ar.access_requests_expire(now=timezone.now() + timedelta(hours=2))
+    first.refresh_from_db()
+    assert first.status == "expired" and role_exists(name) and not can_connect(name, cluster["db"])
+    assert one("SELECT has_database_privilege(%s, %s, 'TEMPORARY')", name, cluster["db"])
+    ar.access_requests_expire(now=timezone.now() + timedelta(days=2))
+    assert not role_exists(name)  # the last request using it deleted the account made for the first
+    assert Account.objects.get(pk=first.account_id).removed_at is not None
+
+
+def test_requesting_again_a_role_held_on_an_account_made_for_it_keeps_deleting_it_at_the_end(
+    cluster, people, django_capture_on_commit_callbacks
+):
+    integration = connect_integration(cluster, people, auto_workflow(people))
+    connect = connect_role(integration, cluster)
+    bob, name = people["bob"], cluster["bob"]
+    with django_capture_on_commit_callbacks(execute=True):
+        first = ar.access_request_create(actor=bob, role=connect, duration="1h", justification="a")
+    with django_capture_on_commit_callbacks(execute=True):
+        again = ar.access_request_create(actor=bob, role=connect, duration="1d", justification="b")
+    first.refresh_from_db()
+    again.refresh_from_db()
+    assert first.status == "extended" and again.status == "granted" and again.created_account
+    ar.access_requests_expire(now=timezone.now() + timedelta(hours=2))
+    assert role_exists(name) and can_connect(name, cluster["db"])  # extended: still there
+    ar.access_requests_expire(now=timezone.now() + timedelta(days=2))
+    assert not role_exists(name)
+
+
+CHILD = """
+import django
+django.setup()
+from governance.models import User
+from integrations.models import AccessRequest
+from integrations.services import access_requests as ar
+ar.access_request_approve(actor=User.objects.get(pk={owner}), request=AccessRequest.objects.get(pk={request}))
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_grant_that_dies_after_the_connector_created_the_account_is_recovered(cluster, people, tmp_path):
+    """The process granting access is killed after PostgreSQL created the account, before the portal
+    recorded it: the next attempt finds the account, marks it as created for the request, and the
+    end of the access deletes it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from django.db import connection
+
+    owner_only = workflow_create(
+        actor=people["admin"],
+        name="Owner",
+        steps=[{"approvers": [{"kind": "user", "user": people["owner"]}]}],
+    )
+    integration = connect_integration(cluster, people, owner_only)
+    role = connect_role(integration, cluster)
+    bob, name = people["bob"], cluster["bob"]
+    request = ar.access_request_create(actor=bob, role=role, duration="1h", justification="on call")
+
+    s = connection.settings_dict
+    dsn = {"host": s["HOST"], "port": s["PORT"], "user": s["USER"], "dbname": s["NAME"]}
+    lock = psycopg.connect(**dsn)  # holds the portal's account table: recording the account blocks
+    lock.execute("LOCK TABLE integrations_account IN SHARE MODE")
+    env = {k: v for k, v in os.environ.items() if k != "CELERY_BROKER_URL"}
+    env |= {
+        "DJANGO_SETTINGS_MODULE": "governance.test_settings",
+        "DATABASE_URL": f"postgres://{s['USER']}@{s['HOST']}:{s['PORT']}/{s['NAME']}",
+    }
+    log = tmp_path / "child.log"
+    with open(log, "w") as out:
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD.format(owner=people["owner"].pk, request=request.pk)],
+            cwd=Path(__file__).resolve().parents[2],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        waiting = "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+        waiting += "WHERE c.relname = 'integrations_account' AND NOT l.granted"
+        while not (role_exists(name) and lock.execute(waiting).fetchone()[0]):
+            assert child.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "the grant never reached the connector"
+            time.sleep(0.05)
+        os.kill(child.pid, signal.SIGKILL)  # dies after the connector created the account
+        child.wait(10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        lock.rollback()
+        lock.close()
+
+    request.refresh_from_db()
+    assert role_exists(name)  # PostgreSQL has the account...
+    assert not Account.objects.filter(integration=integration, identity=name).exists()  # ...the portal not
+    assert request.status == "approved" and request.created_account and request.account is None
+
+    # The retry (the beat's expiry pass) finds it, records it as made for this request, and grants.
+    ar.access_requests_expire(now=request.next_attempt_at + timedelta(seconds=1))
+    request.refresh_from_db()
+    assert request.status == "granted", request.error
+    assert request.created_account and request.account.identity == name and request.account.user == bob
+    assert can_connect(name, cluster["db"])
+    assert Permission.objects.filter(request=request, role=role, ended_at=None).count() == 1
+    event = AuditEvent.objects.get(action="access_request.account_created", object_id=str(request.pk))
+    assert event.details["recovered"] is True
+
+    # The end of the access deletes the account made for it.
+    ar.access_requests_expire(now=timezone.now() + timedelta(hours=2))
+    request.refresh_from_db()
+    assert request.status == "expired" and not role_exists(name)
+    assert Account.objects.get(pk=request.account_id).removed_at is not None
