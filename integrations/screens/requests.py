@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect, render
@@ -14,10 +15,11 @@ from governance.models import AuditEvent
 
 from ..access import can_manage, is_admin
 from ..durations import Duration
-from ..models import AccessRequest, AccessTicket, Permission, Role
+from ..models import AccessDecision, AccessRequest, AccessTicket, Permission, Role
 from ..selectors import effective_settings
 from ..services import access_requests as services
 from .common import add_errors, style_form, toast
+from .workflows import rules_summary
 
 PAGE = 50
 
@@ -46,7 +48,9 @@ class RequestForm(forms.Form):
     beneficiary = forms.ModelChoiceField(
         queryset=get_user_model().objects.filter(is_active=True),
         required=False,
-        help_text="Request on behalf of someone else; empty: for yourself.",
+        empty_label="Myself",
+        label="For",
+        help_text="Request on behalf of someone else, or for yourself.",
     )
 
     def __init__(self, *args, durations=(), **kwargs):
@@ -58,8 +62,12 @@ class RequestForm(forms.Form):
 @login_required
 def catalogue(request):
     q = request.GET.get("q", "").strip()
-    roles = list(requestable_roles(q)[:PAGE])
-    return render(request, "requests/catalogue.html", {"nav": "request", "roles": roles, "q": q})
+    roles = list(requestable_roles(q)[: PAGE + 1])
+    return render(
+        request,
+        "requests/catalogue.html",
+        {"nav": "request", "roles": roles[:PAGE], "more": len(roles) > PAGE, "q": q, "page": PAGE},
+    )
 
 
 @login_required
@@ -82,10 +90,21 @@ def request_new(request, role_pk):
             toast(request, f"Request #{access.pk} filed: {access.get_status_display().lower()}.")
             return redirect("integrations:request-detail", access.pk)
     prerequisites = services.missing_prerequisites(role, request.user)
+    rules = rules_summary(eff.workflow) if eff.workflow else []
+    durations = [Duration(d).label for d in eff.allowed_durations]
     return render(
         request,
         "requests/new.html",
-        {"nav": "request", "role": role, "eff": eff, "form": form, "prerequisites": prerequisites},
+        {
+            "nav": "request",
+            "role": role,
+            "eff": eff,
+            "form": form,
+            "prerequisites": prerequisites,
+            "rules": rules,
+            "durations": durations,
+        },
+        status=400 if form.errors else 200,
     )
 
 
@@ -131,6 +150,70 @@ def _visible(user, access: AccessRequest) -> bool:
     )
 
 
+STATUS = dict(AccessRequest.Status.choices)
+NAMED = {
+    "access_request.granted": "granted the access",
+    "access_request.grant_failed": "could not grant the access",
+    "access_request.revoked": "removed the access",
+    "access_request.revoke_failed": "could not remove the access",
+    "access_request.account_created": "created the account",
+    "access_request.account_deleted": "deleted the account made for this request",
+    "access_request.ticket_opened": "opened a ticket",
+    "access_request.ticket_closed": "closed a ticket",
+    "access_request.expired_pending": "expired the request: nobody decided it in time",
+    "access_request.permission_kept": "kept what another live request still needs",
+    "access_request.extended": "extended the access by a later request",
+}
+
+
+def _event_text(e: AuditEvent, request_pk: int) -> str:
+    """One line of a request's history, in words; empty for bookkeeping not worth a line."""
+    details, kind = e.details or {}, e.object_type.model if e.object_type_id else ""
+    if e.action in NAMED:
+        extra = details.get("error") or details.get("reason") or details.get("account") or ""
+        if e.action == "access_request.granted" and details.get("expires_at"):
+            extra = f"until {str(details['expires_at'])[:16].replace('T', ' ')} UTC ({details.get('how')})"
+        if e.action == "access_request.permission_kept":
+            extra = f"{details.get('role') or details.get('account')} → request #{details.get('needed_by_request')}"
+        return NAMED[e.action] + (f": {extra}" if extra else "")
+    if kind == "accessrequest" and e.action.endswith(".create"):
+        return "filed the request"
+    if kind == "accessrequest" and e.action.endswith(".update"):
+        changes = details.get("changes") or {}
+        if "status" in changes:
+            c = changes["status"]
+            return f"status: {STATUS.get(c['from'], c['from'])} → {STATUS.get(c['to'], c['to'])}"
+        if "current_step" in changes:
+            return f"moved on to step {changes['current_step']['to'] + 1}"
+        return ""
+    if kind == "accessdecision" and e.action.endswith(".create"):
+        after = details.get("after") or {}
+        verb = "approved" if after.get("approved") else "denied"
+        how = " automatically" if after.get("automatic") else ""
+        return f"{verb} step {(after.get('step') or 0) + 1}{how}"
+    if kind == "permission" and e.action.endswith(".create"):
+        return "recorded the permission"
+    return ""
+
+
+def history(access: AccessRequest) -> list[tuple[AuditEvent, str]]:
+    """The request's audit events, in words: its own, and those of its decisions, tickets and permissions."""
+    types = ContentType.objects.get_for_models(AccessRequest, AccessDecision, AccessTicket, Permission)
+    events = (
+        AuditEvent.objects.filter(
+            Q(object_type=types[AccessRequest], object_id=str(access.pk))
+            | Q(
+                object_type__in=[types[AccessDecision], types[AccessTicket], types[Permission]],
+                details__after__request_id=access.pk,
+            )
+        )
+        .select_related("object_type")
+        .order_by("occurred_at", "id")[:300]
+    )
+    lines = [(e, _event_text(e, access.pk)) for e in events]
+    return [(e, text) for e, text in lines if text]
+
+
 @login_required
 def request_detail(request, pk):
     access = get_object_or_404(
@@ -140,9 +223,7 @@ def request_detail(request, pk):
     if not _visible(request.user, access):
         raise PermissionDenied("This request is not yours to see.")
     step = access.steps[access.current_step] if access.status == "pending" and access.steps else None
-    events = AuditEvent.objects.filter(
-        Q(object_id=str(access.pk), action__startswith="access") | Q(details__after__request=access.pk)
-    ).order_by("occurred_at", "id")[:200]
+    events = history(access)
     return render(
         request,
         "requests/detail.html",

@@ -256,7 +256,7 @@ def place_errors(rules: list[dict], errors: dict[str, list[str]]) -> list[str]:
 # -- screens ----------------------------------------------------------------------------------------------------
 
 
-def _summary(workflow: ApprovalWorkflow) -> list[dict]:
+def rules_summary(workflow: ApprovalWorkflow) -> list[dict]:
     out = []
     for rule in workflow.rules.all():
         steps = [
@@ -289,7 +289,7 @@ def workflow_list(request):
             ),
         )
     )
-    rows = [(w, _summary(w)) for w in workflows]
+    rows = [(w, rules_summary(w)) for w in workflows]
     return render(request, "workflows/list.html", {"nav": "workflows", "rows": rows})
 
 

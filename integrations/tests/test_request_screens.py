@@ -56,7 +56,9 @@ def test_request_approve_and_fulfil_through_the_screens(
     mine = client.get("/requests/").content.decode()
     assert f"access-{role.pk}" in mine and "Granted" in mine
     detail = client.get(f"/requests/{access.pk}/").content.decode()
-    assert "fine" in detail and "access_request.granted" in detail
+    assert "fine" in detail and "granted the access" in detail
+    history = detail[detail.index('data-testid="request-history"') :]
+    assert "filed the request" in history and "approved step 1" in history and "closed a ticket" in history
     # Someone unrelated cannot see it.
     User.objects.create_user("eve", "eve@example.com", "pw")
     client.force_login(User.objects.get(username="eve"))
