@@ -66,6 +66,7 @@ urlpatterns += [
     path("requests/<int:pk>/deny", requests.request_deny, name="request-deny"),
     path("requests/<int:pk>/cancel", requests.request_cancel, name="request-cancel"),
     path("requests/<int:pk>/end", requests.request_end, name="request-end"),
+    path("requests/<int:pk>/retry", requests.request_retry, name="request-retry"),
     path("tickets/<int:pk>/close", requests.ticket_close, name="ticket-close"),
 ]
 

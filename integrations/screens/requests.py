@@ -238,6 +238,8 @@ def request_detail(request, pk):
             and not access.decisions.filter(step=access.current_step, approver=request.user).exists(),
             "can_cancel": access.status == "pending",
             "can_end": access.status in AccessRequest.LIVE,
+            "can_retry": access.status == AccessRequest.Status.FAILED
+            and can_manage(request.user, access.integration),
             "tickets": access.tickets.select_related("assignee"),
             "permissions": access.permissions.select_related("role__resource", "account"),
             "events": events,
@@ -295,6 +297,17 @@ def request_cancel(request, pk):
 def request_end(request, pk):
     return _act(
         request, pk, lambda a: services.access_request_revoke(actor=request.user, request=a), "Access ended."
+    )
+
+
+@login_required
+@require_POST
+def request_retry(request, pk):
+    return _act(
+        request,
+        pk,
+        lambda a: services.access_request_retry(actor=request.user, request=a),
+        "Granting again: the result shows here in a moment.",
     )
 
 

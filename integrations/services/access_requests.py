@@ -64,6 +64,7 @@ __all__ = [
     "access_request_cancel",
     "access_request_revoke",
     "access_request_grant",
+    "access_request_retry",
     "access_requests_expire",
     "access_ticket_close",
     "find_account",
@@ -744,9 +745,10 @@ def _final_status(request: AccessRequest) -> str:
 
 
 def _ended(request: AccessRequest, now: datetime) -> None:
+    if request.status != S.FAILED:
+        request.error = ""  # a grant given up on keeps its last error on the request
     request.status = _final_status(request)
     request.ended_at = now
-    request.error = ""
     request.save()
     audit.record("access_request.revoked", obj=request, details={"status": request.status})
     word = "revoked" if request.status == S.REVOKED else "expired"
@@ -886,6 +888,24 @@ def access_request_revoke(*, actor, request: AccessRequest, now: datetime | None
     return request
 
 
+def access_request_retry(*, actor, request: AccessRequest) -> AccessRequest:
+    """A manager of the integration retries a failed grant now (also one given up on)."""
+    with audit_context(actor=actor), transaction.atomic():
+        request = _locked(request)
+        if not can_manage(actor, request.integration):
+            raise ValidationError("Only a manager of the integration can retry granting this access.")
+        if request.status != S.FAILED:
+            raise ValidationError(
+                f"Request #{request.pk} is {request.get_status_display().lower()}: only a failed grant is retried."
+            )
+        request.attempts = 0
+        request.next_attempt_at = timezone.now() + timedelta(minutes=5)  # the expiry pass's fallback
+        request.save()
+        audit.record("access_request.retried", obj=request, details={"error": request.error})
+        _queue_grant(request)
+    return request
+
+
 # -- tickets ---------------------------------------------------------------------------------------------------
 
 
@@ -938,7 +958,7 @@ def access_ticket_close(
 def access_requests_expire(*, now: datetime | None = None) -> dict[str, int]:
     """Beat, once a minute: revoke what has expired, expire stale requests, retry grants, send reminders."""
     now = now or timezone.now()
-    counts = {"revoked": 0, "stale": 0, "retried": 0, "reminded": 0}
+    counts = {"revoked": 0, "stale": 0, "retried": 0, "abandoned": 0, "reminded": 0}
     with audit_context(actor=None):
         due = AccessRequest.objects.filter(status=S.GRANTED, expires_at__lte=now).exclude(
             tickets__status=AccessTicket.Status.OPEN, tickets__kind=AccessTicket.Kind.REVOKE
@@ -975,6 +995,18 @@ def access_requests_expire(*, now: datetime | None = None) -> dict[str, int]:
         for pk in list(retry):
             access_request_grant(request_id=pk, now=now)
             counts["retried"] += 1
+
+        # A grant given up on (no attempt left) must not leave behind what it granted before failing.
+        abandoned = (
+            AccessRequest.objects.filter(
+                status=S.FAILED, next_attempt_at__isnull=True, permissions__ended_at=None
+            )
+            .exclude(tickets__status=AccessTicket.Status.OPEN)
+            .values_list("pk", flat=True)
+            .distinct()
+        )
+        for pk in list(abandoned):
+            counts["abandoned"] += _revoke(pk, now).status not in AccessRequest.LIVE
 
         for key, window in REMINDERS:
             soon = AccessRequest.objects.filter(

@@ -595,3 +595,215 @@ def test_a_grant_that_dies_after_the_connector_created_the_account_is_recovered(
     request.refresh_from_db()
     assert request.status == "expired" and not role_exists(name)
     assert Account.objects.get(pk=request.account_id).removed_at is not None
+
+
+def inbox(person) -> list[str]:
+    """Subjects mailed to ``person`` so far, without the request number."""
+    return [m.subject.split("] ", 1)[1] for m in mail.outbox if person.email in m.to]
+
+
+def test_on_behalf_request_mails_everyone_at_each_change(cluster, people, django_capture_on_commit_callbacks):
+    """bob asks for alice: alice gets the access; both hear of every change; the approver is asked."""
+    by_boss = workflow_create(
+        actor=people["admin"], name="Boss", steps=[{"approvers": [{"kind": "user", "user": people["boss"]}]}]
+    )
+    integration = connect_integration(cluster, people, by_boss)
+    role = connect_role(integration, cluster)
+    alice, bob, boss = people["alice"], people["bob"], people["boss"]
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        request = ar.access_request_create(
+            actor=bob, beneficiary=alice, role=role, duration="1h", justification="for her report"
+        )
+    assert inbox(boss) == ["Your approval is needed"]
+    assert inbox(bob) == inbox(alice) == ["Access requested"]
+    with pytest.raises(ValidationError, match="cannot approve"):
+        ar.access_request_approve(actor=alice, request=request)  # the beneficiary may not approve either
+    with django_capture_on_commit_callbacks(execute=True):
+        ar.access_request_approve(actor=boss, request=request)
+    request.refresh_from_db()
+    assert request.status == "granted" and request.account.user == alice
+    assert can_connect(cluster["alice"], cluster["db"])  # the beneficiary's account, not the requester's
+    assert inbox(alice) == inbox(bob) == ["Access requested", "Access approved", "Access granted"]
+    with django_capture_on_commit_callbacks(execute=True):
+        ar.access_requests_expire(now=timezone.now() + timedelta(hours=2))
+    assert inbox(alice)[-1] == inbox(bob)[-1] == "Access expired"
+    assert not can_connect(cluster["alice"], cluster["db"])
+
+    # Denied, and cancelled: each told too.
+    with django_capture_on_commit_callbacks(execute=True):
+        denied = ar.access_request_create(
+            actor=bob, beneficiary=alice, role=role, duration="1h", justification="x"
+        )
+        ar.access_request_deny(actor=boss, request=denied, comment="not now")
+    with django_capture_on_commit_callbacks(execute=True):
+        cancelled = ar.access_request_create(actor=alice, role=role, duration="1h", justification="y")
+        ar.access_request_cancel(actor=alice, request=cancelled)
+    assert inbox(bob)[-2:] == ["Access requested", "Access denied"]
+    assert inbox(alice)[-2:] == ["Access requested", "Request cancelled"]
+    assert not Permission.objects.filter(request__in=[denied, cancelled]).exists()
+
+
+def test_approving_twice_is_refused_and_all_steps_need_everyone(cluster, people):
+    both = workflow_create(
+        actor=people["admin"],
+        name="Boss and owner",
+        steps=[
+            {
+                "mode": "all",
+                "approvers": [{"kind": "user", "user": people["boss"]}, {"kind": "owner"}],
+            }
+        ],
+    )
+    integration = connect_integration(cluster, people, both)
+    request = ar.access_request_create(
+        actor=people["alice"], role=connect_role(integration, cluster), duration="1h", justification="x"
+    )
+    ar.access_request_approve(actor=people["boss"], request=request)
+    with pytest.raises(ValidationError, match="already decided step 1"):
+        ar.access_request_approve(actor=people["boss"], request=request)
+    request.refresh_from_db()
+    assert request.status == "pending" and list(request.pending_approvers.all()) == [people["owner"]]
+    assert request.decisions.count() == 1
+
+
+def test_access_time_starts_at_the_grant_and_failures_are_visible_until_given_up(
+    cluster, people, client, django_capture_on_commit_callbacks
+):
+    integration = connect_integration(cluster, people, auto_workflow(people))
+    role = connect_role(integration, cluster)
+    analysts = Role.objects.get(integration=integration, external_id=f"role:{cluster['analysts']}")
+    prerequisite_add(actor=people["admin"], alternatives=[analysts], role=role)
+    broken = {**integration.connection_config, "databaseNamePattern": "^nothing$"}
+    Integration.objects.filter(pk=integration.pk).update(connection_config=broken)
+    alice = people["alice"]
+    with django_capture_on_commit_callbacks(execute=True):
+        request = ar.access_request_create(actor=alice, role=role, duration="1h", justification="x")
+    request.refresh_from_db()
+    # The prerequisite went through, the database grant did not: visible on the request, with the error.
+    assert request.status == "failed" and "no database" in request.error and request.attempts == 1
+    assert is_member(cluster["alice"], cluster["analysts"]) and not can_connect(
+        cluster["alice"], cluster["db"]
+    )
+    client.force_login(alice)
+    page = client.get(f"/requests/{request.pk}/").content.decode()
+    assert 'data-testid="request-error"' in page and "no database" in page and "Next attempt" in page
+
+    # Retried by the beat with growing pauses until no attempt is left; then nothing it granted
+    # stays behind: the prerequisite is revoked, the request ends and keeps the error.
+    pauses = []
+    while request.next_attempt_at:
+        pauses.append(request.next_attempt_at)
+        with django_capture_on_commit_callbacks(execute=True):
+            counts = ar.access_requests_expire(now=request.next_attempt_at + timedelta(seconds=1))
+        request.refresh_from_db()
+    assert request.attempts == ar.MAX_GRANT_ATTEMPTS and len(pauses) == ar.MAX_GRANT_ATTEMPTS - 1
+    assert pauses[2] - pauses[1] > pauses[1] - pauses[0]
+    assert counts["abandoned"] == 1 and request.status == "expired" and "no database" in request.error
+    assert not is_member(cluster["alice"], cluster["analysts"])
+    assert not Permission.objects.filter(request=request, ended_at=None).exists()
+    assert any(people["owner"].email in m.to and "will not be retried" in m.body for m in mail.outbox)
+
+    # A manager retries a failed grant by hand; the time starts when it is finally granted.
+    Integration.objects.filter(pk=integration.pk).update(connection_config=broken)
+    with django_capture_on_commit_callbacks(execute=True):
+        again = ar.access_request_create(actor=alice, role=role, duration="1h", justification="y")
+    again.refresh_from_db()
+    assert again.status == "failed"
+    with pytest.raises(ValidationError, match="Only a manager"):
+        ar.access_request_retry(actor=alice, request=again)
+    Integration.objects.filter(pk=integration.pk).update(
+        connection_config={**broken, "databaseNamePattern": "^" + cluster["p"]}
+    )
+    later = timezone.now() + timedelta(hours=3)
+    ar.access_requests_expire(now=later)  # the beat's retry, three hours after the request was filed
+    again.refresh_from_db()
+    assert again.status == "granted" and again.granted_at == later
+    assert again.expires_at == later + timedelta(hours=1)
+    assert Permission.objects.get(request=again, role=role, ended_at=None).expires_at == later + timedelta(
+        hours=1
+    )
+    assert can_connect(cluster["alice"], cluster["db"])
+    ar.access_request_revoke(actor=alice, request=again)
+
+
+def test_a_manual_retry_by_the_owner(cluster, people, client, django_capture_on_commit_callbacks):
+    integration = connect_integration(cluster, people, auto_workflow(people))
+    role = connect_role(integration, cluster)
+    good = dict(integration.connection_config)
+    Integration.objects.filter(pk=integration.pk).update(
+        connection_config={**good, "databaseNamePattern": "^nothing$"}
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        request = ar.access_request_create(actor=people["alice"], role=role, duration="1h", justification="x")
+    Integration.objects.filter(pk=integration.pk).update(connection_config=good)
+    client.force_login(people["owner"])
+    assert "Retry now" in client.get(f"/requests/{request.pk}/").content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"/requests/{request.pk}/retry")
+    request.refresh_from_db()
+    assert request.status == "granted" and can_connect(cluster["alice"], cluster["db"])
+    assert AuditEvent.objects.filter(action="access_request.retried", actor=people["owner"]).exists()
+    ar.access_request_revoke(actor=people["alice"], request=request)
+
+
+def test_reminders_seven_days_and_one_day_before_the_end(cluster, people, django_capture_on_commit_callbacks):
+    integration = connect_integration(cluster, people, auto_workflow(people))
+    role = connect_role(integration, cluster)
+    alice = people["alice"]
+    with django_capture_on_commit_callbacks(execute=True):
+        month = ar.access_request_create(actor=alice, role=role, duration="1mo", justification="quarter")
+    month.refresh_from_db()
+    end = month.expires_at
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert ar.access_requests_expire(now=end - timedelta(days=8))["reminded"] == 0
+        assert ar.access_requests_expire(now=end - timedelta(days=7) + timedelta(minutes=1))["reminded"] == 1
+        assert ar.access_requests_expire(now=end - timedelta(days=6))["reminded"] == 0  # not twice
+        assert ar.access_requests_expire(now=end - timedelta(hours=23))["reminded"] == 1
+        assert ar.access_requests_expire(now=end - timedelta(hours=1))["reminded"] == 0
+    assert inbox(alice) == ["Access expires soon", "Access expires soon"]
+    assert f"{end:%Y-%m-%d %H:%M}" in mail.outbox[0].body
+    month.refresh_from_db()
+    assert month.reminders_sent == ["7d", "1d"]
+    ar.access_request_revoke(actor=alice, request=month)
+
+    # An access shorter than a reminder's window gets no reminder right after its grant.
+    with django_capture_on_commit_callbacks(execute=True):
+        day = ar.access_request_create(actor=alice, role=role, duration="1d", justification="today")
+    day.refresh_from_db()
+    assert ar.access_requests_expire(now=day.granted_at + timedelta(minutes=1))["reminded"] == 0
+    ar.access_request_revoke(actor=alice, request=day)
+
+
+def test_pending_requests_expire_after_the_configured_age(cluster, people, settings):
+    settings.ACCESS_REQUEST_PENDING_MAX_AGE_HOURS = 2
+    by_boss = workflow_create(
+        actor=people["admin"], name="Boss", steps=[{"approvers": [{"kind": "user", "user": people["boss"]}]}]
+    )
+    integration = connect_integration(cluster, people, by_boss)
+    request = ar.access_request_create(
+        actor=people["alice"], role=connect_role(integration, cluster), duration="1h", justification="x"
+    )
+    assert ar.access_requests_expire(now=request.created_at + timedelta(hours=1))["stale"] == 0
+    assert ar.access_requests_expire(now=request.created_at + timedelta(hours=2, minutes=1))["stale"] == 1
+    request.refresh_from_db()
+    assert request.status == "expired" and not request.pending_approvers.exists()
+    with pytest.raises(ValidationError, match="no longer be approved"):
+        ar.access_request_approve(actor=people["boss"], request=request)
+
+
+def test_existing_accounts_get_a_ticket_when_their_permissions_may_not_change(
+    cluster, people, django_capture_on_commit_callbacks
+):
+    integration = connect_integration(
+        cluster, people, auto_workflow(people), allow_changing_account_permissions=False
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        request = ar.access_request_create(
+            actor=people["alice"], role=connect_role(integration, cluster), duration="1h", justification="x"
+        )
+    request.refresh_from_db()
+    ticket = AccessTicket.objects.get(request=request)
+    assert request.status == "approved" and ticket.kind == "grant" and "existing accounts" in ticket.reason
+    assert not can_connect(cluster["alice"], cluster["db"])  # nothing changed in PostgreSQL
