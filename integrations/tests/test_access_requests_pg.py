@@ -18,12 +18,13 @@ from django.utils import timezone
 from psycopg import sql
 
 from governance.models import AuditEvent, User
-from integrations.models import AccessTicket, Account, Integration, Permission, Role
+from integrations.models import AccessRequest, AccessTicket, Account, Integration, Permission, Role
 from integrations.services import access_requests as ar
 from integrations.services import integration_create, resource_update, role_update
 from integrations.services.prerequisites import prerequisite_add
 from integrations.services.sync import sync_integration
 from integrations.services.workflows import workflow_create
+from integrations.tests.test_tasks import broker, make_worker  # noqa: F401 - fixtures
 
 ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres", "connect_timeout": 5}
 PASSWORD = "svc-" + secrets.token_hex(8)
@@ -807,3 +808,43 @@ def test_existing_accounts_get_a_ticket_when_their_permissions_may_not_change(
     ticket = AccessTicket.objects.get(request=request)
     assert request.status == "approved" and ticket.kind == "grant" and "existing accounts" in ticket.reason
     assert not can_connect(cluster["alice"], cluster["db"])  # nothing changed in PostgreSQL
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_the_grant_runs_as_a_celery_task_on_the_integrations_agent(
+    cluster, people, monkeypatch, request, tmp_path
+):
+    """Approval queues the grant through the real Redis broker to a real worker on the agent's queue."""
+    import time
+
+    from governance.celery import app
+    from integrations.models import Agent
+    from integrations.tests.test_tasks import REDIS_URL
+
+    worker = request.getfixturevalue("make_worker")
+    agent, proc = worker()
+    owner_only = workflow_create(
+        actor=people["admin"],
+        name="Owner",
+        steps=[{"approvers": [{"kind": "user", "user": people["owner"]}]}],
+    )
+    integration = connect_integration(cluster, people, owner_only)
+    integration.agent = Agent.objects.create(name=agent)
+    integration.save()
+    access = ar.access_request_create(
+        actor=people["alice"], role=connect_role(integration, cluster), duration="1h", justification="x"
+    )
+    monkeypatch.setitem(app.conf, "task_always_eager", False)  # this process sends, the worker runs
+    monkeypatch.setitem(app.conf, "broker_url", REDIS_URL)
+    ar.access_request_approve(actor=people["owner"], request=access)
+    deadline = time.monotonic() + 60
+    while AccessRequest.objects.get(pk=access.pk).status == "approved":
+        assert proc.poll() is None and time.monotonic() < deadline, "the worker never granted it"
+        time.sleep(0.2)
+    access.refresh_from_db()
+    assert access.status == "granted", access.error
+    assert can_connect(cluster["alice"], cluster["db"])
+    log = (tmp_path / f"{agent}.log").read_text()
+    assert "integrations.grant_access" in log and "succeeded" in log  # the worker did it, not this process
+    ar.access_request_revoke(actor=people["alice"], request=access)
+    assert not can_connect(cluster["alice"], cluster["db"])
