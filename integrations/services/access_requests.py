@@ -616,14 +616,7 @@ def access_request_grant(*, request_id: int, now: datetime | None = None) -> Acc
             creating = request.created_account and request.account_id is None
             account = None if creating else find_account(integration, request.beneficiary)
             if account is not None and not integration.allow_changing_account_permissions:
-                _open_ticket(
-                    request,
-                    AccessTicket.Kind.GRANT,
-                    f"{integration.name} does not allow changing the permissions of existing accounts.",
-                )
-                request.account, request.next_attempt_at = account, None
-                request.save()
-                return request
+                return _ticket_for_existing_account(request, account)
             if account is None and not creating:
                 try:
                     if not integration.allow_creating_accounts:
@@ -638,6 +631,8 @@ def access_request_grant(*, request_id: int, now: datetime | None = None) -> Acc
                 if found is not None:
                     # The application has the account, the portal did not know it yet: use it, not ours.
                     account = _record_account(request, found, now)
+                    if not integration.allow_changing_account_permissions:
+                        return _ticket_for_existing_account(request, account)
                 else:
                     request.created_account = True  # the intent, committed before the connector creates it
                     AccessRequest.objects.filter(pk=request.pk).update(created_account=True)
@@ -673,6 +668,17 @@ def access_request_grant(*, request_id: int, now: datetime | None = None) -> Acc
                 _granted(request, account, now, "account created" if request.created_account else "connector")
             except (ConnectorError, GrantError) as exc:
                 _grant_failed(request, str(exc), now)
+    return request
+
+
+def _ticket_for_existing_account(request: AccessRequest, account: Account) -> AccessRequest:
+    _open_ticket(
+        request,
+        AccessTicket.Kind.GRANT,
+        f"{request.integration.name} does not allow changing the permissions of existing accounts.",
+    )
+    request.account, request.next_attempt_at = account, None
+    request.save()
     return request
 
 

@@ -97,3 +97,21 @@ def test_a_duration_not_allowed_is_refused_with_the_allowed_ones(client, setup, 
     response = client.post(f"/request/{role.pk}/", {"duration": "1w", "justification": "x"})
     assert response.status_code == 400 and "Select a valid choice" in response.content.decode()
     assert not AccessRequest.objects.exists()
+
+
+def test_cancel_a_pending_request_from_its_page(client, setup, role):
+    alice, boss = setup
+    client.force_login(alice)
+    client.post(f"/request/{role.pk}/", {"duration": "1d", "justification": "reporting"})
+    access = AccessRequest.objects.get()
+    assert "Cancel request" in client.get(f"/requests/{access.pk}/").content.decode()
+    client.force_login(boss)  # the approver cannot cancel it
+    client.post(f"/requests/{access.pk}/cancel")
+    access.refresh_from_db()
+    assert access.status == "pending"
+    client.force_login(alice)
+    response = client.post(f"/requests/{access.pk}/cancel", follow=True)
+    access.refresh_from_db()
+    assert access.status == "cancelled" and "Cancelled." in response.content.decode()
+    assert not access.pending_approvers.exists()
+    assert f"approval-{access.pk}" not in client.get("/approvals/").content.decode()
