@@ -528,6 +528,25 @@ def _heir(request: AccessRequest, permission: Permission) -> AccessRequest | Non
     return max(candidates, key=lambda r: r.expires_at, default=None)
 
 
+def _hand_over(request: AccessRequest, live: list[Permission]) -> list[Permission]:
+    """Give each permission that another live request still needs to that request; returns the rest."""
+    rest = []
+    for permission in live:
+        heir = _heir(request, permission)
+        if heir is None:
+            rest.append(permission)
+            continue
+        permission.request = heir
+        permission.expires_at = heir.expires_at
+        permission.save()
+        audit.record(
+            "access_request.permission_kept",
+            obj=request,
+            details={"role": permission.role.external_id, "needed_by_request": heir.pk},
+        )
+    return rest
+
+
 def _granted(request: AccessRequest, account: Account | None, now: datetime, how: str) -> None:
     request.account = account
     request.status = S.GRANTED
@@ -550,7 +569,9 @@ def _granted(request: AccessRequest, account: Account | None, now: datetime, how
     _tell(request, "Access granted", f"Granted {until}.")
 
 
-def _open_ticket(request: AccessRequest, kind: str, reason: str) -> AccessTicket:
+def _open_ticket(
+    request: AccessRequest, kind: str, reason: str, roles: list[Role] | None = None
+) -> AccessTicket:
     owner = effective_settings(request.role).owner
     ticket = AccessTicket.objects.filter(request=request, kind=kind, status=AccessTicket.Status.OPEN).first()
     if ticket is None:
@@ -561,7 +582,7 @@ def _open_ticket(request: AccessRequest, kind: str, reason: str) -> AccessTicket
             details={"ticket": ticket.pk, "kind": kind, "reason": reason},
         )
         account = request.account or find_account(request.integration, request.beneficiary)
-        roles = ", ".join(r.external_id for r in _roles_of(request))
+        roles = ", ".join(r.external_id for r in (roles if roles is not None else _roles_of(request)))
         _alert_owner(
             request,
             f"Ticket: {ticket.get_kind_display().lower()} by hand",
@@ -794,8 +815,15 @@ def _revoke(request_id: int, now: datetime) -> AccessRequest:
             not integration.allow_changing_account_permissions and not request.created_account
         )
         if manual and live:
+            live = _hand_over(request, live)
+            if not live:
+                _ended(request, now)
+                return request
             _open_ticket(
-                request, AccessTicket.Kind.REVOKE, f"The access ended; {integration.name} is changed by hand."
+                request,
+                AccessTicket.Kind.REVOKE,
+                f"The access ended; {integration.name} is changed by hand.",
+                roles=[p.role for p in live],
             )
             return request
         try:
@@ -821,18 +849,7 @@ def _revoke(request_id: int, now: datetime) -> AccessRequest:
             else:
                 attribute = _group_attribute(integration) if live else ""
                 main_first = sorted(live, key=lambda p: p.role_id != request.role_id)
-                for permission in main_first:
-                    heir = _heir(request, permission)
-                    if heir is not None:
-                        permission.request = heir
-                        permission.expires_at = heir.expires_at
-                        permission.save()
-                        audit.record(
-                            "access_request.permission_kept",
-                            obj=request,
-                            details={"role": permission.role.external_id, "needed_by_request": heir.pk},
-                        )
-                        continue
+                for permission in _hand_over(request, main_first):
                     _invoke(
                         integration,
                         "std:account:update",
@@ -953,7 +970,10 @@ def access_ticket_close(
                 _hold(request, account, role, now)
             _granted(request, account, now, "ticket")
         elif ticket.kind == AccessTicket.Kind.REVOKE and request.status in AccessRequest.LIVE:
-            Permission.objects.filter(request=request, ended_at__isnull=True).update(ended_at=now)
+            live = Permission.objects.filter(request=request, ended_at__isnull=True).select_related("role")
+            for permission in _hand_over(request, list(live)):
+                permission.ended_at = now
+                permission.save()
             _ended(request, now)
     return ticket
 

@@ -848,3 +848,34 @@ def test_the_grant_runs_as_a_celery_task_on_the_integrations_agent(
     assert "integrations.grant_access" in log and "succeeded" in log  # the worker did it, not this process
     ar.access_request_revoke(actor=people["alice"], request=access)
     assert not can_connect(cluster["alice"], cluster["db"])
+
+
+def test_by_hand_a_shared_prerequisite_is_not_on_the_revoke_ticket(
+    cluster, people, django_capture_on_commit_callbacks
+):
+    integration = connect_integration(cluster, people, auto_workflow(people), read_only=True)
+    connect = connect_role(integration, cluster)
+    temporary = Role.objects.get(integration=integration, external_id=f"database:{cluster['db']}:TEMPORARY")
+    analysts = Role.objects.get(integration=integration, external_id=f"role:{cluster['analysts']}")
+    prerequisite_add(actor=people["admin"], alternatives=[analysts], resource=connect.resource)
+    alice, owner = people["alice"], people["owner"]
+    requests = []
+    for role, duration in ((connect, "1h"), (temporary, "1d")):
+        with django_capture_on_commit_callbacks(execute=True):
+            r = ar.access_request_create(actor=alice, role=role, duration=duration, justification="x")
+        ar.access_ticket_close(actor=owner, ticket=AccessTicket.objects.get(request=r, kind="grant"))
+        requests.append(r)
+    short, long = requests
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        ar.access_requests_expire(now=timezone.now() + timedelta(hours=2))
+    ticket = AccessTicket.objects.get(request=short, kind="revoke", status="open")
+    body = next(m.body for m in mail.outbox if "Ticket" in m.subject)
+    assert connect.external_id in body and analysts.external_id not in body  # only what goes
+    ar.access_ticket_close(actor=owner, ticket=ticket)
+    short.refresh_from_db()
+    assert short.status == "expired"
+    assert (
+        Permission.objects.get(account__identity=cluster["alice"], role=analysts, ended_at=None).request
+        == long
+    )
