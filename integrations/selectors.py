@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
 from django.db.models import Q, QuerySet
 
 from governance.models import AuditEvent
@@ -18,6 +19,7 @@ from .models import (
     ApprovalWorkflow,
     Integration,
     Maintainer,
+    Permission,
     Resource,
     Role,
     RoleImplication,
@@ -102,6 +104,19 @@ def effective_settings(obj: Role | Resource | Integration) -> EffectiveSettings:
         owner_from=owner_from,
         maintainers=maintainers,
     )
+
+
+def workflow_usage(workflow: ApprovalWorkflow) -> dict[str, object]:
+    """What names ``workflow`` as its own: integrations (default workflow), resources and roles."""
+    return {
+        "integrations": Integration.objects.filter(default_workflow=workflow).order_by("name"),
+        "resources": Resource.objects.filter(workflow=workflow)
+        .select_related("integration")
+        .order_by("integration__name", "name"),
+        "roles": Role.objects.filter(workflow=workflow)
+        .select_related("resource__integration")
+        .order_by("resource__integration__name", "resource__name", "name"),
+    }
 
 
 def implied_role_ids(role_id: int) -> set[int]:
@@ -211,7 +226,17 @@ def visible_access_requests(user) -> QuerySet[AccessRequest]:
 
 
 def access_request_events(request: AccessRequest):
-    """A request's history: the audit events about it, oldest first."""
-    return AuditEvent.objects.filter(
-        Q(object_id=str(request.pk), action__startswith="access") | Q(details__after__request=request.pk)
-    ).order_by("occurred_at", "id")
+    """A request's history, oldest first: the audit events of the request itself and of its decisions,
+    tickets and permissions."""
+    types = ContentType.objects.get_for_models(AccessRequest, AccessDecision, AccessTicket, Permission)
+    return (
+        AuditEvent.objects.filter(
+            Q(object_type=types[AccessRequest], object_id=str(request.pk))
+            | Q(
+                object_type__in=[types[AccessDecision], types[AccessTicket], types[Permission]],
+                details__after__request_id=request.pk,
+            )
+        )
+        .select_related("object_type")
+        .order_by("occurred_at", "id")
+    )

@@ -1,7 +1,7 @@
 from django.urls import path
 
 from . import views
-from .screens import audit, bulk, integrations, inventory, requests, rules
+from .screens import audit, bulk, integrations, inventory, requests, rules, workflows
 
 app_name = "integrations"
 
@@ -66,5 +66,14 @@ urlpatterns += [
     path("requests/<int:pk>/deny", requests.request_deny, name="request-deny"),
     path("requests/<int:pk>/cancel", requests.request_cancel, name="request-cancel"),
     path("requests/<int:pk>/end", requests.request_end, name="request-end"),
+    path("requests/<int:pk>/retry", requests.request_retry, name="request-retry"),
     path("tickets/<int:pk>/close", requests.ticket_close, name="ticket-close"),
+]
+
+urlpatterns += [
+    # approval workflows
+    path("workflows/", workflows.workflow_list, name="workflows"),
+    path("workflows/add/", workflows.workflow_create, name="workflow-add"),
+    path("workflows/<int:pk>/", workflows.workflow_edit, name="workflow-edit"),
+    path("workflows/<int:pk>/delete", workflows.workflow_delete, name="workflow-delete"),
 ]

@@ -10,12 +10,15 @@ from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from ..access import is_admin
+from governance.models import AuditEvent
+
+from ..access import can_manage, is_admin
 from ..durations import Duration
 from ..models import AccessRequest, AccessTicket, Permission, Role
 from ..selectors import access_request_events, effective_settings, requestable_roles, visible_access_requests
 from ..services import access_requests as services
 from .common import add_errors, style_form, toast
+from .workflows import rules_summary
 
 PAGE = 50
 
@@ -26,7 +29,9 @@ class RequestForm(forms.Form):
     beneficiary = forms.ModelChoiceField(
         queryset=get_user_model().objects.filter(is_active=True),
         required=False,
-        help_text="Request on behalf of someone else; empty: for yourself.",
+        empty_label="Myself",
+        label="For",
+        help_text="Request on behalf of someone else, or for yourself.",
     )
 
     def __init__(self, *args, durations=(), **kwargs):
@@ -38,8 +43,12 @@ class RequestForm(forms.Form):
 @login_required
 def catalogue(request):
     q = request.GET.get("q", "").strip()
-    roles = list(requestable_roles(q)[:PAGE])
-    return render(request, "requests/catalogue.html", {"nav": "request", "roles": roles, "q": q})
+    roles = list(requestable_roles(q)[: PAGE + 1])
+    return render(
+        request,
+        "requests/catalogue.html",
+        {"nav": "request", "roles": roles[:PAGE], "more": len(roles) > PAGE, "q": q, "page": PAGE},
+    )
 
 
 @login_required
@@ -62,10 +71,21 @@ def request_new(request, role_pk):
             toast(request, f"Request #{access.pk} filed: {access.get_status_display().lower()}.")
             return redirect("integrations:request-detail", access.pk)
     prerequisites = services.missing_prerequisites(role, request.user)
+    rules = rules_summary(eff.workflow) if eff.workflow else []
+    durations = [Duration(d).label for d in eff.allowed_durations]
     return render(
         request,
         "requests/new.html",
-        {"nav": "request", "role": role, "eff": eff, "form": form, "prerequisites": prerequisites},
+        {
+            "nav": "request",
+            "role": role,
+            "eff": eff,
+            "form": form,
+            "prerequisites": prerequisites,
+            "rules": rules,
+            "durations": durations,
+        },
+        status=400 if form.errors else 200,
     )
 
 
@@ -101,6 +121,58 @@ def approvals(request):
     )
 
 
+STATUS = dict(AccessRequest.Status.choices)
+NAMED = {
+    "access_request.granted": "granted the access",
+    "access_request.grant_failed": "could not grant the access",
+    "access_request.revoked": "removed the access",
+    "access_request.revoke_failed": "could not remove the access",
+    "access_request.account_created": "created the account",
+    "access_request.account_deleted": "deleted the account made for this request",
+    "access_request.ticket_opened": "opened a ticket",
+    "access_request.ticket_closed": "closed a ticket",
+    "access_request.expired_pending": "expired the request: nobody decided it in time",
+    "access_request.permission_kept": "kept what another live request still needs",
+    "access_request.extended": "extended the access by a later request",
+}
+
+
+def _event_text(e: AuditEvent, request_pk: int) -> str:
+    """One line of a request's history, in words; empty for bookkeeping not worth a line."""
+    details, kind = e.details or {}, e.object_type.model if e.object_type_id else ""
+    if e.action in NAMED:
+        extra = details.get("error") or details.get("reason") or details.get("account") or ""
+        if e.action == "access_request.granted" and details.get("expires_at"):
+            extra = f"until {str(details['expires_at'])[:16].replace('T', ' ')} UTC ({details.get('how')})"
+        if e.action == "access_request.permission_kept":
+            extra = f"{details.get('role') or details.get('account')} → request #{details.get('needed_by_request')}"
+        return NAMED[e.action] + (f": {extra}" if extra else "")
+    if kind == "accessrequest" and e.action.endswith(".create"):
+        return "filed the request"
+    if kind == "accessrequest" and e.action.endswith(".update"):
+        changes = details.get("changes") or {}
+        if "status" in changes:
+            c = changes["status"]
+            return f"status: {STATUS.get(c['from'], c['from'])} → {STATUS.get(c['to'], c['to'])}"
+        if "current_step" in changes:
+            return f"moved on to step {changes['current_step']['to'] + 1}"
+        return ""
+    if kind == "accessdecision" and e.action.endswith(".create"):
+        after = details.get("after") or {}
+        verb = "approved" if after.get("approved") else "denied"
+        how = " automatically" if after.get("automatic") else ""
+        return f"{verb} step {(after.get('step') or 0) + 1}{how}"
+    if kind == "permission" and e.action.endswith(".create"):
+        return "recorded the permission"
+    return ""
+
+
+def history(access: AccessRequest) -> list[tuple[AuditEvent, str]]:
+    """The request's audit events, in words: its own, and those of its decisions, tickets and permissions."""
+    lines = [(e, _event_text(e, access.pk)) for e in access_request_events(access)[:300]]
+    return [(e, text) for e, text in lines if text]
+
+
 @login_required
 def request_detail(request, pk):
     access = get_object_or_404(
@@ -110,7 +182,7 @@ def request_detail(request, pk):
     if not visible_access_requests(request.user).filter(pk=access.pk).exists():
         raise PermissionDenied("This request is not yours to see.")
     step = access.steps[access.current_step] if access.status == "pending" and access.steps else None
-    events = access_request_events(access)[:200]
+    events = history(access)
     return render(
         request,
         "requests/detail.html",
@@ -125,6 +197,8 @@ def request_detail(request, pk):
             and not access.decisions.filter(step=access.current_step, approver=request.user).exists(),
             "can_cancel": access.status == "pending",
             "can_end": access.status in AccessRequest.LIVE,
+            "can_retry": access.status == AccessRequest.Status.FAILED
+            and can_manage(request.user, access.integration),
             "tickets": access.tickets.select_related("assignee"),
             "permissions": access.permissions.select_related("role__resource", "account"),
             "events": events,
@@ -182,6 +256,17 @@ def request_cancel(request, pk):
 def request_end(request, pk):
     return _act(
         request, pk, lambda a: services.access_request_revoke(actor=request.user, request=a), "Access ended."
+    )
+
+
+@login_required
+@require_POST
+def request_retry(request, pk):
+    return _act(
+        request,
+        pk,
+        lambda a: services.access_request_retry(actor=request.user, request=a),
+        "Granting again: the result shows here in a moment.",
     )
 
 

@@ -33,7 +33,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from connectors.sdk import ConnectorError, ObjectNotFound
+from connectors.sdk import ConnectorError, ObjectNotFound, as_list
 from governance import audit, notifications
 from governance.audit import audit_context
 
@@ -64,6 +64,7 @@ __all__ = [
     "access_request_cancel",
     "access_request_revoke",
     "access_request_grant",
+    "access_request_retry",
     "access_requests_expire",
     "access_ticket_close",
     "find_account",
@@ -97,15 +98,19 @@ def _prerequisites_of(role: Role):
 
 
 def _held_role_ids(user, integration_ids) -> set[int]:
-    """Roles the user holds now, on any of their accounts in these integrations."""
+    """Roles the user holds now for good, on any of their accounts in these integrations.
+
+    A role held only for another live request ends with it, so it does not count: a request that
+    needs it as a prerequisite lists it too, and keeps it when the other request ends.
+    """
     ids: set[int] = set()
     for integration in Integration.objects.filter(pk__in=set(integration_ids)):
         account = find_account(integration, user)
         if account is not None:
             ids |= set(
-                Permission.objects.filter(account=account, ended_at__isnull=True).values_list(
-                    "role_id", flat=True
-                )
+                Permission.objects.filter(account=account, ended_at__isnull=True)
+                .exclude(request__status__in=AccessRequest.LIVE)
+                .values_list("role_id", flat=True)
             )
     return ids
 
@@ -228,11 +233,11 @@ def _alert_owner(request: AccessRequest, subject: str, text: str) -> None:
 # -- request and decide ---------------------------------------------------------------------------------------
 
 
-def _locked(request: AccessRequest) -> AccessRequest:
+def _locked(request: AccessRequest | int) -> AccessRequest:
     return (
-        AccessRequest.objects.select_for_update()
-        .select_related("role__resource", "integration")
-        .get(pk=request.pk)
+        AccessRequest.objects.select_for_update(of=("self",))
+        .select_related("role__resource", "integration", "beneficiary", "account")
+        .get(pk=getattr(request, "pk", request))
     )
 
 
@@ -449,10 +454,16 @@ def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
 
 
 def _hold(request: AccessRequest, account: Account, role: Role, now: datetime) -> None:
-    """Record that the account holds the role for this request; a role already held is extended."""
+    """Record that the account holds the role for this request; a role already held is extended.
+
+    A prerequisite that another live request holds stays with that request (it is handed over to
+    this one when that one ends, see :func:`_heir`). Requesting again the role a granted request
+    holds extends it: the later request takes over everything the earlier one granted.
+    """
     until = expires_at(now, request.duration)
     live = (
-        Permission.objects.select_for_update()
+        Permission.objects.select_for_update(of=("self",))
+        .select_related("request")
         .filter(account=account, role=role, ended_at__isnull=True)
         .first()
     )
@@ -471,18 +482,69 @@ def _hold(request: AccessRequest, account: Account, role: Role, now: datetime) -
     if live.request_id is None and live.source != Permission.Source.PORTAL:
         return  # held outside the portal, for good: nothing to extend, nothing to revoke later
     older = live.request
+    if older is not None and older.pk != request.pk and older.status in AccessRequest.LIVE:
+        if role.pk != request.role_id:
+            return  # a prerequisite of ours that another live request holds: it stays there
     live.expires_at = _latest(live.expires_at, until)
     live.request = request
     live.save()
-    if older is not None and older.pk != request.pk and older.status == S.GRANTED:
+    if (
+        older is not None
+        and older.pk != request.pk
+        and older.status == S.GRANTED
+        and older.role_id == request.role_id
+    ):
         # The later request takes over what the earlier one granted; the earlier one ends here.
         for p in Permission.objects.filter(request=older, ended_at__isnull=True):
             p.request = request
             p.expires_at = _latest(p.expires_at, until)
             p.save()
+        if older.created_account and older.account_id == account.pk:
+            request.created_account = True  # the account made for the earlier request goes with this one
+            AccessRequest.objects.filter(pk=request.pk).update(created_account=True)
         older.status = S.EXTENDED
         older.ended_at = now
         older.save()
+        audit.record("access_request.extended", obj=older, details={"by_request": request.pk})
+
+
+def _heir(request: AccessRequest, permission: Permission) -> AccessRequest | None:
+    """Another live request of the same beneficiary that needs the permission's role (as its role or a
+    prerequisite), the one ending last; None when no live request needs it any more."""
+    candidates = (
+        AccessRequest.objects.filter(
+            status__in=AccessRequest.LIVE,
+            beneficiary_id=request.beneficiary_id,
+            integration_id=permission.integration_id,
+        )
+        .filter(Q(role_id=permission.role_id) | Q(prerequisite_roles=permission.role_id))
+        .exclude(pk=request.pk)
+        .filter(Q(account__isnull=True) | Q(account_id=permission.account_id))
+        .distinct()
+    )
+    unlimited = [r for r in candidates if r.expires_at is None]
+    if unlimited:
+        return unlimited[0]
+    return max(candidates, key=lambda r: r.expires_at, default=None)
+
+
+def _hand_over(request: AccessRequest, live: list[Permission]) -> list[Permission]:
+    """Give each permission that another live request still needs to that request; returns the rest."""
+    rest = []
+    for permission in live:
+        heir = _heir(request, permission)
+        if heir is None:
+            rest.append(permission)
+            continue
+        permission.request = heir
+        permission.expires_at = heir.expires_at
+        permission.save()
+        audit.record(
+            "access_request.permission_kept",
+            obj=request,
+            details={"role": permission.role.external_id, "needed_by_request": heir.pk},
+        )
+    return rest
 
 
 def _granted(request: AccessRequest, account: Account | None, now: datetime, how: str) -> None:
@@ -507,7 +569,9 @@ def _granted(request: AccessRequest, account: Account | None, now: datetime, how
     _tell(request, "Access granted", f"Granted {until}.")
 
 
-def _open_ticket(request: AccessRequest, kind: str, reason: str) -> AccessTicket:
+def _open_ticket(
+    request: AccessRequest, kind: str, reason: str, roles: list[Role] | None = None
+) -> AccessTicket:
     owner = effective_settings(request.role).owner
     ticket = AccessTicket.objects.filter(request=request, kind=kind, status=AccessTicket.Status.OPEN).first()
     if ticket is None:
@@ -518,7 +582,7 @@ def _open_ticket(request: AccessRequest, kind: str, reason: str) -> AccessTicket
             details={"ticket": ticket.pk, "kind": kind, "reason": reason},
         )
         account = request.account or find_account(request.integration, request.beneficiary)
-        roles = ", ".join(r.external_id for r in _roles_of(request))
+        roles = ", ".join(r.external_id for r in (roles if roles is not None else _roles_of(request)))
         _alert_owner(
             request,
             f"Ticket: {ticket.get_kind_display().lower()} by hand",
@@ -551,68 +615,108 @@ def _grant_failed(request: AccessRequest, message: str, now: datetime) -> None:
 
 
 def access_request_grant(*, request_id: int, now: datetime | None = None) -> AccessRequest:
-    """Grant an approved (or failed) request; anything else is left as it is."""
-    with audit_context(actor=None), transaction.atomic():
-        request = (
-            AccessRequest.objects.select_for_update()
-            .select_related("integration", "role", "beneficiary")
-            .get(pk=request_id)
-        )
-        if request.status not in (S.APPROVED, S.FAILED):
-            return request
-        now = now or timezone.now()
-        integration = request.integration
-        if integration.read_only:
-            _open_ticket(request, AccessTicket.Kind.GRANT, f"{integration.name} is read-only.")
-            request.next_attempt_at = None
-            request.save()
-            return request
-        account = find_account(integration, request.beneficiary)
-        if account is not None and not integration.allow_changing_account_permissions:
-            _open_ticket(
-                request,
-                AccessTicket.Kind.GRANT,
-                f"{integration.name} does not allow changing the permissions of existing accounts.",
-            )
-            request.account, request.next_attempt_at = account, None
-            request.save()
-            return request
-        try:
-            attribute = _group_attribute(integration)
-            roles = _roles_of(request)
-            if account is None:
-                if not integration.allow_creating_accounts:
-                    raise GrantError(
-                        f"{request.beneficiary} has no account in {integration.name}, "
-                        "and the integration does not allow creating accounts."
-                    )
-                account = _create_account(request, attribute, roles, now)
-                for role in roles:
-                    _hold(request, account, role, now)
-            else:
+    """Grant an approved (or failed) request; anything else is left as it is.
+
+    Creating an account is made recoverable: the intent (``created_account`` with no account yet) is
+    committed before the connector is asked to create it, so when the process dies after the
+    connector made the account but before the portal recorded it, the next attempt reads the
+    account from the application, records it as created for this request, and finishes the grant.
+    """
+    now = now or timezone.now()
+    with audit_context(actor=None):
+        with transaction.atomic():
+            request = _locked(request_id)
+            if request.status not in (S.APPROVED, S.FAILED):
+                return request
+            integration = request.integration
+            if integration.read_only:
+                _open_ticket(request, AccessTicket.Kind.GRANT, f"{integration.name} is read-only.")
+                request.next_attempt_at = None
+                request.save()
+                return request
+            creating = request.created_account and request.account_id is None
+            account = None if creating else find_account(integration, request.beneficiary)
+            if account is not None and not integration.allow_changing_account_permissions:
+                return _ticket_for_existing_account(request, account)
+            if account is None and not creating:
+                try:
+                    if not integration.allow_creating_accounts:
+                        raise GrantError(
+                            f"{request.beneficiary} has no account in {integration.name}, "
+                            "and the integration does not allow creating accounts."
+                        )
+                    found = _read_account(integration, request.beneficiary.username)
+                except (ConnectorError, GrantError) as exc:
+                    _grant_failed(request, str(exc), now)
+                    return request
+                if found is not None:
+                    # The application has the account, the portal did not know it yet: use it, not ours.
+                    account = _record_account(request, found, now)
+                    if not integration.allow_changing_account_permissions:
+                        return _ticket_for_existing_account(request, account)
+                else:
+                    request.created_account = True  # the intent, committed before the connector creates it
+                    AccessRequest.objects.filter(pk=request.pk).update(created_account=True)
+        with transaction.atomic():
+            request = _locked(request_id)
+            if request.status not in (S.APPROVED, S.FAILED):
+                return request
+            try:
+                roles = _roles_of(request)
+                if request.created_account and request.account_id is None:
+                    account = _create_account(request, roles, now)
+                else:
+                    account = request.account or account
                 for role in roles:  # prerequisites first; each one recorded as soon as it is granted
-                    _invoke(
-                        integration,
-                        "std:account:update",
-                        {
-                            "identity": account.identity,
-                            "changes": [{"op": "Add", "attribute": attribute, "value": role.external_id}],
-                        },
-                    )
+                    if not Permission.objects.filter(
+                        account=account, role=role, ended_at__isnull=True
+                    ).exists():
+                        _invoke(
+                            integration,
+                            "std:account:update",
+                            {
+                                "identity": account.identity,
+                                "changes": [
+                                    {
+                                        "op": "Add",
+                                        "attribute": _group_attribute(integration),
+                                        "value": role.external_id,
+                                    }
+                                ],
+                            },
+                        )
                     _hold(request, account, role, now)
-            _granted(request, account, now, "account created" if request.created_account else "connector")
-        except (ConnectorError, GrantError) as exc:
-            _grant_failed(request, str(exc), now)
+                _granted(request, account, now, "account created" if request.created_account else "connector")
+            except (ConnectorError, GrantError) as exc:
+                _grant_failed(request, str(exc), now)
     return request
 
 
-def _create_account(request: AccessRequest, attribute: str, roles: list[Role], now: datetime) -> Account:
-    integration, user = request.integration, request.beneficiary
-    attributes = {attribute: [r.external_id for r in roles]}
-    outputs = _invoke(
-        integration, "std:account:create", {"identity": user.username, "attributes": attributes}
+def _ticket_for_existing_account(request: AccessRequest, account: Account) -> AccessRequest:
+    _open_ticket(
+        request,
+        AccessTicket.Kind.GRANT,
+        f"{request.integration.name} does not allow changing the permissions of existing accounts.",
     )
-    out = outputs[0] if outputs else {"identity": user.username, "key": {"simple": {"id": user.username}}}
+    request.account, request.next_attempt_at = account, None
+    request.save()
+    return request
+
+
+def _read_account(integration: Integration, identity: str) -> dict | None:
+    """The application's account named ``identity``, or None (also when the connector cannot read one)."""
+    if not integration.connector.spec.supports("std:account:read"):
+        return None
+    try:
+        outputs = _invoke(integration, "std:account:read", {"identity": identity})
+    except ObjectNotFound:
+        return None
+    return outputs[0] if outputs else None
+
+
+def _record_account(request: AccessRequest, out: dict, now: datetime) -> Account:
+    """Record (or refresh) the account the connector returned, linked to the beneficiary, on the request."""
+    integration, user = request.integration, request.beneficiary
     key = out.get("key") or {}
     external_id = (
         (key.get("simple") or {}).get("id") or (key.get("compound") or {}).get("uniqueId") or out["identity"]
@@ -629,10 +733,34 @@ def _create_account(request: AccessRequest, attribute: str, roles: list[Role], n
             "last_seen_at": now,
         },
     )
-    request.created_account = True
     request.account = account
-    AccessRequest.objects.filter(pk=request.pk).update(created_account=True, account=account)
-    audit.record("access_request.account_created", obj=request, details={"account": account.identity})
+    AccessRequest.objects.filter(pk=request.pk).update(account=account)
+    return account
+
+
+def _create_account(request: AccessRequest, roles: list[Role], now: datetime) -> Account:
+    """Create the beneficiary's account with the roles, or find the one a crashed attempt created."""
+    integration, user = request.integration, request.beneficiary
+    attribute = _group_attribute(integration)
+    out = _read_account(integration, user.username)  # made by an attempt that died before recording it?
+    recovered = out is not None
+    if out is None:
+        attributes = {attribute: [r.external_id for r in roles]}
+        outputs = _invoke(
+            integration, "std:account:create", {"identity": user.username, "attributes": attributes}
+        )
+        out = outputs[0] if outputs else {"identity": user.username, "key": {"simple": {"id": user.username}}}
+        # What the create call granted is held already; the grant loop then only records it.
+    account = _record_account(request, out, now)
+    held = {str(v) for v in as_list((out.get("attributes") or {}).get(attribute))}
+    for role in roles:
+        if role.external_id in held:
+            _hold(request, account, role, now)
+    audit.record(
+        "access_request.account_created",
+        obj=request,
+        details={"account": account.identity, "recovered": recovered},
+    )
     return account
 
 
@@ -644,9 +772,10 @@ def _final_status(request: AccessRequest) -> str:
 
 
 def _ended(request: AccessRequest, now: datetime) -> None:
+    if request.status != S.FAILED:
+        request.error = ""  # a grant given up on keeps its last error on the request
     request.status = _final_status(request)
     request.ended_at = now
-    request.error = ""
     request.save()
     audit.record("access_request.revoked", obj=request, details={"status": request.status})
     word = "revoked" if request.status == S.REVOKED else "expired"
@@ -654,11 +783,14 @@ def _ended(request: AccessRequest, now: datetime) -> None:
 
 
 def _revoke(request_id: int, now: datetime) -> AccessRequest:
-    """Remove what the request granted; idempotent. Connector errors are recorded, not raised."""
+    """Remove what the request granted; idempotent. Connector errors are recorded, not raised.
+
+    What another live request of the beneficiary still needs (its role, or a prerequisite shared by
+    both) is handed over to that request instead of revoked; an account created for this request is
+    deleted only when no other live request uses it (else the one that does deletes it in the end).
+    """
     with transaction.atomic():
-        request = (
-            AccessRequest.objects.select_for_update().select_related("integration", "role").get(pk=request_id)
-        )
+        request = _locked(request_id)
         if request.status not in AccessRequest.LIVE:
             return request
         integration = request.integration
@@ -671,18 +803,38 @@ def _revoke(request_id: int, now: datetime) -> AccessRequest:
             AccessTicket.objects.filter(request=request, status=AccessTicket.Status.OPEN).update(
                 status=AccessTicket.Status.CANCELLED, closed_at=now
             )
+            if request.created_account and request.account_id is None:
+                try:  # an account a crashed attempt created and nobody recorded: it goes too
+                    if _read_account(integration, request.beneficiary.username) is not None:
+                        _invoke(integration, "std:account:delete", {"identity": request.beneficiary.username})
+                except (ConnectorError, GrantError) as exc:
+                    return _revoke_failed(request, exc)
             _ended(request, now)
             return request
         manual = integration.read_only or (
             not integration.allow_changing_account_permissions and not request.created_account
         )
         if manual and live:
+            live = _hand_over(request, live)
+            if not live:
+                _ended(request, now)
+                return request
             _open_ticket(
-                request, AccessTicket.Kind.REVOKE, f"The access ended; {integration.name} is changed by hand."
+                request,
+                AccessTicket.Kind.REVOKE,
+                f"The access ended; {integration.name} is changed by hand.",
+                roles=[p.role for p in live],
             )
             return request
         try:
-            if request.created_account and request.account_id:
+            sharers = (
+                AccessRequest.objects.filter(status__in=AccessRequest.LIVE, account_id=request.account_id)
+                .exclude(pk=request.pk)
+                .order_by("-expires_at")
+                if request.created_account and request.account_id
+                else AccessRequest.objects.none()
+            )
+            if request.created_account and request.account_id and not sharers.exists():
                 try:
                     _invoke(integration, "std:account:delete", {"identity": request.account.identity})
                 except ObjectNotFound:
@@ -697,7 +849,7 @@ def _revoke(request_id: int, now: datetime) -> AccessRequest:
             else:
                 attribute = _group_attribute(integration) if live else ""
                 main_first = sorted(live, key=lambda p: p.role_id != request.role_id)
-                for permission in main_first:
+                for permission in _hand_over(request, main_first):
                     _invoke(
                         integration,
                         "std:account:update",
@@ -710,14 +862,25 @@ def _revoke(request_id: int, now: datetime) -> AccessRequest:
                     )
                     permission.ended_at = now
                     permission.save()
+                heir = sharers.first()
+                if heir is not None:  # the account made for this request now ends with that one
+                    AccessRequest.objects.filter(pk=heir.pk).update(created_account=True)
+                    audit.record(
+                        "access_request.permission_kept",
+                        obj=request,
+                        details={"account": request.account.identity, "needed_by_request": heir.pk},
+                    )
             _ended(request, now)
         except (ConnectorError, GrantError) as exc:
-            request.error = f"Revoking failed: {exc}"
-            request.save()
-            audit.record(
-                "access_request.revoke_failed", obj=request, status="error", details={"error": str(exc)}
-            )
-            _alert_owner(request, "Revoking access failed", f"{exc}\nIt will be retried.")
+            _revoke_failed(request, exc)
+    return request
+
+
+def _revoke_failed(request: AccessRequest, exc: Exception) -> AccessRequest:
+    request.error = f"Revoking failed: {exc}"
+    request.save()
+    audit.record("access_request.revoke_failed", obj=request, status="error", details={"error": str(exc)})
+    _alert_owner(request, "Revoking access failed", f"{exc}\nIt will be retried.")
     return request
 
 
@@ -745,6 +908,24 @@ def access_request_revoke(*, actor, request: AccessRequest, now: datetime | None
         request = _revoke(request.pk, now)
     if request.status in AccessRequest.LIVE and request.error:
         raise ValidationError(f"{request.error} It will be retried.")
+    return request
+
+
+def access_request_retry(*, actor, request: AccessRequest) -> AccessRequest:
+    """A manager of the integration retries a failed grant now (also one given up on)."""
+    with audit_context(actor=actor), transaction.atomic():
+        request = _locked(request)
+        if not can_manage(actor, request.integration):
+            raise ValidationError("Only a manager of the integration can retry granting this access.")
+        if request.status != S.FAILED:
+            raise ValidationError(
+                f"Request #{request.pk} is {request.get_status_display().lower()}: only a failed grant is retried."
+            )
+        request.attempts = 0
+        request.next_attempt_at = timezone.now() + timedelta(minutes=5)  # the expiry pass's fallback
+        request.save()
+        audit.record("access_request.retried", obj=request, details={"error": request.error})
+        _queue_grant(request)
     return request
 
 
@@ -789,7 +970,10 @@ def access_ticket_close(
                 _hold(request, account, role, now)
             _granted(request, account, now, "ticket")
         elif ticket.kind == AccessTicket.Kind.REVOKE and request.status in AccessRequest.LIVE:
-            Permission.objects.filter(request=request, ended_at__isnull=True).update(ended_at=now)
+            live = Permission.objects.filter(request=request, ended_at__isnull=True).select_related("role")
+            for permission in _hand_over(request, list(live)):
+                permission.ended_at = now
+                permission.save()
             _ended(request, now)
     return ticket
 
@@ -800,7 +984,7 @@ def access_ticket_close(
 def access_requests_expire(*, now: datetime | None = None) -> dict[str, int]:
     """Beat, once a minute: revoke what has expired, expire stale requests, retry grants, send reminders."""
     now = now or timezone.now()
-    counts = {"revoked": 0, "stale": 0, "retried": 0, "reminded": 0}
+    counts = {"revoked": 0, "stale": 0, "retried": 0, "abandoned": 0, "reminded": 0}
     with audit_context(actor=None):
         due = AccessRequest.objects.filter(status=S.GRANTED, expires_at__lte=now).exclude(
             tickets__status=AccessTicket.Status.OPEN, tickets__kind=AccessTicket.Kind.REVOKE
@@ -837,6 +1021,18 @@ def access_requests_expire(*, now: datetime | None = None) -> dict[str, int]:
         for pk in list(retry):
             access_request_grant(request_id=pk, now=now)
             counts["retried"] += 1
+
+        # A grant given up on (no attempt left) must not leave behind what it granted before failing.
+        abandoned = (
+            AccessRequest.objects.filter(
+                status=S.FAILED, next_attempt_at__isnull=True, permissions__ended_at=None
+            )
+            .exclude(tickets__status=AccessTicket.Status.OPEN)
+            .values_list("pk", flat=True)
+            .distinct()
+        )
+        for pk in list(abandoned):
+            counts["abandoned"] += _revoke(pk, now).status not in AccessRequest.LIVE
 
         for key, window in REMINDERS:
             soon = AccessRequest.objects.filter(

@@ -19,8 +19,12 @@ from governance.audit import audit_context
 
 from ..durations import Duration
 from ..models import ApprovalRule, ApprovalStep, ApprovalWorkflow, Approver
+from ..selectors import workflow_usage
+from .changes import apply_changes
 
 __all__ = ["workflow_create", "workflow_update", "workflow_delete"]
+
+REFUSE = object()  # workflow_delete's default: refuse to delete a workflow still in use
 
 
 def _build_rules(rules: Sequence[dict]) -> list[tuple[ApprovalRule, list, list]]:
@@ -139,13 +143,33 @@ def workflow_update(
     return workflow
 
 
-def workflow_delete(*, actor, workflow: ApprovalWorkflow) -> None:
-    """Delete a workflow that nothing uses; one still in use is refused, naming the users."""
+def workflow_delete(*, actor, workflow: ApprovalWorkflow, move_to=REFUSE) -> dict[str, int]:
+    """Delete a workflow; returns how many integrations, resources and roles were moved off it.
+
+    One still in use is refused, naming its users, unless ``move_to`` says where they go: another
+    workflow, or ``None`` (they then inherit theirs from the level above; integrations get none).
+    Requests already filed keep the steps they were filed with.
+    """
+    if move_to is not REFUSE and move_to is not None and move_to.pk == workflow.pk:
+        raise ValidationError({"move_to": "Choose another workflow than the one being deleted."})
+    moved = {"integrations": 0, "resources": 0, "roles": 0}
     try:
         with audit_context(actor=actor), transaction.atomic():
+            if move_to is not REFUSE:
+                usage = workflow_usage(workflow)
+                for target in moved:
+                    ids = list(usage[target].values_list("pk", flat=True))
+                    if ids:
+                        moved[target] = apply_changes(
+                            target=target,
+                            ids=ids,
+                            changes={"workflow": move_to.pk if move_to else None},
+                            via=f"deleting workflow {workflow.name}",
+                        )
             workflow.delete()
     except ProtectedError as exc:
         users = sorted({str(o) for o in exc.protected_objects})[:5]
         raise ValidationError(
             f"The workflow is still used by {len(exc.protected_objects)} object(s), e.g. {', '.join(users)}."
         ) from None
+    return moved

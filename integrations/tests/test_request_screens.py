@@ -56,8 +56,62 @@ def test_request_approve_and_fulfil_through_the_screens(
     mine = client.get("/requests/").content.decode()
     assert f"access-{role.pk}" in mine and "Granted" in mine
     detail = client.get(f"/requests/{access.pk}/").content.decode()
-    assert "fine" in detail and "access_request.granted" in detail
+    assert "fine" in detail and "granted the access" in detail
+    history = detail[detail.index('data-testid="request-history"') :]
+    assert "filed the request" in history and "approved step 1" in history and "closed a ticket" in history
     # Someone unrelated cannot see it.
     User.objects.create_user("eve", "eve@example.com", "pw")
     client.force_login(User.objects.get(username="eve"))
     assert client.get(f"/requests/{access.pk}/").status_code == 403
+
+
+def test_requestable_by_default_decides_whether_discovered_resources_appear(
+    client, make_integration, admin_user
+):
+    from integrations.models import Role
+    from integrations.services.sync import sync_integration
+
+    hidden = make_integration(name="Hidden by default", requestable_by_default=False)
+    shown = make_integration(name="Shown by default", requestable_by_default=True)
+    for integration in (hidden, shown):
+        sync_integration(actor=admin_user, integration=integration, full=True)
+    assert Role.objects.filter(integration=hidden).exists()
+    user = User.objects.create_user("carol", "carol@example.com", "pw")
+    client.force_login(user)
+    page = client.get("/request/").content.decode()
+    assert "Shown by default" in page and "Hidden by default" not in page
+    role = Role.objects.filter(integration=hidden).first()
+    response = client.post(f"/request/{role.pk}/", {"duration": "1h", "justification": "x"})
+    assert response.status_code == 400 and "cannot be requested" in response.content.decode()
+    assert not AccessRequest.objects.exists()
+
+
+def test_a_duration_not_allowed_is_refused_with_the_allowed_ones(client, setup, role, admin_user):
+    from integrations.services import role_update
+
+    role_update(actor=admin_user, role=role, override_allowed_durations=True, allowed_durations=["1h", "1d"])
+    alice, _ = setup
+    client.force_login(alice)
+    page = client.get(f"/request/{role.pk}/").content.decode()
+    assert '<option value="1h"' in page and '<option value="1w"' not in page
+    response = client.post(f"/request/{role.pk}/", {"duration": "1w", "justification": "x"})
+    assert response.status_code == 400 and "Select a valid choice" in response.content.decode()
+    assert not AccessRequest.objects.exists()
+
+
+def test_cancel_a_pending_request_from_its_page(client, setup, role):
+    alice, boss = setup
+    client.force_login(alice)
+    client.post(f"/request/{role.pk}/", {"duration": "1d", "justification": "reporting"})
+    access = AccessRequest.objects.get()
+    assert "Cancel request" in client.get(f"/requests/{access.pk}/").content.decode()
+    client.force_login(boss)  # the approver cannot cancel it
+    client.post(f"/requests/{access.pk}/cancel")
+    access.refresh_from_db()
+    assert access.status == "pending"
+    client.force_login(alice)
+    response = client.post(f"/requests/{access.pk}/cancel", follow=True)
+    access.refresh_from_db()
+    assert access.status == "cancelled" and "Cancelled." in response.content.decode()
+    assert not access.pending_approvers.exists()
+    assert f"approval-{access.pk}" not in client.get("/approvals/").content.decode()

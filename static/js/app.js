@@ -39,6 +39,12 @@
     };
     if (modal) modal.show(); else if (window.confirm(form.dataset.confirm)) ok.onclick();
   }, true);
+  // Workflow editor: an approver row shows the user or group field its kind needs.
+  document.addEventListener("change", function (evt) {
+    if (evt.target.matches(".approver-kind")) {
+      evt.target.closest(".approver-row").dataset.kind = evt.target.value;
+    }
+  });
   // Select-all checkbox of bulk tables.
   document.addEventListener("change", function (evt) {
     if (evt.target.matches("[data-select-all]")) {
