@@ -38,7 +38,7 @@ def home(request):
         return integration_list(request)
     if manageable_resources(request.user).exists():
         return redirect("integrations:resources")
-    raise PermissionDenied("You do not own or maintain any integration or resource.")
+    return redirect("integrations:request-catalogue")  # everyone else comes to request access
 
 
 @login_required

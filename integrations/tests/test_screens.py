@@ -53,8 +53,11 @@ def test_login_and_logout(client, django_user_model):
 
 def test_someone_who_manages_nothing_gets_the_styled_403(client, django_user_model, integration, inventory):
     client.force_login(django_user_model.objects.create_user("nobody"))
+    home = client.get("/")
+    assert home.status_code == 302 and home.url == "/request/"  # they come to request access
+    catalogue = client.get("/request/")
+    assert b"Request access" in catalogue.content and b"/integrations/" not in catalogue.content
     for url in [
-        "/",
         "/integrations/",
         f"/integrations/{integration.pk}/",
         "/resources/",
