@@ -98,10 +98,10 @@ class DuplicateObject(ConnectorError):
 
 
 class _Reader:
-    """Runs one list command in a thread of its own and hands its output over in batches.
+    """Runs one list command in a thread of its own and hands its output over in batches, mapped to rows.
 
-    Reading the application (its network round trips, the connector's and the SDK's work) then
-    overlaps with writing the inventory, which waits on the database. At most ``READ_AHEAD``
+    Reading the application (its network round trips, the connector's and the SDK's work, the
+    mapping to rows) then overlaps with writing the inventory, which waits on the database. At most ``READ_AHEAD``
     batches wait in between, so memory stays bounded. Connectors never touch the database, so
     the thread needs no connection; cancellation is checked here, between batches and while
     waiting, and reaches the connector through an event it polls.
@@ -111,9 +111,9 @@ class _Reader:
     POLL_SECONDS = 0.5
     JOIN_SECONDS = 60
 
-    def __init__(self, connector, command: str, config, input_: dict, should_cancel):
+    def __init__(self, connector, command: str, config, input_: dict, should_cancel, prepare: Callable):
         self.connector, self.command, self.config, self.input = connector, command, config, input_
-        self.should_cancel = should_cancel
+        self.should_cancel, self.prepare = should_cancel, prepare
         self.outcome = None
         self._queue: queue.Queue = queue.Queue(maxsize=self.READ_AHEAD)
         self._stop = threading.Event()
@@ -135,7 +135,7 @@ class _Reader:
             if kind == "output":
                 buffer.append(data)
                 if len(buffer) >= BATCH_SIZE:
-                    self._put(buffer)
+                    self._put(self.prepare(buffer))
                     buffer = []
 
         try:
@@ -143,7 +143,7 @@ class _Reader:
                 self.command, self.config, self.input, emit=emit, should_cancel=self._stop.is_set
             )
             if buffer:
-                self._put(buffer)
+                self._put(self.prepare(buffer))
             self._put(("done", outcome))
         except BaseException as exc:  # handed to the writing thread, which raises it
             if not self._stop.is_set():
@@ -185,13 +185,17 @@ class _Reader:
 
 @dataclass
 class _EntitlementRows:
+    count: int  # objects read
     resources: dict[str, dict]  # resource external id -> fields
     roles: list[dict]  # one per entitlement
     deleted: list[str]  # entitlement identities
+    recommended: dict[str, tuple[str | None, list[str]]]  # resource id -> (owner, maintainers)
+    implications: list[tuple[str, list[str]]]  # entitlement identity -> the identities it implies
 
 
 @dataclass
 class _AccountRows:
+    count: int
     accounts: list[dict]
     held: dict[str, list[str]]  # account external id -> entitlement identities
     deleted: list[str]
@@ -214,15 +218,18 @@ class _Ingest:
         self.phase = ""
         self._email_users: dict[str, int] | None = None
 
-    def write(self, flush: Callable[[list[dict]], None], batch: list[dict]) -> None:
-        flush(batch)
-        self.result.add("read", len(batch))
+    def write(self, flush: Callable, rows: _EntitlementRows | _AccountRows) -> None:
+        flush(rows)
+        self.result.add("read", rows.count)
         self.progress(self.result.counts, self.phase)
 
-    # -- mapping --------------------------------------------------------------------------------
+    # -- mapping (pure: runs in the reading thread) -------------------------------------------
+    ENCODE_ATTRIBUTES = False  # also give each row its attributes as JSON text ("attributes_json")
+
     def map_entitlements(self, batch: list[dict]) -> _EntitlementRows:
         resources: dict[str, dict] = {}
-        roles, deleted = [], []
+        roles, deleted, implications = [], [], []
+        recommended: dict[str, tuple[str | None, list[str]]] = {}
         for obj in batch:
             identity = str(obj["identity"])
             if obj.get("deleted"):
@@ -236,20 +243,17 @@ class _Ingest:
             )
             owner, maintainers = _first(attributes.get("owner")), attributes.get("maintainers") or []
             if owner or maintainers:
-                self.recommended.setdefault(
+                recommended.setdefault(
                     m.resource_id, (str(owner) if owner else None, [str(x) for x in maintainers if x])
                 )
-            roles.append(
-                {
-                    "external_id": identity,
-                    "resource": m.resource_id,
-                    "name": m.role_name[:512],
-                    "attributes": attributes,
-                }
-            )
+            role = {"external_id": identity, "resource": m.resource_id, "name": m.role_name[:512]}
+            role["attributes"] = attributes
+            if self.ENCODE_ATTRIBUTES:
+                role["attributes_json"] = json.dumps(attributes)
+            roles.append(role)
             if m.implies:
-                self.implications.append((identity, m.implies))
-        return _EntitlementRows(resources, roles, deleted)
+                implications.append((identity, m.implies))
+        return _EntitlementRows(len(batch), resources, roles, deleted, recommended, implications)
 
     def map_accounts(self, batch: list[dict]) -> _AccountRows:
         accounts, held, deleted = [], {}, []
@@ -260,17 +264,22 @@ class _Ingest:
                 continue
             attrs = obj.get("attributes") or {}
             email = _first(attrs.get("email") or attrs.get("mail")) or ""
-            accounts.append(
-                {
-                    "external_id": external_id,
-                    "identity": str(obj["identity"])[:512],
-                    "email": str(email)[:254],
-                    "attributes": attrs,
-                    "enabled": not obj.get("disabled", False) and attrs.get("enabled", True) is not False,
-                }
-            )
+            account = {
+                "external_id": external_id,
+                "identity": str(obj["identity"])[:512],
+                "email": str(email)[:254],
+                "attributes": attrs,
+                "enabled": not obj.get("disabled", False) and attrs.get("enabled", True) is not False,
+            }
+            if self.ENCODE_ATTRIBUTES:
+                account["attributes_json"] = json.dumps(attrs)
+            accounts.append(account)
             held[external_id] = self.spec.account_entitlements(obj)
-        return _AccountRows(accounts, held, deleted)
+        return _AccountRows(len(batch), accounts, held, deleted)
+
+    def _remember(self, rows: _EntitlementRows) -> None:
+        for resource_id, recommendation in rows.recommended.items():
+            self.recommended.setdefault(resource_id, recommendation)
 
     def _users_by_email(self, emails) -> dict[str, int]:
         """Portal users by lower-cased email, read once per run (accounts are linked to them)."""
@@ -284,8 +293,9 @@ class _Ingest:
     def begin(self) -> None:
         pass
 
-    def entitlements(self, batch: list[dict]) -> None:
-        rows = self.map_entitlements(batch)
+    def entitlements(self, rows: _EntitlementRows) -> None:
+        self._remember(rows)
+        self.implications += rows.implications
         integration, now = self.integration, self.now
         if rows.resources:
             keys = list(rows.resources)
@@ -438,8 +448,7 @@ class _Ingest:
             batch_size=BATCH_SIZE,
         )
 
-    def accounts(self, batch: list[dict]) -> None:
-        rows = self.map_accounts(batch)
+    def accounts(self, rows: _AccountRows) -> None:
         integration, now = self.integration, self.now
         if rows.accounts:
             keys = [a["external_id"] for a in rows.accounts]
@@ -621,6 +630,7 @@ class _PgIngest(_Ingest):
         "sync_implies",
     )
     ROLE_CACHE_LIMIT = 200_000  # external id -> id entries kept; beyond, the cache starts again
+    ENCODE_ATTRIBUTES = True  # COPY takes JSON text; encoding it in the reading thread overlaps the writes
 
     def begin(self) -> None:
         self.role_ids: dict[str, int] = {}
@@ -631,6 +641,13 @@ class _PgIngest(_Ingest):
                 [self.integration.pk],
             )
             self.fresh_accounts = not c.fetchone()[0]
+            c.execute(
+                "SELECT NOT EXISTS (SELECT 1 FROM integrations_resource WHERE integration_id = %s)"
+                " AND NOT EXISTS (SELECT 1 FROM integrations_role WHERE integration_id = %s)",
+                [self.integration.pk, self.integration.pk],
+            )
+            self.fresh_inventory = c.fetchone()[0]
+            self.resource_ids: dict[str, int] = {}  # of a fresh inventory: external id -> id
             # Dropped at commit; also dropped here in case an enclosing transaction kept them.
             c.execute(f"DROP TABLE IF EXISTS {', '.join(self.TEMP_TABLES)}")
             c.execute(
@@ -687,90 +704,145 @@ class _PgIngest(_Ingest):
         ids = self.role_ids
         return {i: ids[i] for i in identities if i in ids}
 
-    def entitlements(self, batch: list[dict]) -> None:
-        rows = self.map_entitlements(batch)
-        iid, now = self.integration.pk, self.now
+    def entitlements(self, rows: _EntitlementRows) -> None:
+        self._remember(rows)
         with connection.cursor() as c:
-            if rows.resources:
-                self._copy(
-                    c,
-                    "sync_b_resources",
-                    ("external_id", "name", "kind"),
-                    ((r["external_id"], r["name"], r["kind"]) for r in rows.resources.values()),
-                )
-                c.execute(
-                    "INSERT INTO sync_seen_resources SELECT external_id FROM sync_b_resources ON CONFLICT DO NOTHING"
-                )
-                c.execute(
-                    """
-                    INSERT INTO integrations_resource AS t (integration_id, external_id, name, kind, description,
-                        requestable, override_allowed_durations, allowed_durations, attributes,
-                        first_seen_at, last_seen_at, removed_at, created_at, updated_at)
-                    SELECT %s, b.external_id, b.name, b.kind, '', %s, false, %s::jsonb, '{}'::jsonb, %s, %s, NULL, %s, %s
-                    FROM sync_b_resources b
-                    ON CONFLICT (integration_id, external_id) DO UPDATE
-                    SET name = EXCLUDED.name, kind = EXCLUDED.kind, removed_at = NULL,
-                        last_seen_at = EXCLUDED.last_seen_at, updated_at = EXCLUDED.updated_at
-                    WHERE (t.name, t.kind, t.removed_at IS NULL) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.kind, true)
-                    RETURNING id, (xmax = 0)
-                    """,
-                    [
-                        iid,
-                        self.integration.requestable_by_default,
-                        json.dumps(_all_durations()),
-                        now,
-                        now,
-                        now,
-                        now,
-                    ],
-                )
-                new = [pk for pk, inserted in c.fetchall() if inserted]
-                self.result.add("resources_created", len(new))
-                self.result.new_resource_ids += new
-            if rows.roles:
-                self._copy(
-                    c,
-                    "sync_b_roles",
-                    ("external_id", "resource", "name", "attributes"),
-                    (
-                        (r["external_id"], r["resource"], r["name"], json.dumps(r["attributes"]))
-                        for r in rows.roles
-                    ),
-                )
-                self._seen(c, "roles", "sync_b_roles", "entitlement")
-                c.execute(
-                    """
-                    INSERT INTO integrations_role AS t (integration_id, resource_id, external_id, name, description,
-                        requestable, override_allowed_durations, allowed_durations, attributes,
-                        first_seen_at, last_seen_at, removed_at, created_at, updated_at)
-                    SELECT %s, r.id, b.external_id, b.name, '', true, false, %s::jsonb, b.attributes, %s, %s, NULL, %s, %s
-                    FROM sync_b_roles b
-                    JOIN integrations_resource r ON r.integration_id = %s AND r.external_id = b.resource
-                    ON CONFLICT (integration_id, external_id) DO UPDATE
-                    SET resource_id = EXCLUDED.resource_id, name = EXCLUDED.name, attributes = EXCLUDED.attributes,
-                        removed_at = NULL, last_seen_at = EXCLUDED.last_seen_at, updated_at = EXCLUDED.updated_at
-                    WHERE (t.resource_id, t.name, t.attributes, t.removed_at IS NULL)
-                        IS DISTINCT FROM (EXCLUDED.resource_id, EXCLUDED.name, EXCLUDED.attributes, true)
-                    RETURNING id, external_id, (xmax = 0)
-                    """,
-                    [iid, json.dumps(_all_durations()), now, now, now, now, iid],
-                )
-                returned = c.fetchall()
-                self._cache_roles((external_id, pk) for pk, external_id, _ in returned)
-                new = [pk for pk, _, inserted in returned if inserted]
-                self.result.add("roles_created", len(new))
-                self.result.new_role_ids += new
-            if self.implications:  # kept in the database, not in memory, until the end of the listing
+            if self.fresh_inventory:
+                self._insert_entitlements(c, rows)
+            else:
+                self._upsert_entitlements(c, rows)
+            if rows.implications:  # kept in the database, not in memory, until the end of the listing
                 self._copy(
                     c,
                     "sync_implies",
                     ("role", "implied"),
-                    ((role, i) for role, implied in self.implications for i in implied),
+                    ((role, i) for role, implied in rows.implications for i in implied),
                     truncate=False,
                 )
-                self.implications = []
         if rows.deleted:
             self.remove_roles(rows.deleted)
+
+    def _next_ids(self, c, table: str, n: int) -> list[int]:
+        c.execute(f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, %s)", [n])
+        return [pk for (pk,) in c.fetchall()]
+
+    @staticmethod
+    def _copy_new(c, table: str, columns: str, rows, what: str) -> None:
+        """COPY rows into an inventory table; a key sent twice is caught by the table's unique key."""
+        try:
+            with c.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except psycopg_errors.UniqueViolation as exc:
+            key = re.search(r"=\(\d+, (.*)\) already exists", exc.diag.message_detail or "")
+            raise DuplicateObject(
+                f"the connector sent the {what} {key.group(1) if key else '?'!r} twice in one run"
+            ) from None
+
+    def _insert_entitlements(self, c, rows: _EntitlementRows) -> None:
+        """The integration had no resources or roles when this run began: COPY them straight in."""
+        iid, at, durations = self.integration.pk, self.now, json.dumps(_all_durations())
+        new = [r for external_id, r in rows.resources.items() if external_id not in self.resource_ids]
+        if new:
+            ids = self._next_ids(c, "integrations_resource", len(new))
+            requestable = self.integration.requestable_by_default
+            self._copy_new(
+                c,
+                "integrations_resource",
+                "id, integration_id, external_id, name, kind, description, requestable, override_allowed_durations,"
+                " allowed_durations, attributes, first_seen_at, last_seen_at, created_at, updated_at",
+                ((pk, iid, r["external_id"], r["name"], r["kind"], "", requestable, False, durations, "{}",
+                  at, at, at, at) for pk, r in zip(ids, new, strict=True)),
+                "resource",
+            )  # fmt: skip
+            self.resource_ids.update(zip((r["external_id"] for r in new), ids, strict=True))
+            self.result.add("resources_created", len(ids))
+            self.result.new_resource_ids += ids
+        if rows.roles:
+            ids = self._next_ids(c, "integrations_role", len(rows.roles))
+            resource_ids = self.resource_ids
+            self._copy_new(
+                c,
+                "integrations_role",
+                "id, integration_id, resource_id, external_id, name, description, requestable,"
+                " override_allowed_durations, allowed_durations, attributes, first_seen_at, last_seen_at,"
+                " created_at, updated_at",
+                ((pk, iid, resource_ids[r["resource"]], r["external_id"], r["name"], "", True, False, durations,
+                  r["attributes_json"], at, at, at, at) for pk, r in zip(ids, rows.roles, strict=True)),
+                "entitlement",
+            )  # fmt: skip
+            self._cache_roles(zip((r["external_id"] for r in rows.roles), ids, strict=True))
+            self.result.add("roles_created", len(ids))
+            self.result.new_role_ids += ids
+
+    def _upsert_entitlements(self, c, rows: _EntitlementRows) -> None:
+        iid, now = self.integration.pk, self.now
+        if rows.resources:
+            self._copy(
+                c,
+                "sync_b_resources",
+                ("external_id", "name", "kind"),
+                ((r["external_id"], r["name"], r["kind"]) for r in rows.resources.values()),
+            )
+            c.execute(
+                "INSERT INTO sync_seen_resources SELECT external_id FROM sync_b_resources ON CONFLICT DO NOTHING"
+            )
+            c.execute(
+                """
+                INSERT INTO integrations_resource AS t (integration_id, external_id, name, kind, description,
+                    requestable, override_allowed_durations, allowed_durations, attributes,
+                    first_seen_at, last_seen_at, removed_at, created_at, updated_at)
+                SELECT %s, b.external_id, b.name, b.kind, '', %s, false, %s::jsonb, '{}'::jsonb, %s, %s, NULL, %s, %s
+                FROM sync_b_resources b
+                ON CONFLICT (integration_id, external_id) DO UPDATE
+                SET name = EXCLUDED.name, kind = EXCLUDED.kind, removed_at = NULL,
+                    last_seen_at = EXCLUDED.last_seen_at, updated_at = EXCLUDED.updated_at
+                WHERE (t.name, t.kind, t.removed_at IS NULL) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.kind, true)
+                RETURNING id, (xmax = 0)
+                """,
+                [
+                    iid,
+                    self.integration.requestable_by_default,
+                    json.dumps(_all_durations()),
+                    now,
+                    now,
+                    now,
+                    now,
+                ],
+            )
+            new = [pk for pk, inserted in c.fetchall() if inserted]
+            self.result.add("resources_created", len(new))
+            self.result.new_resource_ids += new
+        if rows.roles:
+            self._copy(
+                c,
+                "sync_b_roles",
+                ("external_id", "resource", "name", "attributes"),
+                ((r["external_id"], r["resource"], r["name"], r["attributes_json"]) for r in rows.roles),
+            )
+            self._seen(c, "roles", "sync_b_roles", "entitlement")
+            c.execute(
+                """
+                INSERT INTO integrations_role AS t (integration_id, resource_id, external_id, name, description,
+                    requestable, override_allowed_durations, allowed_durations, attributes,
+                    first_seen_at, last_seen_at, removed_at, created_at, updated_at)
+                SELECT %s, r.id, b.external_id, b.name, '', true, false, %s::jsonb, b.attributes, %s, %s, NULL, %s, %s
+                FROM sync_b_roles b
+                JOIN integrations_resource r ON r.integration_id = %s AND r.external_id = b.resource
+                ON CONFLICT (integration_id, external_id) DO UPDATE
+                SET resource_id = EXCLUDED.resource_id, name = EXCLUDED.name, attributes = EXCLUDED.attributes,
+                    removed_at = NULL, last_seen_at = EXCLUDED.last_seen_at, updated_at = EXCLUDED.updated_at
+                WHERE (t.resource_id, t.name, t.attributes, t.removed_at IS NULL)
+                    IS DISTINCT FROM (EXCLUDED.resource_id, EXCLUDED.name, EXCLUDED.attributes, true)
+                RETURNING id, external_id, (xmax = 0)
+                """,
+                [iid, json.dumps(_all_durations()), now, now, now, now, iid],
+            )
+            returned = c.fetchall()
+            self._cache_roles((external_id, pk) for pk, external_id, _ in returned)
+            new = [pk for pk, _, inserted in returned if inserted]
+            self.result.add("roles_created", len(new))
+            self.result.new_role_ids += new
 
     def link_implications(self) -> None:
         """Make the implied roles of the listed roles exactly what the application says (set-based)."""
@@ -779,6 +851,19 @@ class _PgIngest(_Ingest):
             if not c.fetchone()[0]:
                 return
             params = {"iid": self.integration.pk}
+            if self.fresh_inventory:  # nothing to compare with: one insert
+                c.execute(
+                    """
+                    INSERT INTO integrations_roleimplication (role_id, implied_role_id)
+                        SELECT DISTINCT r.id, i.id
+                        FROM sync_implies b
+                        JOIN integrations_role r ON r.integration_id = %(iid)s AND r.external_id = b.role
+                        JOIN integrations_role i ON i.integration_id = %(iid)s AND i.external_id = b.implied
+                        WHERE r.id <> i.id
+                    """,
+                    params,
+                )
+                return
             c.execute(
                 """
                 ANALYZE sync_implies;
@@ -803,8 +888,7 @@ class _PgIngest(_Ingest):
                 params,
             )
 
-    def accounts(self, batch: list[dict]) -> None:
-        rows = self.map_accounts(batch)
+    def accounts(self, rows: _AccountRows) -> None:
         with connection.cursor() as c:
             if rows.accounts:
                 users = self._users_by_email(a["email"] for a in rows.accounts)
@@ -830,33 +914,30 @@ class _PgIngest(_Ingest):
 
     def _insert_accounts(self, c, accounts: list[dict], users: dict[str, int]) -> dict[str, int]:
         """The integration had no accounts when this run began: COPY them straight into the table, with
-        ids drawn from its sequence. A key sent twice is caught by the table's unique key."""
+        ids drawn from its sequence."""
         iid, at = self.integration.pk, self.now
-        c.execute(
-            "SELECT nextval(pg_get_serial_sequence('integrations_account', 'id')) FROM generate_series(1, %s)",
-            [len(accounts)],
+        ids = dict(
+            zip(
+                (a["external_id"] for a in accounts),
+                self._next_ids(c, "integrations_account", len(accounts)),
+                strict=True,
+            )
         )
-        ids = {a["external_id"]: pk for a, (pk,) in zip(accounts, c.fetchall(), strict=True)}
         if len(ids) < len(accounts):
             seen: set[str] = set()
             twice = next(
                 a["external_id"] for a in accounts if a["external_id"] in seen or seen.add(a["external_id"])
             )
             raise DuplicateObject(f"the connector sent the account {twice!r} twice in one run")
-        columns = ("id, integration_id, external_id, identity, email, attributes, enabled, user_id, first_seen_at,"
-                   " last_seen_at, created_at, updated_at")  # fmt: skip
-        try:
-            with c.cursor.copy(f"COPY integrations_account ({columns}) FROM STDIN") as copy:
-                for a in accounts:
-                    copy.write_row(
-                        (ids[a["external_id"]], iid, a["external_id"], a["identity"], a["email"],
-                         json.dumps(a["attributes"]), a["enabled"], users.get(a["email"].lower()), at, at, at, at)
-                    )  # fmt: skip
-        except psycopg_errors.UniqueViolation as exc:
-            key = re.search(r"=\(\d+, (.*)\) already exists", exc.diag.message_detail or "")
-            raise DuplicateObject(
-                f"the connector sent the account {key.group(1) if key else '?'!r} twice in one run"
-            ) from None
+        self._copy_new(
+            c,
+            "integrations_account",
+            "id, integration_id, external_id, identity, email, attributes, enabled, user_id, first_seen_at,"
+            " last_seen_at, created_at, updated_at",
+            ((ids[a["external_id"]], iid, a["external_id"], a["identity"], a["email"], a["attributes_json"],
+              a["enabled"], users.get(a["email"].lower()), at, at, at, at) for a in accounts),
+            "account",
+        )  # fmt: skip
         return ids
 
     def _upsert_accounts(
@@ -869,7 +950,7 @@ class _PgIngest(_Ingest):
             "sync_b_accounts",
             ("external_id", "identity", "email", "attributes", "enabled", "user_id"),
             (
-                (a["external_id"], a["identity"], a["email"], json.dumps(a["attributes"]), a["enabled"],
+                (a["external_id"], a["identity"], a["email"], a["attributes_json"], a["enabled"],
                  users.get(a["email"].lower()))
                 for a in accounts
             ),
@@ -986,11 +1067,14 @@ class _PgIngest(_Ingest):
             with connection.cursor() as c:
                 self._end_where(c, "account_id", ids)
 
-    STATISTICS = {  # table: the counts of this run's changes to it
-        "resource": ("resources_created", "resources_removed"),
-        "role": ("roles_created", "roles_removed"),
-        "account": ("accounts_created", "accounts_removed"),
-        "permission": ("permissions_created", "permissions_ended"),
+    STATISTICS = {  # table: (the counts of this run's changes to it, the columns its lookups filter on)
+        "resource": (("resources_created", "resources_removed"), "integration_id, external_id, removed_at"),
+        "role": (("roles_created", "roles_removed"), "integration_id, external_id, resource_id, removed_at"),
+        "account": (("accounts_created", "accounts_removed"), "integration_id, external_id, removed_at"),
+        "permission": (
+            ("permissions_created", "permissions_ended"),
+            "integration_id, account_id, role_id, ended_at",
+        ),
     }
 
     def refresh_statistics(self) -> None:
@@ -1003,7 +1087,8 @@ class _PgIngest(_Ingest):
         fraction of a second however large the table, and its figures commit with the sync."""
         counts, before = self.result.counts, self.analyzed_at_counts
         changed = {
-            t: sum(counts.get(k, 0) - before.get(k, 0) for k in keys) for t, keys in self.STATISTICS.items()
+            t: sum(counts.get(k, 0) - before.get(k, 0) for k in keys)
+            for t, (keys, _) in self.STATISTICS.items()
         }
         changed = {t: n for t, n in changed.items() if n}
         self.analyzed_at_counts = dict(counts)
@@ -1017,15 +1102,17 @@ class _PgIngest(_Ingest):
             estimates = dict(c.fetchall())
             for table, n in changed.items():
                 estimate = estimates.get(f"integrations_{table}", -1)
-                if estimate < 0 or n > 0.1 * estimate + 1000:
-                    c.execute(f"ANALYZE integrations_{table}")
+                if (
+                    estimate < 0 or n > 0.1 * estimate + 1000
+                ):  # the lookup columns only: autovacuum does the rest
+                    c.execute(f"ANALYZE integrations_{table} ({self.STATISTICS[table][1]})")
 
     def mark_unseen_removed(self) -> None:
         iid, now = self.integration.pk, self.now
         with connection.cursor() as c:
             for table, kind in (("resource", "resources"), ("role", "roles"), ("account", "accounts")):
-                if kind == "accounts" and self.fresh_accounts:
-                    continue  # every account there is came from this run
+                if self.fresh_accounts if kind == "accounts" else self.fresh_inventory:
+                    continue  # every one there is came from this run
                 c.execute(
                     f"""
                     UPDATE integrations_{table} t SET removed_at = %s
@@ -1073,7 +1160,7 @@ def sync_integration(
     ingest = writer(integration, result, now, progress or (lambda counts, phase: None))
     new_state: dict = {}
 
-    def run(command: str, flush, phase: str) -> None:
+    def run(command: str, prepare, flush, phase: str) -> None:
         if not connector.supports(command):
             return
         ingest.phase = phase
@@ -1083,7 +1170,7 @@ def sync_integration(
             if stateful
             else {}
         )
-        reader = _Reader(connector, command, config, input_, should_cancel)
+        reader = _Reader(connector, command, config, input_, should_cancel, prepare)
         with contextlib.closing(reader.batches()) as batches:  # an error here stops the reading thread
             for batch in batches:
                 ingest.write(flush, batch)
@@ -1096,10 +1183,10 @@ def sync_integration(
         try:
             with transaction.atomic():
                 ingest.begin()
-                run(ENTITLEMENT_LIST, ingest.entitlements, "resources and roles")
+                run(ENTITLEMENT_LIST, ingest.map_entitlements, ingest.entitlements, "resources and roles")
                 ingest.refresh_statistics()
                 ingest.link_implications()
-                run(ACCOUNT_LIST, ingest.accounts, "accounts and permissions")
+                run(ACCOUNT_LIST, ingest.map_accounts, ingest.accounts, "accounts and permissions")
                 ingest.phase = "finishing"
                 ingest.progress(result.counts, ingest.phase)
                 ingest.refresh_statistics()
