@@ -46,7 +46,7 @@ from ..models import Account, Integration, Maintainer, Permission, Resource, Rol
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE = 5000
+BATCH_SIZE = 2000  # objects per batch: statements stay large, memory in flight (about four batches) small
 ENTITLEMENT_LIST = "std:entitlement:list"
 ACCOUNT_LIST = "std:account:list"
 EXTERNAL_EVENTS_LIMIT = 10_000  # per run: beyond this, external changes are summarised, not itemised
