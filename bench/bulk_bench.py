@@ -2,7 +2,9 @@
 
 Run: ``.venv/bin/python bench/bulk_bench.py [--roles 100000]``. Loads the roles set-based into PostgreSQL
 (``DATABASE_URL``, default database ``gov_bench_bulk``), then times ``bulk_apply`` setting the approval
-workflow and the requestable flag of every role. Target: 100,000 roles changed in < 10 s.
+workflow and the requestable flag of every role, and then the Bulk Actions screen's way for a large
+selection: every role matching a filter, applied back by a background job with progress (in-process
+without a broker). Target: 100,000 roles changed in < 10 s, each way.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ def main() -> int:
     from django.contrib.auth import get_user_model
     from django.db import connection
 
-    from governance.models import AuditEvent
+    from governance.models import AuditEvent, Job
     from integrations.models import ApprovalWorkflow, Integration, Resource, Role
-    from integrations.services.bulk import bulk_apply
+    from integrations.screens.bulk import selection
+    from integrations.services.bulk import bulk_apply, bulk_start
 
     reset_inventory()
     integration = Integration.objects.create(application="demo", name="Bulk bench")
@@ -51,10 +54,32 @@ def main() -> int:
     events = AuditEvent.objects.count() - events_before
     assert changed == len(ids) == Role.objects.filter(workflow=workflow, requestable=False).count()
     print(
-        f"roles changed: {changed:,} in {elapsed:.2f} s ({changed / elapsed:,.0f}/s), audit events: {events:,}"
+        f"bulk_apply: {changed:,} roles changed in {elapsed:.2f} s ({changed / elapsed:,.0f}/s), "
+        f"audit events: {events:,}"
     )
-    print(f"target: {len(ids):,} roles in < {TARGET_S:.0f} s -> {'PASS' if elapsed < TARGET_S else 'FAIL'}")
-    return 0 if elapsed < TARGET_S else 1
+    ok = elapsed < TARGET_S
+
+    # The screen's way: "all matching" a filter, then a background job with progress.
+    events_before = AuditEvent.objects.count()
+    start = time.perf_counter()
+    selected = selection(admin, "roles", f"integration={integration.pk}&q=role-", "all", [])
+    job = bulk_start(
+        actor=admin, target="roles", ids=selected, changes={"workflow": None, "requestable": True}
+    )
+    job.refresh_from_db()
+    elapsed_job = time.perf_counter() - start
+    events = AuditEvent.objects.count() - events_before
+    assert job.status == Job.Status.SUCCEEDED, (job.status, job.error)
+    assert job.done == job.total == len(ids), (job.done, job.total)
+    assert Role.objects.filter(workflow=None, requestable=True).count() == len(ids), "not all changed"
+    assert events >= len(ids), events
+    print(
+        f"all matching + job: {len(selected):,} roles changed in {elapsed_job:.2f} s "
+        f"({len(selected) / elapsed_job:,.0f}/s), audit events: {events:,}, progress {job.done:,}/{job.total:,}"
+    )
+    ok &= elapsed_job < TARGET_S
+    print(f"target: {len(ids):,} roles in < {TARGET_S:.0f} s each way -> {'PASS' if ok else 'FAIL'}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -64,10 +64,18 @@ class ApiRateThrottle(SimpleRateThrottle):
     Rates are read per request from ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`` under the
     scopes ``token``, ``user`` and ``anon``, so they can be changed without a restart of the
     class (tests shrink them).
+
+    Counted in fixed windows (``1200/min``: at most 1200 requests per calendar minute) with
+    the cache's atomic ``add`` and ``incr``, so web processes sharing one cache (``CACHE_URL``
+    pointing at Redis) share one exact budget, however concurrent their requests: DRF's default
+    history list is read, changed and written back, and concurrent requests would overwrite
+    each other's counts. A refused request answers 429 with ``Retry-After``: the seconds until
+    the window ends.
     """
 
     def __init__(self):  # the rate depends on the request: resolved in allow_request
         self.rate = None
+        self._wait = None
 
     def _scope_and_ident(self, request) -> tuple[str, str]:
         if isinstance(request.auth, ApiToken):
@@ -85,10 +93,28 @@ class ApiRateThrottle(SimpleRateThrottle):
         if self.rate is None:
             return True
         self.num_requests, self.duration = self.parse_rate(self.rate)
-        return super().allow_request(request, view)
+        now = self.timer()
+        window = int(now // self.duration)
+        self.key = f"{self.get_cache_key(request, view)}:{self.duration}:{window}"
+        self._wait = (window + 1) * self.duration - now
+        return self._count(self.key) <= self.num_requests
+
+    def _count(self, key: str) -> int:
+        """This request's number in the window: one atomic step in the cache."""
+        timeout = self.duration + 5  # the key outlives its window a little, then goes
+        if self.cache.add(key, 1, timeout):
+            return 1
+        try:
+            return self.cache.incr(key)
+        except ValueError:  # expired between add and incr: a new window's first request
+            self.cache.add(key, 1, timeout)
+            return 1
 
     def get_cache_key(self, request, view):
         return self.cache_format % {"scope": self.scope, "ident": self._ident}
+
+    def wait(self):
+        return self._wait
 
 
 # -- pagination -------------------------------------------------------------------------------------------

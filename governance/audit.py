@@ -175,52 +175,49 @@ def record(
     return event
 
 
+def _json_default(value: Any) -> Any:
+    return value.pk if isinstance(value, models.Model) else DjangoJSONEncoder().default(value)
+
+
 def record_many(events: Iterable[dict[str, Any]], *, batch_size: int = 5000) -> int:
-    """Write many audit events at once (set-based writes), streamed: on PostgreSQL with one COPY,
-    elsewhere in batches. Each dict holds record()'s keywords."""
+    """Write many audit events at once (set-based writes), streamed: on PostgreSQL with one COPY
+    per chunk, elsewhere in batches. Each dict holds record()'s keywords."""
     ctx = current_context()
     actor = _actor_fields(ctx.actor)
+    actor_id, actor_repr = actor.get("actor_id"), actor["actor_repr"]
     now = timezone.now()
     content_types: dict[Any, int | None] = {}
+    connection = connections[AuditEvent.objects.db]
+    copy = connection.vendor == "postgresql"
 
-    def row(e: dict) -> AuditEvent:
+    def row(e: dict) -> tuple:
         model = e.get("object_type")
         if model not in content_types:
             content_types[model] = ContentType.objects.get_for_model(model).pk if model is not None else None
-        return AuditEvent(
-            occurred_at=now,
-            action=e["action"],
-            object_type_id=content_types[model],
-            object_id=str(e.get("object_id", "")),
-            object_repr=str(e.get("object_repr", ""))[:300],
-            integration_id=e.get("integration_id"),
-            status=e.get("status", AuditEvent.Status.OK),
-            details=_json(e.get("details") or {}),
-            correlation_id=ctx.correlation_id,
-            **actor,
-        )
+        details = e.get("details") or {}
+        return (
+            now, actor_id, actor_repr, e["action"], content_types[model], str(e.get("object_id", "")),
+            str(e.get("object_repr", ""))[:300], e.get("integration_id"), e.get("status", AuditEvent.Status.OK),
+            json.dumps(details, default=_json_default) if copy else _json(details), ctx.correlation_id,
+        )  # fmt: skip
 
-    connection = connections[AuditEvent.objects.db]
     columns = ("occurred_at", "actor_id", "actor_repr", "action", "object_type_id", "object_id", "object_repr",
                "integration_id", "status", "details", "correlation_id")  # fmt: skip
     n = 0
     # Rows are built a chunk at a time, outside any COPY: building them (and the caller's generator) may query.
     for chunk in _chunks(events, batch_size):
         rows = [row(e) for e in chunk]
-        if connection.vendor == "postgresql":
+        if copy:
             with (
                 connection.cursor() as cursor,
                 cursor.cursor.copy(
                     f"COPY {AuditEvent._meta.db_table} ({', '.join(columns)}) FROM STDIN"
-                ) as copy,
+                ) as out,
             ):
                 for r in rows:
-                    copy.write_row(
-                        (r.occurred_at, r.actor_id, r.actor_repr, r.action, r.object_type_id, r.object_id,
-                         r.object_repr, r.integration_id, r.status, json.dumps(r.details), r.correlation_id)
-                    )  # fmt: skip
+                    out.write_row(r)
         else:
-            AuditEvent.objects.bulk_create(rows)
+            AuditEvent.objects.bulk_create(AuditEvent(**dict(zip(columns, r, strict=True))) for r in rows)
         n += len(rows)
     return n
 

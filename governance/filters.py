@@ -3,10 +3,13 @@
 from datetime import UTC, timedelta
 
 import django_filters as filters
+from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.db import models
 from django.db.models import Q
 from django_filters.fields import IsoDateTimeField
+from django_filters.filterset import FILTER_FOR_DBFIELD_DEFAULTS
 
 from .models import AuditEvent, Job
 
@@ -32,7 +35,46 @@ class IsoDateTimeFilter(filters.IsoDateTimeFilter):
     field_class = UtcIsoDateTimeField
 
 
-class AuditEventFilter(filters.FilterSet):
+class StrictNullBooleanSelect(forms.NullBooleanSelect):
+    """Passes the raw value on, so the field can refuse what is neither true nor false."""
+
+    def value_from_datadict(self, data, files, name):
+        return data.get(name)
+
+
+class StrictNullBooleanField(forms.NullBooleanField):
+    """true/false (also 1/0, yes/no); empty or "unknown" for no filter; anything else is an error."""
+
+    widget = StrictNullBooleanSelect
+
+    def to_python(self, value):
+        if value is None or isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("", "unknown"):
+            return None
+        if text in ("true", "1", "yes", "on"):
+            return True
+        if text in ("false", "0", "no", "off"):
+            return False
+        raise ValidationError("Enter true or false.", code="invalid")
+
+
+class BooleanFilter(filters.BooleanFilter):
+    field_class = StrictNullBooleanField
+
+
+class FilterSet(filters.FilterSet):
+    """Base of every FilterSet: a boolean parameter that is not true or false is refused, not ignored."""
+
+    FILTER_DEFAULTS = {
+        **FILTER_FOR_DBFIELD_DEFAULTS,
+        models.BooleanField: {"filter_class": BooleanFilter},
+        models.NullBooleanField: {"filter_class": BooleanFilter},
+    }
+
+
+class AuditEventFilter(FilterSet):
     q = filters.CharFilter(method="search", label="Search")
     actor = filters.ModelChoiceFilter(queryset=lambda request: get_user_model().objects.all())
     action = filters.CharFilter(lookup_expr="istartswith")
@@ -55,7 +97,7 @@ class AuditEventFilter(filters.FilterSet):
         )
 
 
-class JobFilter(filters.FilterSet):
+class JobFilter(FilterSet):
     integration = filters.NumberFilter(field_name="integration_id")
 
     class Meta:

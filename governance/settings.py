@@ -10,6 +10,9 @@ Variables (all optional while ``DEBUG`` is on):
 - ``DATABASE_URL``: e.g. ``postgres://user:pw@host:5432/db``. Unset: a SQLite file
   under ``var/`` (the embedded default).
 - ``CELERY_BROKER_URL``: e.g. ``redis://127.0.0.1:6379/0``. Unset: tasks run in-process.
+- ``CACHE_URL``: Django's cache, e.g. ``redis://127.0.0.1:6379/1`` (Django's own Redis
+  backend). It holds the API's rate-limit counters: with several web processes, point them at
+  one Redis so a token has one budget. Unset: memory of each process (the embedded default).
 - ``ALLOWED_HOSTS``: comma-separated host names.
 - ``EMAIL_URL``: e.g. ``smtp://user:pw@mail:587``; default prints mail to the console.
 - ``DEFAULT_FROM_EMAIL``: sender of notifications.
@@ -123,7 +126,12 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "governance.wsgi.application"
 
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'portal.sqlite3'}")}
+# An empty DATABASE_URL means unset: the embedded default.
+DATABASES = {
+    "default": env.db_url_config(
+        env.str("DATABASE_URL", default="") or f"sqlite:///{VAR_DIR / 'portal.sqlite3'}"
+    )
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded default: wait for a busy writer instead of failing, commit eagerly.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
@@ -139,6 +147,21 @@ else:
         "OPTIONS": dict(DATABASES["default"].get("OPTIONS", {})),
         "TEST": {"MIRROR": "default"},
     }
+
+# The cache: the API's rate-limit counters live here (governance/api_core.py).
+CACHE_URL = env.str("CACHE_URL", default="") or "locmemcache://"
+try:
+    _cache = env.cache_url_config(
+        CACHE_URL,
+        # Django's own Redis backend (no third-party driver), whatever else is installed.
+        backend="django.core.cache.backends.redis.RedisCache"
+        if CACHE_URL.partition(":")[0] in ("redis", "rediss")
+        else None,
+    )
+except Exception as exc:  # an unknown scheme or a malformed URL: one clear line
+    raise SystemExit(f"error: CACHE_URL is not a cache URL Django understands ({exc}).") from None
+# Query options such as ?key_prefix=gov&timeout=600 are top-level settings (environ lower-cases them).
+CACHES = {"default": {key.upper(): value for key, value in _cache.items()}}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "governance.User"
@@ -250,5 +273,9 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/(api/)?(v3/)?",
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {
+        "DurationEnum": "integrations.durations.Duration",
+        "AccessRequestStatusEnum": "integrations.models.AccessRequest.Status",
+        "AccessTicketStatusEnum": "integrations.models.AccessTicket.Status",
+    },
 }

@@ -389,7 +389,11 @@ class Resource(DurationsMixin, InventoryMixin):
         constraints = [
             models.UniqueConstraint(fields=["integration", "external_id"], name="uniq_resource_external_id")
         ]
-        indexes = [models.Index(fields=["integration", "name"])]
+        # Sorting the lists by name; searches use trigram indexes on PostgreSQL (migration 0008).
+        indexes = [
+            models.Index(fields=["integration", "name"]),
+            models.Index(fields=["name", "id"], name="resource_name_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -433,6 +437,12 @@ class Role(DurationsMixin, InventoryMixin):
         ordering = ["resource", "name"]
         constraints = [
             models.UniqueConstraint(fields=["integration", "external_id"], name="uniq_role_external_id")
+        ]
+        # The roles list's default order and its sort by name; searches use trigram indexes on PostgreSQL
+        # (migration 0008).
+        indexes = [
+            models.Index(fields=["resource", "name", "id"], name="role_resource_name_idx"),
+            models.Index(fields=["name", "id"], name="role_name_idx"),
         ]
 
     def __str__(self) -> str:

@@ -5,10 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
+from governance.models import AuditEvent
+
+from .access import is_admin, manageable_integrations
 from .durations import ALL_DURATIONS
-from .models import ApprovalWorkflow, Integration, Maintainer, Resource, Role, RoleImplication
+from .models import (
+    AccessDecision,
+    AccessRequest,
+    AccessTicket,
+    ApprovalWorkflow,
+    Integration,
+    Maintainer,
+    Resource,
+    Role,
+    RoleImplication,
+)
 
 
 @dataclass(frozen=True)
@@ -150,3 +163,55 @@ def implication_cycle(role_id: int, implied_role_id: int) -> list[str]:
                 return [names[pk] for pk in chain]
             frontier.append(dst)
     return []
+
+
+# -- access requests ----------------------------------------------------------------------------------------
+
+
+def requestable_roles(q: str = "") -> QuerySet[Role]:
+    """Roles whose effective ``requestable`` is true (the same rule ``effective_settings`` applies)."""
+    roles = Role.objects.filter(
+        requestable=True,
+        removed_at__isnull=True,
+        resource__requestable=True,
+        resource__removed_at__isnull=True,
+        resource__integration__requestable=True,
+    ).select_related("resource__integration")
+    if q:
+        roles = roles.filter(
+            Q(name__icontains=q)
+            | Q(resource__name__icontains=q)
+            | Q(resource__integration__name__icontains=q)
+        )
+    return roles.order_by("resource__integration__name", "resource__name", "name")
+
+
+def visible_access_requests(user) -> QuerySet[AccessRequest]:
+    """The access requests ``user`` may see; the screens and the API both ask here.
+
+    Admins see every request. Others see the requests they filed or that give them access,
+    those waiting for their approval now, those they decided, those whose tickets they are
+    assigned, and every request of an integration they manage.
+    """
+    if is_admin(user):
+        return AccessRequest.objects.all()
+    if not (user and user.is_authenticated):
+        return AccessRequest.objects.none()
+    awaiting = AccessRequest.objects.filter(pending_approvers=user).values("pk")
+    decided = AccessDecision.objects.filter(approver=user).values("request_id")
+    assigned = AccessTicket.objects.filter(assignee=user).values("request_id")
+    return AccessRequest.objects.filter(
+        Q(requester=user)
+        | Q(beneficiary=user)
+        | Q(pk__in=awaiting)
+        | Q(pk__in=decided)
+        | Q(pk__in=assigned)
+        | Q(integration__in=manageable_integrations(user))
+    )
+
+
+def access_request_events(request: AccessRequest):
+    """A request's history: the audit events about it, oldest first."""
+    return AuditEvent.objects.filter(
+        Q(object_id=str(request.pk), action__startswith="access") | Q(details__after__request=request.pk)
+    ).order_by("occurred_at", "id")

@@ -44,6 +44,29 @@ def test_invalid_encryption_key_is_one_clear_line(tmp_path):
     assert "FIELD_ENCRYPTION_KEY" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_invalid_cache_url_is_one_clear_line(tmp_path):
+    result = _manage("check", env_overrides={"CACHE_URL": "memcached-ish://x", "VAR_DIR": str(tmp_path)})
+    assert result.returncode != 0
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "CACHE_URL" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cache_url_selects_djangos_redis_backend(tmp_path):
+    code = (
+        "from django.conf import settings; from django.core.cache import cache; "
+        "print(settings.CACHES['default']['BACKEND'], settings.CACHES['default'].get('KEY_PREFIX')); "
+        "cache.set('probe', 1, 30); print(cache.get('probe')); cache.delete('probe')"
+    )
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
+    result = _manage(
+        "shell", "-v", "0", "-c", code, env_overrides={"CACHE_URL": f"{redis_url}?key_prefix=startup-probe"}
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["django.core.cache.backends.redis.RedisCache", "startup-probe", "1"]
+    result = _manage("shell", "-v", "0", "-c", code, env_overrides={}, drop=["CACHE_URL"])
+    assert result.stdout.split()[:2] == ["django.core.cache.backends.locmem.LocMemCache", "None"]
+
+
 def test_embedded_default_runs_on_sqlite_with_in_process_tasks(tmp_path):
     """No DATABASE_URL, broker or keys: a development start on SQLite under VAR_DIR, with demo data."""
     env = {"DEBUG": "true", "VAR_DIR": str(tmp_path)}
@@ -89,4 +112,5 @@ def test_docker_compose_runs_every_process_from_one_image():
     for s in portal:
         assert s["environment"]["DATABASE_URL"].startswith("postgres://")
         assert s["environment"]["CELERY_BROKER_URL"].startswith("redis://redis:")
+        assert s["environment"]["CACHE_URL"].startswith("redis://redis:")  # one rate-limit budget
     assert (ROOT / services["web"]["build"] / "Dockerfile").exists()

@@ -9,7 +9,7 @@ from rest_framework.routers import DefaultRouter
 
 from governance.api import ApiTokenViewSet
 
-from . import sources, views
+from . import access_requests, sources, views
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
@@ -22,6 +22,8 @@ router.register("workflows", views.WorkflowViewSet, basename="api-workflow")
 router.register("rules", views.RuleViewSet, basename="api-rule")
 router.register("jobs", views.JobViewSet, basename="api-job")
 router.register("audit-events", views.AuditEventViewSet, basename="api-audit-event")
+router.register("access-requests", access_requests.AccessRequestViewSet, basename="api-access-request")
+router.register("access-tickets", access_requests.AccessTicketViewSet, basename="api-access-ticket")
 router.register("tokens", ApiTokenViewSet, basename="api-token")
 
 

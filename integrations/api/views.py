@@ -26,7 +26,15 @@ from ..access import (
     manageable_resources,
     manageable_roles,
 )
-from ..filters import AccountFilter, IntegrationFilter, PermissionFilter, ResourceFilter, RoleFilter
+from ..filters import (
+    AccountFilter,
+    IntegrationFilter,
+    PermissionFilter,
+    ResourceFilter,
+    RoleFilter,
+    RuleFilter,
+    WorkflowFilter,
+)
 from ..models import ApprovalWorkflow, Integration, Rule
 from ..services import rules as rule_services
 from ..services import workflows as workflow_services
@@ -44,10 +52,10 @@ RETRIEVE = extend_schema(parameters=[FIELDS_PARAM])
 NO_BODY = OpenApiResponse(description="Done; no content.")
 
 
-class InventoryViewSet(SparseFieldsMixin, viewsets.GenericViewSet):
-    """Base of the inventory endpoints: managers only, scoped querysets, PATCH (never PUT)."""
+class ScopedViewSet(SparseFieldsMixin, viewsets.GenericViewSet):
+    """Base of the endpoints: querysets scoped to what the caller may see, PATCH (never PUT)."""
 
-    permission_classes = [IsAuthenticatedUser, ManagesInventory]
+    permission_classes = [IsAuthenticatedUser]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     cursor_ordering = "pk"
     detail_serializer_class = None
@@ -74,6 +82,12 @@ class InventoryViewSet(SparseFieldsMixin, viewsets.GenericViewSet):
         # Fresh, with its prefetches (the caller may have just given away their right to see it).
         instance = self.get_queryset().filter(pk=instance.pk).first() or instance
         return Response(self.get_serializer(instance).data, status=code)
+
+
+class InventoryViewSet(ScopedViewSet):
+    """Base of the inventory endpoints: managers only."""
+
+    permission_classes = [IsAuthenticatedUser, ManagesInventory]
 
 
 # -- integrations -----------------------------------------------------------------------------------------
@@ -227,6 +241,7 @@ class WorkflowViewSet(
 
     serializer_class = s.WorkflowSerializer
     queryset = ApprovalWorkflow.objects.none()
+    filterset_class = WorkflowFilter
     permission_classes = [IsAuthenticatedUser, ManagesInventory, AdminForWrites]
 
     def scoped(self, user):
@@ -286,6 +301,7 @@ class RuleViewSet(
 
     serializer_class = s.RuleSerializer
     queryset = Rule.objects.none()
+    filterset_class = RuleFilter
     permission_classes = [IsAuthenticatedUser, ManagesInventory, AdminForWrites]
 
     def scoped(self, user):

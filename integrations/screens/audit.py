@@ -17,8 +17,8 @@ from governance.models import AuditEvent
 
 from ..access import is_admin, manageable_integrations
 from ..models import Integration
-from .common import require_manager, style_form
-from .integrations import per_page
+from .common import require_manager, style_filter
+from .pages import per_page
 from .tables import AuditTable
 
 
@@ -33,10 +33,15 @@ def _events(request):
         *manageable_integrations(request.user).order_by("name").values_list("pk", "name"),
     ]
     form.fields["integration"].widget = forms.Select(choices=choices)
+    form.fields["integration"].label = "Integration"
+    form.fields["action"].label = "Action"
+    form.fields["correlation_id"].label = "Correlation id"
     for name in ("date_from", "date_to"):
         form.fields[name].widget = forms.DateInput(attrs={"type": "date"})
+    for name in ("since", "until"):  # exact instants, for the API and links
+        form.fields[name].widget = forms.HiddenInput()
     form.fields["action"].help_text = ""
-    style_form(form)
+    style_filter(filterset)
     events = filterset.qs if filterset.is_bound and filterset.is_valid() else qs
     return filterset, events
 

@@ -10,41 +10,16 @@ from django.http import Http404, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
-from django_tables2 import RequestConfig
 
 from governance.models import Job
 
-from ..access import manageable_integrations, manageable_resources, manageable_roles
-from ..filters import IntegrationFilter, ResourceFilter, RoleFilter
 from ..services.bulk import BACKGROUND_THRESHOLD, bulk_apply, bulk_start
 from ..services.changes import SUPPORTED, describe, validate_changes
-from .common import require_manager, style_filter, style_form, toast
+from .common import require_manager, style_form, toast
 from .forms import ChangeSetForm
-from .integrations import integration_queryset, per_page, resource_queryset
-from .inventory import role_queryset
-from .tables import BulkIntegrationTable, BulkResourceTable, BulkRoleTable
+from .pages import LISTS, list_table
 
-TARGETS = {
-    "integrations": (IntegrationFilter, BulkIntegrationTable),
-    "resources": (ResourceFilter, BulkResourceTable),
-    "roles": (RoleFilter, BulkRoleTable),
-}
-
-
-def _base(user, target: str):
-    if target == "integrations":
-        return integration_queryset(user)
-    if target == "resources":
-        return resource_queryset(manageable_resources(user).filter(removed_at=None))
-    return role_queryset(manageable_roles(user).filter(removed_at=None))
-
-
-def _plain_base(user, target: str):
-    return {
-        "integrations": manageable_integrations,
-        "resources": lambda u: manageable_resources(u).filter(removed_at=None),
-        "roles": lambda u: manageable_roles(u).filter(removed_at=None),
-    }[target](user)
+TARGETS = list(LISTS)
 
 
 def _target(value) -> str:
@@ -62,8 +37,8 @@ def _filter_params(query: QueryDict) -> QueryDict:
 
 def selection(user, target: str, query: str, scope: str, ids: list[str]) -> list[int]:
     """The ids a bulk action applies to: every object matching the filters, or the checked ones among them."""
-    filter_class, _ = TARGETS[target]
-    filterset = filter_class(_filter_params(QueryDict(query)), queryset=_plain_base(user, target))
+    spec = LISTS[target]
+    filterset = spec.filter_class(_filter_params(QueryDict(query)), queryset=spec.base(user))
     if not filterset.is_valid():
         raise ValidationError(
             "The filters are not valid: "
@@ -80,21 +55,20 @@ def selection(user, target: str, query: str, scope: str, ids: list[str]) -> list
 def bulk(request):
     require_manager(request)
     target = _target(request.GET.get("target", "roles"))
-    filter_class, table_class = TARGETS[target]
-    filterset = filter_class(
-        _filter_params(request.GET) or None, queryset=_base(request.user, target), request=request
+    filterset, table = list_table(
+        request,
+        target,
+        params=_filter_params(request.GET),
+        bulk=True,
+        empty_text="Nothing matches these filters.",
     )
-    style_filter(filterset)
-    qs = filterset.qs if filterset.is_bound and filterset.is_valid() else filterset.queryset
-    table = table_class(qs, empty_text="Nothing matches these filters.")
-    RequestConfig(request, paginate={"per_page": per_page(request)}).configure(table)
     change_form = style_form(ChangeSetForm(prefix="c"))
     return render(
         request,
         "bulk/bulk.html",
         {
             "target": target,
-            "targets": list(TARGETS),
+            "targets": TARGETS,
             "filter": filterset,
             "table": table,
             "changes": change_form,
@@ -140,14 +114,14 @@ def bulk_preview(request):
             )
     else:
         errors.extend(e for errs in change_form.errors.values() for e in errs)
-    model_qs = _plain_base(request.user, target).filter(pk__in=selected[:10])
+    sample = LISTS[target].base(request.user).filter(pk__in=selected[:10])
     return render(
         request,
         "bulk/preview.html",
         {
             "target": target,
             "count": len(selected),
-            "sample": model_qs,
+            "sample": sample,
             "changes": changes,
             "changes_json": json.dumps(changes),
             "lines": describe(changes) if changes else [],

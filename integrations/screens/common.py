@@ -41,11 +41,29 @@ def get_managed(request, queryset, **lookup):
 HIDDEN_FILTERS = ("resource", "account", "role")
 
 
+class OneOfMany(forms.SelectMultiple):
+    """A multiple-choice filter shown as a dropdown: one value picked on the screen, "Any" first; a link
+    may still carry several (``?integration=1&integration=2``)."""
+
+    allow_multiple_selected = False
+
+    def value_from_datadict(self, data, files, name):
+        return [v for v in super().value_from_datadict(data, files, name) if v]
+
+
 def style_filter(filterset):
-    """A FilterSet's form, styled, with its huge choice fields hidden."""
-    for name in HIDDEN_FILTERS:
-        if name in filterset.form.fields:
-            filterset.form.fields[name].widget = forms.HiddenInput()
+    """A FilterSet's form, styled, with its huge choice fields hidden; an unset filter reads "Any"."""
+    for name, field in filterset.form.fields.items():
+        if name in HIDDEN_FILTERS:
+            field.widget = forms.HiddenInput()
+        elif isinstance(field.widget, forms.NullBooleanSelect):
+            field.widget.choices = [("unknown", "Any"), ("true", "Yes"), ("false", "No")]
+        elif isinstance(field, forms.MultipleChoiceField | forms.ModelMultipleChoiceField):
+            # Iterated, not len()-ed: the choices' one query, no COUNT before it.
+            field.widget = OneOfMany(choices=[("", "Any"), *(choice for choice in field.choices)])
+        elif getattr(field, "empty_label", None) is not None:
+            field.empty_label = "Any"
+            field.widget.choices = field.choices  # the widget holds the choices made with the old label
     style_form(filterset.form)
     return filterset
 

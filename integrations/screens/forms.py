@@ -118,13 +118,16 @@ class ConnectionForm(forms.Form):
     def clean_connector_attributes(self):
         return parse_json(self.cleaned_data["connector_attributes"], what="connector attributes JSON")
 
-    def merged_config(self) -> dict:
-        config = dict(self.cleaned_data["config"])
-        for key in self.secret_keys:
-            value = self.cleaned_data.get(f"secret__{key}")
-            if value:
-                config[key] = value
-        return config
+    def clean(self):
+        """``connection_config``: the JSON with the new secret values typed (others keep the stored one)."""
+        data = super().clean()
+        if "config" in data:
+            config = dict(data["config"])
+            for key in self.secret_keys:
+                if data.get(f"secret__{key}"):
+                    config[key] = data[f"secret__{key}"]
+            data["connection_config"] = config
+        return data
 
 
 class MaintainerForm(forms.Form):

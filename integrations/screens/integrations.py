@@ -2,41 +2,22 @@
 
 from __future__ import annotations
 
+import json
+
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, IntegerField, OuterRef, Prefetch, Subquery
-from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
-from django_tables2 import RequestConfig
 
 from governance.models import AuditEvent, Job
 
 from .. import catalogue, services
-from ..access import is_admin, manageable_integrations, manageable_resources
-from ..filters import IntegrationFilter, ResourceFilter
-from ..models import (
-    Account,
-    ApprovalStep,
-    Integration,
-    Maintainer,
-    Permission,
-    PrerequisitePermission,
-    Resource,
-    Role,
-)
+from ..access import is_admin, manageable_resources
+from ..models import Account, Integration, Maintainer, Permission, PrerequisitePermission, Resource, Role
 from ..services.prerequisites import prerequisite_add, prerequisite_remove
-from .common import (
-    add_errors,
-    get_managed,
-    manages_integrations,
-    require_admin,
-    style_filter,
-    style_form,
-    toast,
-)
+from .common import add_errors, get_managed, manages_integrations, require_admin, style_form, toast
 from .forms import (
     FLAG_FIELDS,
     FLAG_LABELS,
@@ -46,50 +27,9 @@ from .forms import (
     IntegrationSettingsForm,
     MaintainerForm,
     PrerequisiteForm,
-    WorkflowForm,
 )
 from .jobs import latest_sync, start_sync
-from .tables import IntegrationTable, ResourceTable
-
-PER_PAGE = 25
-
-
-def per_page(request, default: int = PER_PAGE) -> int:
-    try:
-        return max(1, min(int(request.GET.get("per_page", default)), 500))
-    except ValueError:
-        return default
-
-
-def integration_queryset(user):
-    resources = (
-        Resource.objects.filter(integration=OuterRef("pk"), removed_at=None)
-        .order_by()
-        .values("integration")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    return (
-        manageable_integrations(user)
-        .select_related("owner", "default_workflow")
-        .annotate(resources_count=Coalesce(Subquery(resources, output_field=IntegerField()), 0))
-    )
-
-
-def resource_queryset(qs):
-    roles = (
-        Role.objects.filter(resource=OuterRef("pk"), removed_at=None)
-        .order_by()
-        .values("resource")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    return (
-        qs.select_related("integration", "owner")
-        .prefetch_related("tags")
-        .annotate(roles_count=Coalesce(Subquery(roles, output_field=IntegerField()), 0))
-        .order_by("integration_id", "name")  # the (integration, name) index
-    )
+from .pages import ObjectPage, list_table, maintainer_added, policy_context
 
 
 @login_required
@@ -105,15 +45,11 @@ def home(request):
 def integration_list(request):
     if not manages_integrations(request.user):
         raise PermissionDenied("You do not own or maintain any integration.")
-    filterset = IntegrationFilter(
-        request.GET or None, queryset=integration_queryset(request.user), request=request
+    filterset, table = list_table(
+        request,
+        "integrations",
+        empty_text="No integration matches. Add one to start governing an application.",
     )
-    style_filter(filterset)
-    qs = filterset.qs if filterset.is_bound and filterset.is_valid() else filterset.queryset
-    table = IntegrationTable(
-        qs, empty_text="No integration matches. Add one to start governing an application."
-    )
-    RequestConfig(request, paginate={"per_page": per_page(request)}).configure(table)
     return render(
         request,
         "integrations/list.html",
@@ -127,44 +63,43 @@ def _integration(request, pk: int) -> Integration:
     )
 
 
-def _connection_context(integration: Integration) -> dict:
+def _secrets(integration: Integration) -> tuple[object, list[tuple[str, bool]]]:
+    """The connector's spec and, for each secret item, whether it is set (never its value)."""
     try:
         spec = integration.connector.spec
     except ValidationError:
-        return {"secrets": [], "spec": None}
+        return None, []
     stored = integration.connection_secrets or {}
-    return {"spec": spec, "secrets": [(k, k in stored) for k in spec.secret_keys]}
+    return spec, [(k, k in stored) for k in spec.secret_keys]
 
 
-def _workflow_steps(workflow):
-    if workflow is None:
-        return []
-    return list(
-        ApprovalStep.objects.filter(workflow=workflow).prefetch_related("approvers__user", "approvers__group")
-    )
-
-
-def _prerequisites(**scope):
-    return PrerequisitePermission.objects.filter(**scope).prefetch_related(
-        Prefetch("alternatives", queryset=Role.objects.select_related("resource", "integration"))
-    )
+def _connection_form(integration: Integration) -> ConnectionForm:
+    secret_keys = [k for k, _ in _secrets(integration)[1]]
+    attributes = integration.connector_attributes
+    initial = {
+        "config": json.dumps(integration.connection_config, indent=2),
+        "connector_attributes": json.dumps(attributes, indent=2) if attributes else "",
+    }
+    return ConnectionForm(initial=initial, secret_keys=secret_keys)
 
 
 def integration_context(request, integration: Integration, **extra) -> dict:
-    resources = resource_queryset(Resource.objects.filter(integration=integration, removed_at=None))
-    rfilter = ResourceFilter(request.GET or None, queryset=resources, request=request)
-    rqs = rfilter.qs if rfilter.is_bound and rfilter.is_valid() else resources
-    table = ResourceTable(
-        rqs, empty_text="No resources yet. Sync the integration to discover them.", exclude=("integration",)
+    resource_filter, resource_table = list_table(
+        request,
+        "resources",
+        queryset=Resource.objects.filter(integration=integration, removed_at=None).order_by("name"),
+        empty_text="No resources yet. Sync the integration to discover them.",
+        default_per_page=10,
+        exclude=("integration",),
     )
-    RequestConfig(request, paginate={"per_page": per_page(request, 10)}).configure(table)
     counts = {
         "resources": Resource.objects.filter(integration=integration, removed_at=None).count(),
         "roles": Role.objects.filter(integration=integration, removed_at=None).count(),
         "accounts": Account.objects.filter(integration=integration, removed_at=None).count(),
         "permissions": Permission.objects.filter(integration=integration, ended_at=None).count(),
     }
-    context = {
+    spec, secrets = _secrets(integration)
+    return {
         "integration": integration,
         "nav": "integrations",
         "counts": counts,
@@ -172,107 +107,55 @@ def integration_context(request, integration: Integration, **extra) -> dict:
         "settings_form": style_form(
             IntegrationSettingsForm(initial=IntegrationSettingsForm.initial_for(integration))
         ),
-        "workflow_form": style_form(WorkflowForm(initial={"workflow": integration.default_workflow_id})),
-        "workflow_steps": _workflow_steps(integration.default_workflow),
-        "connection_form": None,
+        "connection_form": style_form(_connection_form(integration)),
+        "spec": spec,
+        "secrets": secrets,
         "maintainers": Maintainer.objects.filter(integration=integration).select_related("user", "group"),
         "maintainer_form": style_form(MaintainerForm()),
-        "prerequisites": _prerequisites(integration=integration),
-        "prerequisite_form": PrerequisiteForm(),
         "job": latest_sync(integration),
         "syncs": Job.objects.filter(kind="sync", integration_id=integration.pk).order_by("-created_at")[:5],
         "events": AuditEvent.objects.filter(integration_id=integration.pk)[:15],
-        "resource_table": table,
-        "resource_filter": rfilter,
-        "section": extra.pop("section", None),
-        **_connection_context(integration),
+        "resource_table": resource_table,
+        "resource_filter": resource_filter,
+        **policy_context(
+            integration,
+            workflow_id=integration.default_workflow_id,
+            effective_workflow=integration.default_workflow,
+        ),
+        **extra,
     }
-    if context["connection_form"] is None:
-        import json
-
-        context["connection_form"] = style_form(
-            ConnectionForm(
-                initial={
-                    "config": json.dumps(integration.connection_config, indent=2),
-                    "connector_attributes": json.dumps(integration.connector_attributes, indent=2)
-                    if integration.connector_attributes
-                    else "",
-                },
-                secret_keys=[k for k, _ in context["secrets"]],
-            )
-        )
-    context.update(extra)
-    return context
 
 
-@login_required
-def integration_detail(request, pk: int):
-    integration = _integration(request, pk)
-    return render(request, "integrations/detail.html", integration_context(request, integration))
+PAGE = ObjectPage("integrations/detail.html", "integrations:detail", _integration, integration_context)
 
 
-def _rerender(request, integration, status=400, **forms):
-    """The integration page again with a form's errors, opened at its section."""
-    fresh = _integration(request, integration.pk)
-    return render(
-        request, "integrations/detail.html", integration_context(request, fresh, **forms), status=status
-    )
+integration_detail = PAGE.detail()
 
-
-def _back(integration, anchor: str = ""):
-    return redirect(reverse("integrations:detail", args=[integration.pk]) + (f"#{anchor}" if anchor else ""))
-
-
-@login_required
-@require_POST
-def integration_settings(request, pk: int):
-    integration = _integration(request, pk)
-    form = style_form(IntegrationSettingsForm(request.POST))
-    if form.is_valid():
-        try:
-            services.integration_update(actor=request.user, integration=integration, **form.cleaned_data)
-        except ValidationError as exc:
-            add_errors(form, exc)
-        else:
-            toast(request, f"Settings of {integration.name} saved.")
-            return _back(integration, "settings")
-    return _rerender(request, integration, settings_form=form, section="settings")
-
-
-@login_required
-@require_POST
-def integration_workflow(request, pk: int):
-    integration = _integration(request, pk)
-    form = style_form(WorkflowForm(request.POST))
-    if form.is_valid():
-        services.integration_update(
-            actor=request.user, integration=integration, default_workflow=form.cleaned_data["workflow"]
-        )
-        toast(request, "Approval workflow saved.")
-        return _back(integration, "workflow")
-    return _rerender(request, integration, workflow_form=form, section="workflow")
-
-
-@login_required
-@require_POST
-def integration_connection(request, pk: int):
-    integration = _integration(request, pk)
-    secret_keys = [k for k, _ in _connection_context(integration)["secrets"]]
-    form = style_form(ConnectionForm(request.POST, secret_keys=secret_keys))
-    if form.is_valid():
-        try:
-            services.integration_update(
-                actor=request.user,
-                integration=integration,
-                connection_config=form.merged_config(),
-                connector_attributes=form.cleaned_data["connector_attributes"],
-            )
-        except ValidationError as exc:
-            add_errors(form, exc, rename={"connection_config": "config"})
-        else:
-            toast(request, "Connection saved. Test it to check it works.")
-            return _back(integration, "connection")
-    return _rerender(request, integration, connection_form=form, section="connection")
+integration_settings, integration_workflow = PAGE.settings_and_workflow(
+    IntegrationSettingsForm,
+    lambda actor, obj, **changes: services.integration_update(actor=actor, integration=obj, **changes),
+    workflow_field="default_workflow",
+)
+integration_connection = PAGE.section(
+    ConnectionForm,
+    "connection",
+    form_kwargs=lambda obj: {"secret_keys": [k for k, _ in _secrets(obj)[1]]},
+    save=lambda actor, obj, data: services.integration_update(
+        actor=actor,
+        integration=obj,
+        connection_config=data["connection_config"],
+        connector_attributes=data["connector_attributes"],
+    ),
+    message="Connection saved. Test it to check it works.",
+    rename={"connection_config": "config"},
+)
+maintainer_add = PAGE.section(
+    MaintainerForm,
+    "maintainers",
+    form_name="maintainer_form",
+    save=lambda actor, obj, data: services.maintainer_add(actor=actor, integration=obj, **data),
+    message=maintainer_added,
+)
 
 
 @login_required
@@ -283,26 +166,7 @@ def integration_test(request, pk: int):
     if request.htmx:
         return render(request, "integrations/_test_result.html", {"ok": ok, "message": message})
     toast(request, message if ok else f"Connection failed: {message}", "success" if ok else "error")
-    return _back(integration, "connection")
-
-
-@login_required
-@require_POST
-def maintainer_add(request, pk: int):
-    integration = _integration(request, pk)
-    form = style_form(MaintainerForm(request.POST))
-    if form.is_valid():
-        try:
-            services.maintainer_add(actor=request.user, integration=integration, **form.cleaned_data)
-        except ValidationError as exc:
-            add_errors(form, exc)
-        else:
-            toast(
-                request,
-                f"{form.cleaned_data['user'] or form.cleaned_data['group']} now maintains {integration}.",
-            )
-            return _back(integration, "maintainers")
-    return _rerender(request, integration, maintainer_form=form, section="maintainers")
+    return PAGE.back(integration, "connection")
 
 
 @login_required
@@ -384,7 +248,7 @@ def integration_sync(request, pk: int):
         return render(
             request, "integrations/_sync.html", {"integration": integration, "job": latest_sync(integration)}
         )
-    return _back(integration, "sync")
+    return PAGE.back(integration, "sync")
 
 
 @login_required
@@ -405,7 +269,7 @@ def integration_sync_cancel(request, pk: int):
     if job and not job.is_finished:
         job_cancel(actor=request.user, job=job)
         toast(request, "Cancelling the sync.", "warning")
-    return _back(integration, "sync")
+    return PAGE.back(integration, "sync")
 
 
 @login_required
@@ -458,8 +322,6 @@ def _docs(spec) -> tuple[str, str]:
 
 @login_required
 def integration_add_form(request, slug: str):
-    import json
-
     require_admin(request)
     try:
         connector = catalogue.get_connector(slug)

@@ -3,82 +3,47 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
-from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce
-from django.shortcuts import redirect, render
-from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.db.models import Count, Q
+from django.shortcuts import render
 from django_tables2 import RequestConfig
 
 from governance.models import AuditEvent
 
 from .. import services
-from ..access import manageable_resources, manageable_roles
-from ..filters import ResourceFilter, RoleFilter
+from ..access import manageable_roles
 from ..models import Maintainer, Permission, Resource, Role, RoleImplication
 from ..selectors import effective_settings
-from .common import add_errors, get_managed, require_manager, style_filter, style_form, toast
-from .forms import MaintainerForm, PrerequisiteForm, ResourceSettingsForm, RoleSettingsForm, WorkflowForm
-from .integrations import _prerequisites, _workflow_steps, per_page, resource_queryset
-from .tables import HolderTable, ResourceTable, RoleTable
+from .common import get_managed, require_manager, style_form
+from .forms import MaintainerForm, ResourceSettingsForm, RoleSettingsForm
+from .pages import (
+    ObjectPage,
+    list_table,
+    maintainer_added,
+    per_page,
+    policy_context,
+    role_rows,
+)
+from .tables import HolderTable
 
 
-def role_queryset(qs):
-    holders = (
-        Permission.objects.filter(role=OuterRef("pk"), ended_at=None)
-        .order_by()
-        .values("role")
-        .annotate(n=Count("pk"))
-        .values("n")
+def _list(request, target: str, title: str):
+    require_manager(request)
+    filterset, table = list_table(request, target, empty_text=f"No {target[:-1]} matches these filters.")
+    return render(
+        request,
+        "inventory/list.html",
+        {"table": table, "filter": filterset, "nav": target, "title": title, "target": target},
     )
-    return (
-        qs.select_related("resource", "integration", "workflow")
-        .prefetch_related("tags")
-        .annotate(holders=Coalesce(Subquery(holders, output_field=IntegerField()), 0))
-        # By id columns, not through the related models' default orderings: index order, no join sort.
-        .order_by("resource_id", "name")
-    )
-
-
-def _filtered(filterset):
-    return filterset.qs if filterset.is_bound and filterset.is_valid() else filterset.queryset
 
 
 @login_required
 def resource_list(request):
-    require_manager(request)
-    base = resource_queryset(manageable_resources(request.user).filter(removed_at=None))
-    filterset = ResourceFilter(request.GET or None, queryset=base, request=request)
-    style_filter(filterset)
-    table = ResourceTable(_filtered(filterset), empty_text="No resource matches these filters.")
-    RequestConfig(request, paginate={"per_page": per_page(request)}).configure(table)
-    return render(
-        request,
-        "inventory/list.html",
-        {
-            "table": table,
-            "filter": filterset,
-            "nav": "resources",
-            "title": "Resources",
-            "target": "resources",
-        },
-    )
+    return _list(request, "resources", "Resources")
 
 
 @login_required
 def role_list(request):
-    require_manager(request)
-    base = role_queryset(manageable_roles(request.user).filter(removed_at=None))
-    filterset = RoleFilter(request.GET or None, queryset=base, request=request)
-    style_filter(filterset)
-    table = RoleTable(_filtered(filterset), empty_text="No role matches these filters.")
-    RequestConfig(request, paginate={"per_page": per_page(request)}).configure(table)
-    return render(
-        request,
-        "inventory/list.html",
-        {"table": table, "filter": filterset, "nav": "roles", "title": "Roles", "target": "roles"},
-    )
+    return _list(request, "roles", "Roles")
 
 
 def grants_for(role_ids: list[int]) -> dict[int, dict[str, list[Role]]]:
@@ -136,111 +101,55 @@ def _resource(request, pk: int) -> Resource:
 
 
 def resource_context(request, resource: Resource, **extra) -> dict:
-    roles = list(role_queryset(Role.objects.filter(resource=resource)).order_by("name"))
+    roles = list(role_rows(Role.objects.filter(resource=resource)).order_by("name"))
     grants = grants_for([r.pk for r in roles])
     stats = Permission.objects.filter(role__resource=resource, ended_at=None).aggregate(
         permissions=Count("pk"),
         accounts=Count("account", distinct=True),
         users=Count("account__user", distinct=True),
     )
-    context = {
+    effective = effective_settings(resource)
+    return {
         "resource": resource,
         "integration": resource.integration,
         "nav": "resources",
-        "effective": effective_settings(resource),
+        "effective": effective,
         "roles": [(r, grants[r.pk]) for r in roles],
         "stats": stats,
         "settings_form": style_form(ResourceSettingsForm(initial=ResourceSettingsForm.initial_for(resource))),
-        "workflow_form": style_form(WorkflowForm(initial={"workflow": resource.workflow_id})),
-        "workflow_steps": _workflow_steps(effective_settings(resource).workflow),
         "maintainers": Maintainer.objects.filter(resource=resource).select_related("user", "group"),
         "maintainer_form": style_form(MaintainerForm()),
-        "prerequisites": _prerequisites(resource=resource),
-        "prerequisite_form": PrerequisiteForm(),
         "events": AuditEvent.objects.filter(object_type__model="resource", object_id=str(resource.pk))[:10],
-        "section": extra.pop("section", None),
+        **policy_context(resource, workflow_id=resource.workflow_id, effective_workflow=effective.workflow),
+        **extra,
     }
-    context.update(extra)
-    return context
 
 
-@login_required
-def resource_detail(request, pk: int):
-    resource = _resource(request, pk)
-    return render(request, "inventory/resource.html", resource_context(request, resource))
+RESOURCE = ObjectPage("inventory/resource.html", "integrations:resource", _resource, resource_context)
+
+
+resource_detail = RESOURCE.detail()
 
 
 @login_required
 def resource_roles(request, pk: int):
     """The roles of a resource, for a row expanded in a table (htmx)."""
     resource = _resource(request, pk)
-    roles = role_queryset(Role.objects.filter(resource=resource)).order_by("name")[:50]
+    roles = role_rows(Role.objects.filter(resource=resource)).order_by("name")[:50]
     return render(request, "inventory/_resource_roles.html", {"resource": resource, "roles": roles})
 
 
-@login_required
-@require_POST
-def resource_settings(request, pk: int):
-    resource = _resource(request, pk)
-    form = style_form(ResourceSettingsForm(request.POST))
-    if form.is_valid():
-        try:
-            services.resource_update(actor=request.user, resource=resource, **form.cleaned_data)
-        except ValidationError as exc:
-            add_errors(form, exc)
-        else:
-            toast(request, f"Settings of {resource.name} saved.")
-            return redirect(reverse("integrations:resource", args=[resource.pk]) + "#settings")
-    fresh = _resource(request, pk)
-    return render(
-        request,
-        "inventory/resource.html",
-        resource_context(request, fresh, settings_form=form, section="settings"),
-        status=400,
-    )
-
-
-@login_required
-@require_POST
-def resource_workflow(request, pk: int):
-    resource = _resource(request, pk)
-    form = style_form(WorkflowForm(request.POST))
-    if form.is_valid():
-        services.resource_update(
-            actor=request.user, resource=resource, workflow=form.cleaned_data["workflow"]
-        )
-        toast(request, "Approval workflow saved.")
-        return redirect(reverse("integrations:resource", args=[resource.pk]) + "#workflow")
-    return render(
-        request,
-        "inventory/resource.html",
-        resource_context(request, resource, workflow_form=form),
-        status=400,
-    )
-
-
-@login_required
-@require_POST
-def resource_maintainer_add(request, pk: int):
-    resource = _resource(request, pk)
-    form = style_form(MaintainerForm(request.POST))
-    if form.is_valid():
-        try:
-            services.maintainer_add(actor=request.user, resource=resource, **form.cleaned_data)
-        except ValidationError as exc:
-            add_errors(form, exc)
-        else:
-            toast(
-                request,
-                f"{form.cleaned_data['user'] or form.cleaned_data['group']} now maintains {resource}.",
-            )
-            return redirect(reverse("integrations:resource", args=[resource.pk]) + "#maintainers")
-    return render(
-        request,
-        "inventory/resource.html",
-        resource_context(request, resource, maintainer_form=form, section="maintainers"),
-        status=400,
-    )
+resource_settings, resource_workflow = RESOURCE.settings_and_workflow(
+    ResourceSettingsForm,
+    lambda actor, obj, **changes: services.resource_update(actor=actor, resource=obj, **changes),
+)
+resource_maintainer_add = RESOURCE.section(
+    MaintainerForm,
+    "maintainers",
+    form_name="maintainer_form",
+    save=lambda actor, obj, data: services.maintainer_add(actor=actor, resource=obj, **data),
+    message=maintainer_added,
+)
 
 
 def _role(request, pk: int) -> Role:
@@ -255,64 +164,32 @@ def _role(request, pk: int) -> Role:
 
 def role_context(request, role: Role, **extra) -> dict:
     holders = Permission.objects.filter(role=role, ended_at=None).select_related("account", "account__user")
-    table = HolderTable(holders, empty_text="Nobody holds this role.")
+    table = HolderTable(holders.order_by("account__identity", "pk"), empty_text="Nobody holds this role.")
     RequestConfig(request, paginate={"per_page": per_page(request)}).configure(table)
-    context = {
+    effective = effective_settings(role)
+    return {
         "role": role,
         "resource": role.resource,
         "integration": role.integration,
         "nav": "roles",
-        "effective": effective_settings(role),
+        "effective": effective,
         "grants": grants_for([role.pk])[role.pk],
         "settings_form": style_form(RoleSettingsForm(initial=RoleSettingsForm.initial_for(role))),
-        "workflow_form": style_form(WorkflowForm(initial={"workflow": role.workflow_id})),
-        "workflow_steps": _workflow_steps(effective_settings(role).workflow),
-        "prerequisites": _prerequisites(role=role),
-        "prerequisite_form": PrerequisiteForm(),
         "holders": table,
-        "section": extra.pop("section", None),
+        **policy_context(role, workflow_id=role.workflow_id, effective_workflow=effective.workflow),
+        **extra,
     }
-    context.update(extra)
-    return context
 
 
-@login_required
-def role_detail(request, pk: int):
-    role = _role(request, pk)
-    return render(request, "inventory/role.html", role_context(request, role))
+ROLE = ObjectPage("inventory/role.html", "integrations:role", _role, role_context)
 
 
-@login_required
-@require_POST
-def role_settings(request, pk: int):
-    role = _role(request, pk)
-    form = style_form(RoleSettingsForm(request.POST))
-    if form.is_valid():
-        try:
-            services.role_update(actor=request.user, role=role, **form.cleaned_data)
-        except ValidationError as exc:
-            add_errors(form, exc)
-        else:
-            toast(request, f"Settings of {role.name} saved.")
-            return redirect(reverse("integrations:role", args=[role.pk]) + "#settings")
-    return render(
-        request,
-        "inventory/role.html",
-        role_context(request, _role(request, pk), settings_form=form, section="settings"),
-        status=400,
-    )
+role_detail = ROLE.detail()
 
-
-@login_required
-@require_POST
-def role_workflow(request, pk: int):
-    role = _role(request, pk)
-    form = style_form(WorkflowForm(request.POST))
-    if form.is_valid():
-        services.role_update(actor=request.user, role=role, workflow=form.cleaned_data["workflow"])
-        toast(request, "Approval workflow saved.")
-        return redirect(reverse("integrations:role", args=[role.pk]) + "#workflow")
-    return render(request, "inventory/role.html", role_context(request, role, workflow_form=form), status=400)
+role_settings, role_workflow = ROLE.settings_and_workflow(
+    RoleSettingsForm,
+    lambda actor, obj, **changes: services.role_update(actor=actor, role=obj, **changes),
+)
 
 
 @login_required

@@ -10,34 +10,14 @@ from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from governance.models import AuditEvent
-
-from ..access import can_manage, is_admin
+from ..access import is_admin
 from ..durations import Duration
 from ..models import AccessRequest, AccessTicket, Permission, Role
-from ..selectors import effective_settings
+from ..selectors import access_request_events, effective_settings, requestable_roles, visible_access_requests
 from ..services import access_requests as services
 from .common import add_errors, style_form, toast
 
 PAGE = 50
-
-
-def requestable_roles(q: str = ""):
-    """Roles whose effective ``requestable`` is true (the same rule ``effective_settings`` applies)."""
-    roles = Role.objects.filter(
-        requestable=True,
-        removed_at__isnull=True,
-        resource__requestable=True,
-        resource__removed_at__isnull=True,
-        resource__integration__requestable=True,
-    ).select_related("resource__integration")
-    if q:
-        roles = roles.filter(
-            Q(name__icontains=q)
-            | Q(resource__name__icontains=q)
-            | Q(resource__integration__name__icontains=q)
-        )
-    return roles.order_by("resource__integration__name", "resource__name", "name")
 
 
 class RequestForm(forms.Form):
@@ -121,28 +101,16 @@ def approvals(request):
     )
 
 
-def _visible(user, access: AccessRequest) -> bool:
-    return (
-        user.pk in (access.requester_id, access.beneficiary_id)
-        or access.pending_approvers.filter(pk=user.pk).exists()
-        or access.decisions.filter(approver=user).exists()
-        or access.tickets.filter(assignee=user).exists()
-        or can_manage(user, access.integration)
-    )
-
-
 @login_required
 def request_detail(request, pk):
     access = get_object_or_404(
         AccessRequest.objects.select_related("role__resource", "integration", "beneficiary", "requester"),
         pk=pk,
     )
-    if not _visible(request.user, access):
+    if not visible_access_requests(request.user).filter(pk=access.pk).exists():
         raise PermissionDenied("This request is not yours to see.")
     step = access.steps[access.current_step] if access.status == "pending" and access.steps else None
-    events = AuditEvent.objects.filter(
-        Q(object_id=str(access.pk), action__startswith="access") | Q(details__after__request=access.pk)
-    ).order_by("occurred_at", "id")[:200]
+    events = access_request_events(access)[:200]
     return render(
         request,
         "requests/detail.html",

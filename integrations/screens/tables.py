@@ -72,8 +72,9 @@ class IntegrationTable(Base):
     def render_resources_count(self, value):
         return f"{value:,}"
 
-    def render_last_sync_status(self, record, value):
-        return badge(record.get_last_sync_status_display(), value)
+    # For a choices field django-tables2 passes the label as ``value``: the badge reads the stored key.
+    def render_last_sync_status(self, record):
+        return badge(record.get_last_sync_status_display(), record.last_sync_status)
 
 
 def tags_html(record) -> str:
@@ -159,9 +160,9 @@ class HolderTable(Base):
         model = Permission
         fields = ("account", "user", "source", "granted_at", "expires_at")
 
-    def render_source(self, record, value):
+    def render_source(self, record):
         css = {"portal": "bg-blue-lt", "external": "bg-orange-lt", "birthright": "bg-purple-lt"}.get(
-            value, ""
+            record.source, "bg-secondary-lt"
         )
         return format_html('<span class="badge {}">{}</span>', css, record.get_source_display())
 
@@ -187,5 +188,5 @@ class AuditTable(Base):
     def render_integration(self, value):
         return self.integration_names.get(value, f"#{value}")
 
-    def render_status(self, record, value):
-        return badge(record.get_status_display(), value)
+    def render_status(self, record):
+        return badge(record.get_status_display(), record.status)

@@ -228,34 +228,24 @@ def apply_changes(
         def note(pk: int, field: str, before, after, per_object=per_object) -> None:
             per_object.setdefault(pk, {})[field] = {"from": before, "to": after}
 
+        # One UPDATE per batch for every scalar change together, over the objects where any differs.
+        updates: dict[str, Any] = {}
         for key, field in scalar.items():
             if key not in changes:
                 continue
-            value = changes[key]
-            hit = [pk for pk, r in rows.items() if r[field] != value]
-            if hit:
-                model.objects.filter(pk__in=hit).update(**{field: value, "updated_at": now})
-                for pk in hit:
-                    note(pk, field, rows[pk][field], value)
+            value = updates[field] = changes[key]
+            for pk, r in rows.items():
+                if r[field] != value:
+                    note(pk, field, r[field], value)
         if "allowed_durations" in changes:
             value = changes["allowed_durations"]
-            hit = [
-                pk
-                for pk, r in rows.items()
-                if not r["override_allowed_durations"] or r["allowed_durations"] != value
-            ]
-            if hit:
-                model.objects.filter(pk__in=hit).update(
-                    override_allowed_durations=True, allowed_durations=value, updated_at=now
-                )
-                for pk in hit:
-                    r = rows[pk]
-                    note(
-                        pk,
-                        "allowed_durations",
-                        r["allowed_durations"] if r["override_allowed_durations"] else None,
-                        value,
-                    )
+            updates.update(override_allowed_durations=True, allowed_durations=value)
+            for pk, r in rows.items():
+                if not r["override_allowed_durations"] or r["allowed_durations"] != value:
+                    before = r["allowed_durations"] if r["override_allowed_durations"] else None
+                    note(pk, "allowed_durations", before, value)
+        if updates and per_object:
+            model.objects.filter(pk__in=sorted(per_object)).update(**updates, updated_at=now)
         if "tags" in changes:
             through = model.tags.through
             fk = f"{label}_id"

@@ -36,3 +36,12 @@ def counts_items(counts: dict) -> list[tuple[str, object]]:
 @register.filter
 def duration_labels(keys) -> str:
     return ", ".join(label(k) for k in keys or [])
+
+
+@register.filter
+def thousands(value) -> str:
+    """1545 → "1,545" (like the tables' counts)."""
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return value

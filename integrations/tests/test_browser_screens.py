@@ -20,6 +20,20 @@ def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
+def assert_clear_of_header(page: Page, toast) -> None:
+    """A toast never covers the header: the signed-in user's menu and the page's action buttons."""
+    box = toast.bounding_box()
+    for element in [page.get_by_test_id("signed-in-user"), *page.locator(".page-header .btn").all()]:
+        other = element.bounding_box()
+        overlaps = not (
+            box["x"] + box["width"] <= other["x"]
+            or other["x"] + other["width"] <= box["x"]
+            or box["y"] + box["height"] <= other["y"]
+            or other["y"] + other["height"] <= box["y"]
+        )
+        assert not overlaps, (box, other)
+
+
 @pytest.fixture
 def admin_page(live_server, page: Page):
     call_command("demo", scale=0.05, verbosity=0)
@@ -62,6 +76,10 @@ def test_admin_journeys(live_server, admin_page: Page):
     expect(page.get_by_test_id("sync-job-status")).to_have_text("Succeeded", timeout=30_000)
     integration = Integration.objects.get(name="Browser Directory")
     expect(page.get_by_test_id("count-resources")).to_have_text("10")
+    # A resource row of the page's table expands into its roles (loaded by htmx on first open).
+    row = page.locator("details.resource-row").first
+    row.locator("summary").click(position={"x": 4, "y": 8})
+    expect(row.locator(".resource-roles")).to_contain_text("Viewer")
     shot(page, "integration")
 
     # Sync again from the page: the progress partial polls until the job has finished.
@@ -75,6 +93,7 @@ def test_admin_journeys(live_server, admin_page: Page):
     page.locator("#id_tags").fill("pii, production")
     page.get_by_role("button", name="Save settings").click()
     expect(page.locator(".toast")).to_contain_text("saved")
+    assert_clear_of_header(page, page.locator(".toast").first)
     expect(page.locator(".page-title")).to_contain_text("production")
     resource.refresh_from_db()
     assert resource.owner == admin and sorted(t.name for t in resource.tags.all()) == ["pii", "production"]

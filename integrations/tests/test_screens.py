@@ -129,8 +129,52 @@ def test_integrations_list_search_filter_sort(admin_client, make_integration, ad
     assert "Beta" not in admin_client.get(f"/integrations/?owner={admin_user.pk}").content.decode()
     rows = admin_client.get("/integrations/?sort=-name").context["table"].rows
     assert [r.record.name for r in rows] == ["Beta", "Alpha"]
+    for sort, names in (("resources_count", ["Beta", "Alpha"]), ("-resources_count", ["Alpha", "Beta"])):
+        rows = admin_client.get(f"/integrations/?sort={sort}").context["table"].rows
+        assert [r.record.name for r in rows] == names, sort
     empty = admin_client.get("/integrations/?q=zzz").content.decode()
     assert "No integration matches" in empty
+
+
+def test_list_badges_follow_the_last_sync_status(admin_client, make_integration):
+    for name, status in (("Ok", "succeeded"), ("Broken", "failed"), ("Busy", "running")):
+        Integration.objects.filter(pk=make_integration(name=name).pk).update(last_sync_status=status)
+    rows = {
+        r.record.name: r.get_cell("last_sync_status") for r in admin_client.get("/").context["table"].rows
+    }
+    assert 'class="badge bg-green-lt">Succeeded<' in rows["Ok"]
+    assert 'class="badge bg-red-lt">Failed<' in rows["Broken"]
+    assert 'class="badge bg-blue-lt">Running<' in rows["Busy"]
+
+
+@pytest.mark.parametrize("url", ["/", "/resources/", "/roles/", "/bulk/?target=roles", "/audit/"])
+def test_unset_filters_read_any(admin_client, integration, inventory, url):
+    form = admin_client.get(url).context["filter"].form
+    html = str(form)
+    assert "---------" not in html and "Unknown" not in html
+    for field in form.visible_fields():
+        if field.field.widget.__class__.__name__ in ("Select", "NullBooleanSelect", "OneOfMany"):
+            first = next(iter(field.field.widget.choices))
+            assert first[1] in ("Any", "Any integration"), (field.name, first)
+    if url in ("/resources/", "/roles/"):
+        assert '<option value="true">Yes</option>' in html and '<option value="false">No</option>' in html
+
+
+def test_an_invalid_filter_value_shows_nothing_and_says_why(admin_client, integration, inventory):
+    page = admin_client.get("/resources/?integration=999999&requestable=true")
+    assert page.status_code == 200 and page.context["table"].paginator.count == 0
+    assert "Select a valid choice" in page.content.decode()
+    assert admin_client.get("/resources/?requestable=true").context["table"].paginator.count == 3
+
+
+def test_one_of_many_filters_keep_several_values_from_a_link(admin_client, make_integration):
+    one, two, three = (make_integration(name=n) for n in ("One", "Two", "Three"))
+    for i, integration in enumerate((one, two, three)):
+        Resource.objects.create(integration=integration, external_id=f"x{i}", name=f"x{i}")
+    both = admin_client.get(f"/resources/?integration={one.pk}&integration={two.pk}")
+    assert {r.record.name for r in both.context["table"].rows} == {"x0", "x1"}
+    picked = admin_client.get(f"/resources/?integration={three.pk}&integration=")
+    assert [r.record.name for r in picked.context["table"].rows] == ["x2"]
 
 
 @pytest.mark.parametrize("url", ["/integrations/", "/resources/", "/roles/"])
@@ -153,7 +197,7 @@ def test_list_query_count_does_not_grow_with_page_size(
     assert counts[0] == counts[1], counts
 
 
-INTEGRATIONS_QUERIES, RESOURCES_QUERIES, ROLES_QUERIES = 7, 9, 8
+INTEGRATIONS_QUERIES, RESOURCES_QUERIES, ROLES_QUERIES = 8, 10, 9
 
 
 def test_list_query_counts_are_pinned(admin_client, integration, django_assert_num_queries):
@@ -161,7 +205,7 @@ def test_list_query_counts_are_pinned(admin_client, integration, django_assert_n
         r = Resource.objects.create(integration=integration, external_id=f"p{i}", name=f"p{i}")
         Role.objects.create(resource=r, external_id=f"p{i}-r", name="read")
     admin_client.get("/resources/")  # warm the session and content types
-    # session, user, access check, filter-form choices, count, page, prefetched tags
+    # session, user, access check, filter-form choices, count, the page's ids, its rows, their tags
     for url, expected in (
         ("/integrations/", INTEGRATIONS_QUERIES),
         ("/resources/", RESOURCES_QUERIES),
@@ -170,6 +214,55 @@ def test_list_query_counts_are_pinned(admin_client, integration, django_assert_n
         for size in (5, 25):
             with django_assert_num_queries(expected):
                 assert admin_client.get(f"{url}?per_page={size}").status_code == 200
+
+
+def test_roles_search_spans_the_resource_name_and_the_role_fields(admin_client, integration, inventory):
+    resources, roles = inventory
+    by_resource = admin_client.get("/roles/?q=DB-1").context["table"].rows
+    assert {(r.record.resource.name, r.record.name) for r in by_resource} == {
+        ("db-1", "read"),
+        ("db-1", "write"),
+    }
+    by_name = admin_client.get(f"/roles/?q=writ&integration={integration.pk}").context["table"].rows
+    assert sorted(r.record.pk for r in by_name) == sorted(r.pk for r in roles if r.name == "write")
+    by_external_id = admin_client.get("/roles/?q=r2-read").context["table"].rows
+    assert [r.record.external_id for r in by_external_id] == ["r2-read"]
+    assert admin_client.get("/roles/?q=nothing-like-it").context["table"].paginator.count == 0
+
+
+@pytest.mark.parametrize("sort", ["name", "-name"])
+def test_pages_sorted_on_ties_never_repeat_or_skip_a_row(admin_client, integration, sort):
+    resource = Resource.objects.create(integration=integration, external_id="same", name="same")
+    Role.objects.bulk_create(
+        Role(resource=resource, integration=integration, external_id=f"t{i}", name="read") for i in range(20)
+    )
+    seen = []
+    for page in (1, 2, 3):
+        rows = (
+            admin_client.get(f"/roles/?sort={sort}&per_page=7&page={page}").context["table"].page.object_list
+        )
+        seen += [r.record.pk for r in rows]
+    assert len(seen) == len(set(seen)) == 20
+
+
+def test_search_and_sort_indexes_exist_on_postgresql():
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE indexname LIKE '%%_trgm' OR indexname LIKE '%%name_idx'"
+        )
+        names = {row[0] for row in cursor.fetchall()}
+    assert {
+        "integrations_resource_name_trgm",
+        "integrations_resource_description_trgm",
+        "integrations_resource_external_id_trgm",
+        "integrations_role_name_trgm",
+        "integrations_role_external_id_trgm",
+        "resource_name_idx",
+        "role_name_idx",
+        "role_resource_name_idx",
+    } <= names
 
 
 # -- integration page ----------------------------------------------------------------------------
@@ -194,6 +287,10 @@ def test_integration_page_shows_every_section_and_never_a_secret(admin_client, i
     assert "apiToken: set" in content and "password: not set" in content
     assert "tok-screens-secret" not in content
     assert "db-0" in content
+    # Its resources: searchable in place, each row expandable into its roles (htmx).
+    searched = admin_client.get(f"/integrations/{integration.pk}/?q=db-2").context["resource_table"]
+    assert [r.record.name for r in searched.rows] == ["db-2"]
+    assert f'hx-get="/resources/{inventory[0][2].pk}/roles"' in content
 
 
 def test_settings_edit_and_errors(admin_client, integration):
@@ -260,6 +357,9 @@ def test_sync_now_and_progress_partial(admin_client, integration):
     assert job.status == "succeeded" and job.counts["resources_created"] == 10
     partial = admin_client.get(f"/integrations/{integration.pk}/sync/status").content.decode()
     assert "Succeeded" in partial and "Resources created" in partial and "hx-trigger" not in partial
+    page = admin_client.get(f"/integrations/{integration.pk}/")
+    assert list(page.context["syncs"]) == [job]
+    assert "Last syncs" in page.content.decode() and "10 res" in page.content.decode()
 
 
 def test_workflow_maintainers_prerequisites(
@@ -369,6 +469,60 @@ def test_resource_page_and_edit(admin_client, integration, inventory, admin_user
     assert read.allowed_durations == ["1h"] and not read.requestable
     partial = admin_client.get(f"/resources/{resource.pk}/roles").content.decode()
     assert "read" in partial and "write" in partial
+
+
+def test_resource_and_role_pages_count_and_list_the_holders(
+    admin_client, integration, inventory, django_user_model
+):
+    from django.utils import timezone
+
+    from integrations.models import Account, Permission
+
+    resource, (read, write) = inventory[0][0], inventory[1][:2]
+    ada, bob = (django_user_model.objects.create_user(n) for n in ("ada", "bob"))
+    accounts = [
+        Account.objects.create(integration=integration, external_id=f"a{i}", identity=f"acct-{i}", user=user)
+        for i, user in enumerate((ada, bob, None))
+    ]
+    expiry = timezone.now() + timezone.timedelta(days=3)
+    Permission.objects.create(account=accounts[0], role=read, source="portal", expires_at=expiry)
+    Permission.objects.create(account=accounts[1], role=read, source="external")
+    Permission.objects.create(account=accounts[2], role=write, source="external")
+    Permission.objects.create(account=accounts[0], role=write, source="external", ended_at=timezone.now())
+    page = admin_client.get(f"/resources/{resource.pk}/")
+    assert page.context["stats"] == {"permissions": 3, "accounts": 3, "users": 2}
+    html = page.content.decode()
+    assert f"/bulk/?target=roles&resource={resource.pk}" in html  # its bulk actions
+    assert {role.name: role.holders for role, _ in page.context["roles"]} == {"read": 2, "write": 1}
+    holders = admin_client.get(f"/roles/{read.pk}/").context["holders"]
+    rows = {r.record.account.identity: r for r in holders.rows}
+    assert set(rows) == {"acct-0", "acct-1"}
+    assert rows["acct-0"].get_cell("user") == ada and "Granted by the portal" in rows["acct-0"].get_cell(
+        "source"
+    )
+    assert rows["acct-0"].get_cell("expires_at") == expiry.strftime("%Y-%m-%d %H:%M")
+    assert (
+        "outside the portal" in rows["acct-1"].get_cell("source")
+        and rows["acct-1"].get_cell("expires_at") == "never"
+    )
+
+
+def test_resource_and_role_workflow_sections(admin_client, integration, inventory, workflow):
+    resource, role = inventory[0][0], inventory[1][0]
+    response = admin_client.post(f"/resources/{resource.pk}/workflow", {"workflow": workflow.pk})
+    assert response.status_code == 302 and response.url.endswith("#workflow")
+    assert admin_client.post(f"/roles/{role.pk}/workflow", {"workflow": workflow.pk}).status_code == 302
+    resource.refresh_from_db(), role.refresh_from_db()
+    assert resource.workflow == role.workflow == workflow
+    page = admin_client.get(f"/roles/{role.pk}/")
+    assert (
+        page.context["effective"].workflow_from == "role"
+        and "Approval workflow saved." in page.content.decode()
+    )
+    bad = admin_client.post(f"/roles/{role.pk}/workflow", {"workflow": 999999})
+    assert bad.status_code == 400 and bad.context["section"] == "workflow"
+    assert "Select a valid choice" in bad.content.decode()
+    assert AuditEvent.objects.filter(action="role.update", object_id=str(role.pk)).count() == 1
 
 
 # -- rules ---------------------------------------------------------------------------------------
@@ -525,4 +679,5 @@ def test_audit_log_filters_errors_and_csv(admin_client, integration, admin_user)
     lines = body.strip().splitlines()
     assert lines[0].startswith("occurred_at,actor,action")
     assert len(lines) == 2 and "integration.update" in lines[1] and integration.name in lines[1]
-    assert admin_client.get("/audit/?date_from=notadate").status_code == 200
+    bad_date = admin_client.get("/audit/?date_from=notadate")
+    assert bad_date.status_code == 200 and "Enter a valid date." in bad_date.content.decode()

@@ -423,7 +423,15 @@ def test_lists_use_the_filtersets(client_for, world):
     assert _ids(client.get("/api/resources/?q=theirs")) == {world["theirs_resource"].pk}
     assert _ids(client.get(f"/api/roles/?integration={world['mine'].pk}")) == {world["mine_role"].pk}
     assert _ids(client.get("/api/integrations/?application=demo")) == {world["mine"].pk, world["theirs"].pk}
-    assert client.get("/api/permissions/?active=maybe").status_code in (200, 400)
+    response = client.get("/api/permissions/?active=maybe")  # neither true nor false: refused, not ignored
+    assert response.status_code == 400 and "active" in response.json()["error"]["fields"]
+    assert client.get("/api/integrations/?read_only=perhaps").status_code == 400
+    assert _ids(client.get("/api/integrations/?read_only=false")) == {world["mine"].pk, world["theirs"].pk}
+    assert _ids(client.get("/api/integrations/?read_only=unknown")) == {world["mine"].pk, world["theirs"].pk}
+    assert _ids(client.get("/api/permissions/?active=1")) == {
+        world["mine_permission"].pk,
+        world["theirs_permission"].pk,
+    }
     assert client.get("/api/resources/?integration=abc").status_code == 400
 
 

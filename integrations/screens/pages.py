@@ -1,0 +1,286 @@
+"""The one way the list screens and the object pages work.
+
+Lists: a FilterSet (the API's) filters a plain queryset; the table sorts, counts and pages it; only then
+are the rows of the page shown loaded by id, with what they display (related objects, tags, counts).
+Sorting and counting thus never drag joins and per-row subqueries through the whole inventory, deep pages
+skip plain ids, and the query count is the same at every page size.
+
+Pages: an object's page has sections (settings, workflow, maintainers...), each with a form that posts to
+its own view: valid, the service runs and the admin lands back on the section with a toast; invalid (or
+refused by the service), the page is shown again with the form's errors, the section open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db.models import Count, IntegerField, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+from django_tables2 import RequestConfig
+from django_tables2.data import TableQuerysetData
+
+from ..access import manageable_integrations, manageable_resources, manageable_roles
+from ..filters import IntegrationFilter, ResourceFilter, RoleFilter
+from ..models import ApprovalStep, Permission, PrerequisitePermission, Resource, Role
+from . import tables
+from .common import add_errors, style_filter, style_form, toast
+from .forms import PrerequisiteForm, WorkflowForm
+
+PER_PAGE = 25
+
+
+def per_page(request, default: int = PER_PAGE) -> int:
+    try:
+        return max(1, min(int(request.GET.get("per_page", default)), 500))
+    except ValueError:
+        return default
+
+
+def _count(model, fk: str, **active):
+    """A per-row count of ``model`` rows pointing at the row through ``fk``, as an annotation."""
+    rows = model.objects.filter(**{fk: OuterRef("pk")}, **active).order_by().values(fk)
+    return Coalesce(Subquery(rows.annotate(n=Count("pk")).values("n"), output_field=IntegerField()), 0)
+
+
+# What a row of each list displays, loaded for the rows of one page (or the few rows of a small list).
+def integration_rows(qs: QuerySet) -> QuerySet:
+    return qs.select_related("owner", "default_workflow").annotate(
+        resources_count=_count(Resource, "integration", removed_at=None)
+    )
+
+
+def resource_rows(qs: QuerySet) -> QuerySet:
+    return (
+        qs.select_related("integration", "owner")
+        .prefetch_related("tags")
+        .annotate(roles_count=_count(Role, "resource", removed_at=None))
+    )
+
+
+def role_rows(qs: QuerySet) -> QuerySet:
+    return (
+        qs.select_related("resource", "integration", "workflow")
+        .prefetch_related("tags")
+        .annotate(holders=_count(Permission, "role", ended_at=None))
+    )
+
+
+class PageRows(TableQuerysetData):
+    """Table data sorted, counted and sliced on a plain queryset; a page's rows are then loaded by id."""
+
+    def __init__(self, queryset: QuerySet, rows: Callable[[QuerySet], QuerySet]):
+        super().__init__(queryset)
+        self.rows = rows
+
+    def _ordered(self) -> QuerySet:
+        # The id breaks ties, in the direction of the first key: pages never repeat or skip a row.
+        qs = self.data
+        order = [o for o in (qs.query.order_by or qs.model._meta.ordering) if isinstance(o, str)]
+        if any(o.lstrip("-") in ("pk", "id") for o in order):
+            return qs
+        return qs.order_by(*order, "-pk" if order and order[0].startswith("-") else "pk")
+
+    def __getitem__(self, key):
+        if not isinstance(key, slice):
+            return self[key : key + 1][0]
+        ids = list(self._ordered().values_list("pk", flat=True)[key])
+        loaded = {r.pk: r for r in self.rows(self.data.model._base_manager.filter(pk__in=ids))}
+        return [loaded[pk] for pk in ids if pk in loaded]
+
+    def __iter__(self):
+        return iter(self[:])
+
+
+@dataclass(frozen=True)
+class ListSpec:
+    """One list: its FilterSet, the plain queryset a user may see, what a row shows, its tables."""
+
+    filter_class: type
+    base: Callable[[Any], QuerySet]
+    rows: Callable[[QuerySet], QuerySet]
+    table: type
+    bulk_table: type
+
+
+LISTS: dict[str, ListSpec] = {
+    "integrations": ListSpec(
+        IntegrationFilter,
+        # The count is sortable: the few integrations keep it on the plain queryset too.
+        lambda user: manageable_integrations(user).annotate(
+            resources_count=_count(Resource, "integration", removed_at=None)
+        ),
+        integration_rows,
+        tables.IntegrationTable,
+        tables.BulkIntegrationTable,
+    ),
+    "resources": ListSpec(
+        ResourceFilter,
+        # By id columns, not through the related models' default orderings: the (integration, name) index.
+        lambda user: manageable_resources(user).filter(removed_at=None).order_by("integration_id", "name"),
+        resource_rows,
+        tables.ResourceTable,
+        tables.BulkResourceTable,
+    ),
+    "roles": ListSpec(
+        RoleFilter,
+        lambda user: manageable_roles(user).filter(removed_at=None).order_by("resource_id", "name"),
+        role_rows,
+        tables.RoleTable,
+        tables.BulkRoleTable,
+    ),
+}
+
+
+def filtered(filterset) -> QuerySet:
+    """The filtered rows; none while a filter's value is invalid (the filter bar names the error)."""
+    if not filterset.is_bound:
+        return filterset.queryset
+    return filterset.qs if filterset.is_valid() else filterset.queryset.none()
+
+
+def list_table(
+    request,
+    target: str,
+    *,
+    empty_text: str,
+    queryset: QuerySet | None = None,
+    params=None,
+    bulk: bool = False,
+    default_per_page: int = PER_PAGE,
+    **table_kwargs,
+):
+    """The FilterSet (styled, for the filter bar) and the paginated table of the list ``target``.
+
+    ``queryset`` narrows the user's objects (e.g. one integration's resources); ``params`` replace the
+    request's query string as the filters' input.
+    """
+    spec = LISTS[target]
+    qs = spec.base(request.user) if queryset is None else queryset
+    params = request.GET if params is None else params
+    filterset = style_filter(spec.filter_class(params or None, queryset=qs, request=request))
+    table_class = spec.bulk_table if bulk else spec.table
+    table = table_class(PageRows(filtered(filterset), spec.rows), empty_text=empty_text, **table_kwargs)
+    RequestConfig(request, paginate={"per_page": per_page(request, default_per_page)}).configure(table)
+    return filterset, table
+
+
+# -- object pages ---------------------------------------------------------------------------------
+def workflow_steps(workflow) -> list[ApprovalStep]:
+    if workflow is None:
+        return []
+    return list(
+        ApprovalStep.objects.filter(workflow=workflow).prefetch_related("approvers__user", "approvers__group")
+    )
+
+
+def prerequisites(**scope) -> QuerySet:
+    return PrerequisitePermission.objects.filter(**scope).prefetch_related(
+        Prefetch("alternatives", queryset=Role.objects.select_related("resource", "integration"))
+    )
+
+
+def policy_context(obj, *, workflow_id, effective_workflow) -> dict:
+    """The sections every object page has: its approval workflow (own and effective) and prerequisites."""
+    kind = obj._meta.model_name
+    return {
+        "workflow_form": style_form(WorkflowForm(initial={"workflow": workflow_id})),
+        "workflow_steps": workflow_steps(effective_workflow),
+        "prerequisites": prerequisites(**{kind: obj}),
+        "prerequisite_form": PrerequisiteForm(),
+        "section": None,
+    }
+
+
+@dataclass(frozen=True)
+class ObjectPage:
+    """An object's page: how to fetch the object for the asking user, its template, its context."""
+
+    template: str
+    url_name: str
+    get: Callable[[Any, int], Any]
+    context: Callable[..., dict]
+
+    def render(self, request, obj, *, status: int = 200, **extra):
+        return render(request, self.template, self.context(request, obj, **extra), status=status)
+
+    def detail(self):
+        """The page's view."""
+
+        @login_required
+        def view(request, pk: int):
+            return self.render(request, self.get(request, pk))
+
+        view.__name__ = f"{self.url_name.rsplit(':', 1)[-1]}_detail"
+        return view
+
+    def back(self, obj, section: str = ""):
+        return redirect(reverse(self.url_name, args=[obj.pk]) + (f"#{section}" if section else ""))
+
+    def section(
+        self,
+        form_class,
+        section: str,
+        *,
+        save: Callable[[Any, Any, dict], Any],
+        message: str | Callable[[Any, dict], str],
+        form_name: str | None = None,
+        form_kwargs: Callable[[Any], dict] | None = None,
+        rename: dict[str, str] | None = None,
+    ):
+        """The view of a section's form (POST only). Valid: ``save(actor, obj, cleaned_data)`` (a service),
+        a toast (``message``, formatted with ``obj``), back to the section. Invalid or refused by the
+        service: the page again with the form's errors and the section open (status 400)."""
+
+        @login_required
+        @require_POST
+        def view(request, pk: int):
+            obj = self.get(request, pk)
+            form = style_form(form_class(request.POST, **(form_kwargs(obj) if form_kwargs else {})))
+            if form.is_valid():
+                try:
+                    save(request.user, obj, form.cleaned_data)
+                except ValidationError as exc:
+                    add_errors(form, exc, rename)
+                else:
+                    text = (
+                        message.format(obj=obj)
+                        if isinstance(message, str)
+                        else message(obj, form.cleaned_data)
+                    )
+                    toast(request, text)
+                    return self.back(obj, section)
+            fresh = self.get(request, pk)  # the object as stored, not as the refused change left it
+            return self.render(
+                request, fresh, status=400, section=section, **{form_name or f"{section}_form": form}
+            )
+
+        view.__name__ = f"{self.url_name.rsplit(':', 1)[-1]}_{section}"
+        return view
+
+    def settings_and_workflow(self, settings_form, update: Callable[..., Any], *, workflow_field="workflow"):
+        """The two sections every object page has, both saved by ``update(actor, obj, **changes)``: its
+        settings, and its approval workflow (``workflow_field``)."""
+        settings = self.section(
+            settings_form,
+            "settings",
+            save=lambda actor, obj, data: update(actor, obj, **data),
+            message="Settings of {obj.name} saved.",
+        )
+        workflow = self.section(
+            WorkflowForm,
+            "workflow",
+            save=lambda actor, obj, data: update(actor, obj, **{workflow_field: data["workflow"]}),
+            message="Approval workflow saved.",
+        )
+        return settings, workflow
+
+
+def maintainer_added(obj, data) -> str:
+    return f"{data['user'] or data['group']} now maintains {obj}."
