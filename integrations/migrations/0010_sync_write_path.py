@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('integrations', '0007_access_requests'),
+        ('integrations', '0008_list_indexes'),
     ]
 
     operations = [
