@@ -19,6 +19,7 @@ anti-join); on the embedded SQLite default the ORM's bulk upserts do the same jo
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import queue
@@ -402,14 +403,17 @@ class _Ingest:
             self.result.add("permissions_ended", len(pairs))
             self._external(revoked=pairs)
 
-    def _external(self, granted=(), revoked=()) -> None:
+    def _external(self, granted=(), revoked=(), count: int | None = None) -> None:
+        """Record permission changes made outside the portal (itemised up to the run's limit).
+        ``count``: how many grants ``granted`` stands for, when it is a capped iterator."""
         if self.first_sync:
             return
+        granted, revoked = list(granted), list(revoked)
         room = EXTERNAL_EVENTS_LIMIT - len(self.result.external_grants) - len(self.result.external_revokes)
-        self.result.external_grants += list(granted)[: max(room, 0)]
+        self.result.external_grants += granted[: max(room, 0)]
         room -= len(granted)
-        self.result.external_revokes += list(revoked)[: max(room, 0)]
-        self.result.add("external_grants", len(granted))
+        self.result.external_revokes += revoked[: max(room, 0)]
+        self.result.add("external_grants", len(granted) if count is None else count)
         self.result.add("external_revokes", len(revoked))
 
     def link_implications(self) -> None:
@@ -692,17 +696,22 @@ class _PgIngest(_Ingest):
             self.role_ids = {}
         self.role_ids.update(pairs)
 
-    def _role_ids_of(self, cursor, identities: set[str]) -> dict[str, int]:
-        """Ids of these roles of the integration (any that do not exist are left out)."""
-        missing = [i for i in identities if i not in self.role_ids]
-        if missing:
-            cursor.execute(
-                "SELECT external_id, id FROM integrations_role WHERE integration_id = %s AND external_id = ANY(%s)",
-                [self.integration.pk, missing],
-            )
-            self._cache_roles(cursor.fetchall())
+    def _role_ids_of(self, cursor, held: list[list[str]]) -> dict[str, int]:
+        """A mapping from role identity to id holding every role named in ``held`` that exists."""
         ids = self.role_ids
-        return {i: ids[i] for i in identities if i in ids}
+        missing = {r for roles in held for r in roles if r not in ids}
+        if not missing:
+            return ids
+        cursor.execute(
+            "SELECT external_id, id FROM integrations_role WHERE integration_id = %s AND external_id = ANY(%s)",
+            [self.integration.pk, list(missing)],
+        )
+        found = cursor.fetchall()
+        if len(ids) + len(found) > self.ROLE_CACHE_LIMIT:  # start again from this batch's roles
+            ids = {r: ids[r] for roles in held for r in roles if r in ids}
+            self.role_ids = ids
+        ids.update(found)
+        return ids
 
     def entitlements(self, rows: _EntitlementRows) -> None:
         self._remember(rows)
@@ -898,12 +907,15 @@ class _PgIngest(_Ingest):
                 else:
                     account_ids, inserted = self._upsert_accounts(c, rows.accounts, users)
                 self.result.add("accounts_created", len(inserted))
-                role_ids = self._role_ids_of(c, {r for held in rows.held.values() for r in held})
-                granted, desired = [], {}
+                role_ids = self._role_ids_of(c, list(rows.held.values()))
+                granted, desired = (
+                    [],
+                    {},
+                )  # (account id, role ids) of new accounts; existing: account id -> role ids
                 for external_id, held in rows.held.items():
                     account_id, roles = account_ids[external_id], {role_ids[r] for r in held if r in role_ids}
                     if external_id in inserted:
-                        granted.extend((account_id, role_id) for role_id in roles)
+                        granted.append((account_id, roles))
                     else:
                         desired[account_id] = roles
                 if desired:
@@ -986,36 +998,43 @@ class _PgIngest(_Ingest):
         )
         return dict(c.fetchall()), inserted
 
-    def _permission_changes(self, c, desired: dict[int, set[int]]) -> list[tuple[int, int]]:
-        """End what these existing accounts no longer hold; return the (account, role) pairs they gained."""
+    def _permission_changes(self, c, desired: dict[int, set[int]]) -> list[tuple[int, set[int]]]:
+        """End what these existing accounts no longer hold; return the roles each one gained."""
         c.execute(
             "SELECT id, account_id, role_id FROM integrations_permission"
             " WHERE account_id = ANY(%s) AND ended_at IS NULL",
             [list(desired)],
         )
-        gone, held = [], set()
+        gone, gained = [], {a: set(roles) for a, roles in desired.items()}
         for pk, account_id, role_id in c.fetchall():
             if role_id in desired[account_id]:
-                held.add((account_id, role_id))
+                gained[account_id].discard(role_id)
             else:
                 gone.append(pk)
         if gone:
             self._end_ids(c, gone)
-        return [(a, r) for a, roles in desired.items() for r in roles if (a, r) not in held]
+        return [(a, roles) for a, roles in gained.items() if roles]
 
-    def _grant(self, c, pairs: list[tuple[int, int]]) -> None:
-        """COPY new external permissions straight into the permission table."""
-        if not pairs:
+    def _grant(self, c, granted: list[tuple[int, set[int]]]) -> None:
+        """COPY new external permissions straight into the permission table (ids only: no escaping needed)."""
+        n = sum(len(roles) for _, roles in granted)
+        if not n:
             return
-        at = self.now.isoformat()
-        line = f"{self.integration.pk}\t{{}}\t{{}}\texternal\t{at}\t{at}\n".format
+        iid, at = self.integration.pk, self.now.isoformat()
+        rest = f"\texternal\t{at}\t{at}\n"
         with c.cursor.copy(
             "COPY integrations_permission (integration_id, account_id, role_id, source, granted_at, last_seen_at)"
             " FROM STDIN"
         ) as copy:
-            copy.write("".join(line(a, r) for a, r in sorted(pairs)))
-        self.result.add("permissions_created", len(pairs))
-        self._external(granted=pairs)
+            copy.write("".join([f"{iid}\t{a}\t{r}{rest}" for a, roles in granted for r in roles]))
+        self.result.add("permissions_created", n)
+        if not self.first_sync:
+            self._external(
+                granted=itertools.islice(
+                    ((a, r) for a, roles in granted for r in roles), EXTERNAL_EVENTS_LIMIT
+                ),
+                count=n,
+            )
 
     def _end_ids(self, c, permission_ids: list[int]) -> None:
         c.execute(
