@@ -10,10 +10,23 @@ the inventory and the saved delta state exactly as they were, and running it aga
 - A **delta** (stateful) run hands the connector the last committed state, applies
   ``deleted: true``, and saves the new state in the same transaction as its last batch.
 
-Two writers share one shape: on PostgreSQL each batch is COPied into a temporary table and
-merged with ``INSERT … ON CONFLICT DO UPDATE … WHERE … IS DISTINCT FROM …`` (unchanged rows
-are not rewritten; what a full run saw is kept in temporary tables and removals are an
-anti-join); on the embedded SQLite default the ORM's bulk upserts do the same job.
+The connector runs in a thread of its own (it never touches the database) and hands over
+batches already mapped to rows, so reading the application overlaps with writing.
+
+Two writers share one shape. On PostgreSQL:
+
+- an integration's first sync COPies resources, roles and accounts straight into their tables,
+  with ids drawn from the sequences (a key sent twice trips the table's unique key);
+- later syncs COPy each batch into a temporary table and merge it with ``INSERT … ON CONFLICT
+  DO UPDATE … WHERE … IS DISTINCT FROM …`` (unchanged rows are not rewritten; what a full run
+  saw is kept in temporary tables and removals are an anti-join);
+- permissions of accounts created by the run are COPied straight in (a new account holds
+  nothing yet); those of existing accounts are compared with what they hold, read with one
+  indexed query per batch, and only the differences are written;
+- after a phase that changed a table by more than a tenth, its lookup columns are ANALYZEd, so
+  the planner does not keep planning for the integration it believed empty.
+
+On the embedded SQLite default the ORM's bulk upserts do the same job.
 """
 
 from __future__ import annotations
