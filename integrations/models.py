@@ -356,7 +356,11 @@ class Integration(DurationsMixin):
 class Resource(DurationsMixin, InventoryMixin):
     """Something in an application access is given to: a database, a group, a project."""
 
-    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="resources")
+    # Indexed by the (integration, external id) key, whose leading column it is: no index of its own, so
+    # the planner never prefers a scan of the whole integration to a key lookup.
+    integration = models.ForeignKey(
+        Integration, on_delete=models.CASCADE, related_name="resources", db_index=False
+    )
     name = models.CharField(max_length=512)
     kind = models.CharField(max_length=64, blank=True, help_text="The resource's type in the application.")
     description = models.TextField(blank=True)
@@ -401,7 +405,10 @@ class Resource(DurationsMixin, InventoryMixin):
 class Role(DurationsMixin, InventoryMixin):
     """A level of access on a resource (CONNECT, member, ReadOnlyAccess...)."""
 
-    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="roles")
+    # Indexed by the (integration, external id) key (see Resource.integration).
+    integration = models.ForeignKey(
+        Integration, on_delete=models.CASCADE, related_name="roles", db_index=False
+    )
     resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="roles")
     name = models.CharField(max_length=512)
     description = models.TextField(blank=True)
@@ -455,7 +462,8 @@ class Role(DurationsMixin, InventoryMixin):
 class RoleImplication(models.Model):
     """Holding ``role`` also gives ``implied_role`` (directly; chains are followed by the selector)."""
 
-    role = models.ForeignKey(Role, on_delete=models.CASCADE, related_name="implications")
+    # Indexed by the (role, implied role) unique constraint, whose leading column it is.
+    role = models.ForeignKey(Role, on_delete=models.CASCADE, related_name="implications", db_index=False)
     implied_role = models.ForeignKey(Role, on_delete=models.CASCADE, related_name="implied_through")
 
     class Meta:
@@ -581,7 +589,10 @@ class PrerequisitePermission(models.Model):
 class Account(InventoryMixin):
     """An account in an application, linked to the portal user it belongs to when known."""
 
-    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="accounts")
+    # Indexed by the (integration, external id) key (see Resource.integration).
+    integration = models.ForeignKey(
+        Integration, on_delete=models.CASCADE, related_name="accounts", db_index=False
+    )
     identity = models.CharField(max_length=512, help_text="The account's name in the application.")
     email = models.EmailField(blank=True)
     user = models.ForeignKey(
@@ -610,13 +621,20 @@ class Permission(models.Model):
         EXTERNAL = "external", "Granted outside the portal"
         BIRTHRIGHT = "birthright", "Birthright"
 
-    # Denormalised from the account for fast per-integration queries; the account's own key guarantees it,
-    # so no database constraint or index of its own (the (integration, ended_at) index serves it).
+    # The sync writes permissions a million at a time, so this table has no foreign-key constraints in the
+    # database: checking two per row costs as much as writing the rows. Integrity holds by construction:
+    # the sync takes account and role ids from the same transaction, accounts and roles are never deleted
+    # by it (only marked removed), and deleting one through the ORM cascades to its permissions.
+    # ``integration`` is denormalised from the account; the (integration, ended_at) index serves it.
     integration = models.ForeignKey(
         Integration, on_delete=models.CASCADE, related_name="permissions", db_constraint=False, db_index=False
     )
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="permissions")
-    role = models.ForeignKey(Role, on_delete=models.CASCADE, related_name="permissions", db_index=False)
+    account = models.ForeignKey(
+        Account, on_delete=models.CASCADE, related_name="permissions", db_constraint=False
+    )
+    role = models.ForeignKey(
+        Role, on_delete=models.CASCADE, related_name="permissions", db_constraint=False, db_index=False
+    )
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.EXTERNAL)
     granted_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(null=True, blank=True)

@@ -10,16 +10,34 @@ the inventory and the saved delta state exactly as they were, and running it aga
 - A **delta** (stateful) run hands the connector the last committed state, applies
   ``deleted: true``, and saves the new state in the same transaction as its last batch.
 
-Two writers share one shape: on PostgreSQL each batch is COPied into a temporary table and
-merged with ``INSERT … ON CONFLICT DO UPDATE … WHERE … IS DISTINCT FROM …`` (unchanged rows
-are not rewritten; what a full run saw is kept in temporary tables and removals are an
-anti-join); on the embedded SQLite default the ORM's bulk upserts do the same job.
+The connector runs in a thread of its own (it never touches the database) and hands over
+batches already mapped to rows, so reading the application overlaps with writing.
+
+Two writers share one shape. On PostgreSQL:
+
+- an integration's first sync COPies resources, roles and accounts straight into their tables,
+  with ids drawn from the sequences (a key sent twice trips the table's unique key);
+- later syncs COPy each batch into a temporary table and merge it with ``INSERT … ON CONFLICT
+  DO UPDATE … WHERE … IS DISTINCT FROM …`` (unchanged rows are not rewritten; what a full run
+  saw is kept in temporary tables and removals are an anti-join);
+- permissions of accounts created by the run are COPied straight in (a new account holds
+  nothing yet); those of existing accounts are compared with what they hold, read with one
+  indexed query per batch, and only the differences are written;
+- after a phase that changed a table by more than a tenth, its lookup columns are ANALYZEd, so
+  the planner does not keep planning for the integration it believed empty.
+
+On the embedded SQLite default the ORM's bulk upserts do the same job.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import logging
+import queue
+import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -30,6 +48,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
+from psycopg import errors as psycopg_errors
 
 from connectors.sdk import Cancelled, ConnectorError
 from governance import audit, notifications
@@ -41,7 +60,7 @@ from ..models import Account, Integration, Maintainer, Permission, Resource, Rol
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE = 5000
+BATCH_SIZE = 2000  # objects per batch: statements stay large, memory in flight (about four batches) small
 ENTITLEMENT_LIST = "std:entitlement:list"
 ACCOUNT_LIST = "std:account:list"
 EXTERNAL_EVENTS_LIMIT = 10_000  # per run: beyond this, external changes are summarised, not itemised
@@ -89,18 +108,108 @@ class DuplicateObject(ConnectorError):
 
 
 # -------------------------------------------------------------------------------------------------
+# Reading: the connector runs in a thread of its own
+
+
+class _Reader:
+    """Runs one list command in a thread of its own and hands its output over in batches, mapped to rows.
+
+    Reading the application (its network round trips, the connector's and the SDK's work, the
+    mapping to rows) then overlaps with writing the inventory, which waits on the database. At most ``READ_AHEAD``
+    batches wait in between, so memory stays bounded. Connectors never touch the database, so
+    the thread needs no connection; cancellation is checked here, between batches and while
+    waiting, and reaches the connector through an event it polls.
+    """
+
+    READ_AHEAD = 2
+    POLL_SECONDS = 0.5
+    JOIN_SECONDS = 60
+
+    def __init__(self, connector, command: str, config, input_: dict, should_cancel, prepare: Callable):
+        self.connector, self.command, self.config, self.input = connector, command, config, input_
+        self.should_cancel, self.prepare = should_cancel, prepare
+        self.outcome = None
+        self._queue: queue.Queue = queue.Queue(maxsize=self.READ_AHEAD)
+        self._stop = threading.Event()
+
+    def _put(self, item) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=self.POLL_SECONDS)
+                return
+            except queue.Full:
+                continue
+        raise Cancelled(f"{self.command} stopped")
+
+    def _produce(self) -> None:
+        buffer: list[dict] = []
+
+        def emit(kind: str, data) -> None:
+            nonlocal buffer
+            if kind == "output":
+                buffer.append(data)
+                if len(buffer) >= BATCH_SIZE:
+                    self._put(self.prepare(buffer))
+                    buffer = []
+
+        try:
+            outcome = self.connector.execute(
+                self.command, self.config, self.input, emit=emit, should_cancel=self._stop.is_set
+            )
+            if buffer:
+                self._put(self.prepare(buffer))
+            self._put(("done", outcome))
+        except BaseException as exc:  # handed to the writing thread, which raises it
+            if not self._stop.is_set():
+                self._put(("failed", exc))
+
+    def _cancelled(self) -> bool:
+        return self.should_cancel is not None and self.should_cancel()
+
+    def batches(self):
+        thread = threading.Thread(target=self._produce, name=f"sync {self.command}", daemon=True)
+        thread.start()
+        try:
+            while True:
+                try:
+                    item = self._queue.get(timeout=self.POLL_SECONDS)
+                except queue.Empty:
+                    if self._cancelled():
+                        raise Cancelled(f"{self.command} cancelled") from None
+                    continue
+                if type(item) is tuple:
+                    kind, value = item
+                    if kind == "failed":
+                        raise value
+                    self.outcome = value
+                    return
+                yield item
+                if self._cancelled():
+                    raise Cancelled(f"{self.command} cancelled")
+        finally:
+            self._stop.set()
+            thread.join(timeout=self.JOIN_SECONDS)
+            if thread.is_alive():  # blocked in the application; it stops at its next object
+                log.warning("%s: the connector did not stop within %s s", self.command, self.JOIN_SECONDS)
+
+
+# -------------------------------------------------------------------------------------------------
 # Rows: what the connector's objects become
 
 
 @dataclass
 class _EntitlementRows:
+    count: int  # objects read
     resources: dict[str, dict]  # resource external id -> fields
     roles: list[dict]  # one per entitlement
     deleted: list[str]  # entitlement identities
+    recommended: dict[str, tuple[str | None, list[str]]]  # resource id -> (owner, maintainers)
+    implications: list[tuple[str, list[str]]]  # entitlement identity -> the identities it implies
 
 
 @dataclass
 class _AccountRows:
+    count: int
     accounts: list[dict]
     held: dict[str, list[str]]  # account external id -> entitlement identities
     deleted: list[str]
@@ -120,31 +229,21 @@ class _Ingest:
         self.implications: list[tuple[str, list[str]]] = []
         self.recommended: dict[str, tuple[str | None, list[str]]] = {}  # resource id -> (owner, maintainers)
         self.first_sync = integration.last_synced_at is None
-        self.buffer: list[dict] = []
         self.phase = ""
         self._email_users: dict[str, int] | None = None
 
-    # -- buffering ------------------------------------------------------------------------------
-    def collector(self, flush: Callable[[list[dict]], None]) -> Callable[[str, object], None]:
-        def emit(kind: str, data) -> None:
-            if kind == "output":
-                self.buffer.append(data)
-                if len(self.buffer) >= BATCH_SIZE:
-                    self.drain(flush)
+    def write(self, flush: Callable, rows: _EntitlementRows | _AccountRows) -> None:
+        flush(rows)
+        self.result.add("read", rows.count)
+        self.progress(self.result.counts, self.phase)
 
-        return emit
+    # -- mapping (pure: runs in the reading thread) -------------------------------------------
+    ENCODE_ATTRIBUTES = False  # also give each row its attributes as JSON text ("attributes_json")
 
-    def drain(self, flush: Callable[[list[dict]], None]) -> None:
-        if self.buffer:
-            batch, self.buffer = self.buffer, []
-            flush(batch)
-            self.result.add("read", len(batch))
-            self.progress(self.result.counts, self.phase)
-
-    # -- mapping --------------------------------------------------------------------------------
     def map_entitlements(self, batch: list[dict]) -> _EntitlementRows:
         resources: dict[str, dict] = {}
-        roles, deleted = [], []
+        roles, deleted, implications = [], [], []
+        recommended: dict[str, tuple[str | None, list[str]]] = {}
         for obj in batch:
             identity = str(obj["identity"])
             if obj.get("deleted"):
@@ -158,20 +257,17 @@ class _Ingest:
             )
             owner, maintainers = _first(attributes.get("owner")), attributes.get("maintainers") or []
             if owner or maintainers:
-                self.recommended.setdefault(
+                recommended.setdefault(
                     m.resource_id, (str(owner) if owner else None, [str(x) for x in maintainers if x])
                 )
-            roles.append(
-                {
-                    "external_id": identity,
-                    "resource": m.resource_id,
-                    "name": m.role_name[:512],
-                    "attributes": attributes,
-                }
-            )
+            role = {"external_id": identity, "resource": m.resource_id, "name": m.role_name[:512]}
+            role["attributes"] = attributes
+            if self.ENCODE_ATTRIBUTES:
+                role["attributes_json"] = json.dumps(attributes)
+            roles.append(role)
             if m.implies:
-                self.implications.append((identity, m.implies))
-        return _EntitlementRows(resources, roles, deleted)
+                implications.append((identity, m.implies))
+        return _EntitlementRows(len(batch), resources, roles, deleted, recommended, implications)
 
     def map_accounts(self, batch: list[dict]) -> _AccountRows:
         accounts, held, deleted = [], {}, []
@@ -182,17 +278,22 @@ class _Ingest:
                 continue
             attrs = obj.get("attributes") or {}
             email = _first(attrs.get("email") or attrs.get("mail")) or ""
-            accounts.append(
-                {
-                    "external_id": external_id,
-                    "identity": str(obj["identity"])[:512],
-                    "email": str(email)[:254],
-                    "attributes": attrs,
-                    "enabled": not obj.get("disabled", False) and attrs.get("enabled", True) is not False,
-                }
-            )
+            account = {
+                "external_id": external_id,
+                "identity": str(obj["identity"])[:512],
+                "email": str(email)[:254],
+                "attributes": attrs,
+                "enabled": not obj.get("disabled", False) and attrs.get("enabled", True) is not False,
+            }
+            if self.ENCODE_ATTRIBUTES:
+                account["attributes_json"] = json.dumps(attrs)
+            accounts.append(account)
             held[external_id] = self.spec.account_entitlements(obj)
-        return _AccountRows(accounts, held, deleted)
+        return _AccountRows(len(batch), accounts, held, deleted)
+
+    def _remember(self, rows: _EntitlementRows) -> None:
+        for resource_id, recommendation in rows.recommended.items():
+            self.recommended.setdefault(resource_id, recommendation)
 
     def _users_by_email(self, emails) -> dict[str, int]:
         """Portal users by lower-cased email, read once per run (accounts are linked to them)."""
@@ -206,8 +307,9 @@ class _Ingest:
     def begin(self) -> None:
         pass
 
-    def entitlements(self, batch: list[dict]) -> None:
-        rows = self.map_entitlements(batch)
+    def entitlements(self, rows: _EntitlementRows) -> None:
+        self._remember(rows)
+        self.implications += rows.implications
         integration, now = self.integration, self.now
         if rows.resources:
             keys = list(rows.resources)
@@ -314,14 +416,17 @@ class _Ingest:
             self.result.add("permissions_ended", len(pairs))
             self._external(revoked=pairs)
 
-    def _external(self, granted=(), revoked=()) -> None:
+    def _external(self, granted=(), revoked=(), count: int | None = None) -> None:
+        """Record permission changes made outside the portal (itemised up to the run's limit).
+        ``count``: how many grants ``granted`` stands for, when it is a capped iterator."""
         if self.first_sync:
             return
+        granted, revoked = list(granted), list(revoked)
         room = EXTERNAL_EVENTS_LIMIT - len(self.result.external_grants) - len(self.result.external_revokes)
-        self.result.external_grants += list(granted)[: max(room, 0)]
+        self.result.external_grants += granted[: max(room, 0)]
         room -= len(granted)
-        self.result.external_revokes += list(revoked)[: max(room, 0)]
-        self.result.add("external_grants", len(granted))
+        self.result.external_revokes += revoked[: max(room, 0)]
+        self.result.add("external_grants", len(granted) if count is None else count)
         self.result.add("external_revokes", len(revoked))
 
     def link_implications(self) -> None:
@@ -360,8 +465,7 @@ class _Ingest:
             batch_size=BATCH_SIZE,
         )
 
-    def accounts(self, batch: list[dict]) -> None:
-        rows = self.map_accounts(batch)
+    def accounts(self, rows: _AccountRows) -> None:
         integration, now = self.integration, self.now
         if rows.accounts:
             keys = [a["external_id"] for a in rows.accounts]
@@ -411,15 +515,18 @@ class _Ingest:
                 {account_ids[k]: {role_ids[i] for i in ids if i in role_ids} for k, ids in rows.held.items()}
             )
         if rows.deleted:
-            removed = Account.objects.filter(
-                integration=integration, external_id__in=rows.deleted, removed_at=None
+            self.remove_accounts(rows.deleted)
+
+    def remove_accounts(self, external_ids: list[str]) -> None:
+        removed = Account.objects.filter(
+            integration=self.integration, external_id__in=external_ids, removed_at=None
+        )
+        self.result.add("accounts_removed", removed.update(removed_at=self.now))
+        self._end(
+            Permission.objects.filter(
+                integration=self.integration, account__external_id__in=external_ids, ended_at=None
             )
-            self.result.add("accounts_removed", removed.update(removed_at=now))
-            self._end(
-                Permission.objects.filter(
-                    integration=integration, account__external_id__in=rows.deleted, ended_at=None
-                )
-            )
+        )
 
     def permissions(self, desired: dict[int, set[int]]) -> None:
         """Make the active permissions of these accounts exactly ``desired``."""
@@ -476,6 +583,9 @@ class _Ingest:
             )
         )
 
+    def refresh_statistics(self) -> None:
+        """Keep the planner's statistics in step with large changes (PostgreSQL)."""
+
     # -- after ingest ---------------------------------------------------------------------------
     def apply_recommendations(self) -> None:
         integration = self.integration
@@ -519,7 +629,13 @@ class _Ingest:
 
 
 class _PgIngest(_Ingest):
-    """PostgreSQL: COPY each batch into a temporary table and merge it with one statement per table."""
+    """PostgreSQL: COPY each batch into a temporary table and merge it with one statement per table.
+
+    Permissions of accounts this run creates are COPied straight into the permission table (a new
+    account holds nothing yet); those of existing accounts are compared with what they hold, read
+    with one indexed query per batch. Role ids come from a bounded cache filled by the role upserts
+    and, for roles unchanged since the last run, by one lookup per batch.
+    """
 
     TEMP_TABLES = (
         "sync_seen_resources",
@@ -528,13 +644,27 @@ class _PgIngest(_Ingest):
         "sync_b_resources",
         "sync_b_roles",
         "sync_b_accounts",
-        "sync_b_held",
-        "sync_b_wanted",
-        "sync_b_account_ids",
+        "sync_implies",
     )
+    ROLE_CACHE_LIMIT = 200_000  # external id -> id entries kept; beyond, the cache starts again
+    ENCODE_ATTRIBUTES = True  # COPY takes JSON text; encoding it in the reading thread overlaps the writes
 
     def begin(self) -> None:
+        self.role_ids: dict[str, int] = {}
+        self.analyzed_at_counts: dict[str, int] = {}
         with connection.cursor() as c:
+            c.execute(
+                "SELECT EXISTS (SELECT 1 FROM integrations_account WHERE integration_id = %s)",
+                [self.integration.pk],
+            )
+            self.fresh_accounts = not c.fetchone()[0]
+            c.execute(
+                "SELECT NOT EXISTS (SELECT 1 FROM integrations_resource WHERE integration_id = %s)"
+                " AND NOT EXISTS (SELECT 1 FROM integrations_role WHERE integration_id = %s)",
+                [self.integration.pk, self.integration.pk],
+            )
+            self.fresh_inventory = c.fetchone()[0]
+            self.resource_ids: dict[str, int] = {}  # of a fresh inventory: external id -> id
             # Dropped at commit; also dropped here in case an enclosing transaction kept them.
             c.execute(f"DROP TABLE IF EXISTS {', '.join(self.TEMP_TABLES)}")
             c.execute(
@@ -547,16 +677,14 @@ class _PgIngest(_Ingest):
                     ON COMMIT DROP;
                 CREATE TEMP TABLE sync_b_accounts (external_id text, identity text, email text, attributes jsonb,
                     enabled boolean, user_id bigint) ON COMMIT DROP;
-                CREATE TEMP TABLE sync_b_held (account text, role text) ON COMMIT DROP;
-                CREATE TEMP TABLE sync_b_wanted (account_id bigint, role_id bigint, PRIMARY KEY (account_id, role_id))
-                    ON COMMIT DROP;
-                CREATE TEMP TABLE sync_b_account_ids (id bigint PRIMARY KEY) ON COMMIT DROP;
+                CREATE TEMP TABLE sync_implies (role text, implied text) ON COMMIT DROP;
                 """
             )
 
     @staticmethod
-    def _copy(cursor, table: str, columns: tuple[str, ...], rows) -> None:
-        cursor.execute(f"TRUNCATE {table}")
+    def _copy(cursor, table: str, columns: tuple[str, ...], rows, truncate: bool = True) -> None:
+        if truncate:
+            cursor.execute(f"TRUNCATE {table}")
         with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
@@ -576,201 +704,447 @@ class _PgIngest(_Ingest):
             raise DuplicateObject(f"the connector sent the {what} {row[0]!r} twice in one run")
         cursor.execute(f"INSERT INTO sync_seen_{kind} SELECT external_id FROM {batch_table}")
 
-    def entitlements(self, batch: list[dict]) -> None:
-        rows = self.map_entitlements(batch)
-        iid, now = self.integration.pk, self.now
+    def _cache_roles(self, pairs) -> None:
+        if len(self.role_ids) > self.ROLE_CACHE_LIMIT:
+            self.role_ids = {}
+        self.role_ids.update(pairs)
+
+    def _role_ids_of(self, cursor, held: list[list[str]]) -> dict[str, int]:
+        """A mapping from role identity to id holding every role named in ``held`` that exists."""
+        ids = self.role_ids
+        missing = {r for roles in held for r in roles if r not in ids}
+        if not missing:
+            return ids
+        cursor.execute(
+            "SELECT external_id, id FROM integrations_role WHERE integration_id = %s AND external_id = ANY(%s)",
+            [self.integration.pk, list(missing)],
+        )
+        found = cursor.fetchall()
+        if len(ids) + len(found) > self.ROLE_CACHE_LIMIT:  # start again from this batch's roles
+            ids = {r: ids[r] for roles in held for r in roles if r in ids}
+            self.role_ids = ids
+        ids.update(found)
+        return ids
+
+    def entitlements(self, rows: _EntitlementRows) -> None:
+        self._remember(rows)
         with connection.cursor() as c:
-            if rows.resources:
+            if self.fresh_inventory:
+                self._insert_entitlements(c, rows)
+            else:
+                self._upsert_entitlements(c, rows)
+            if rows.implications:  # kept in the database, not in memory, until the end of the listing
                 self._copy(
                     c,
-                    "sync_b_resources",
-                    ("external_id", "name", "kind"),
-                    ((r["external_id"], r["name"], r["kind"]) for r in rows.resources.values()),
+                    "sync_implies",
+                    ("role", "implied"),
+                    ((role, i) for role, implied in rows.implications for i in implied),
+                    truncate=False,
                 )
-                c.execute(
-                    "INSERT INTO sync_seen_resources SELECT external_id FROM sync_b_resources ON CONFLICT DO NOTHING"
-                )
-                c.execute(
-                    """
-                    INSERT INTO integrations_resource AS t (integration_id, external_id, name, kind, description,
-                        requestable, override_allowed_durations, allowed_durations, attributes,
-                        first_seen_at, last_seen_at, removed_at, created_at, updated_at)
-                    SELECT %s, b.external_id, b.name, b.kind, '', %s, false, %s::jsonb, '{}'::jsonb, %s, %s, NULL, %s, %s
-                    FROM sync_b_resources b
-                    ON CONFLICT (integration_id, external_id) DO UPDATE
-                    SET name = EXCLUDED.name, kind = EXCLUDED.kind, removed_at = NULL,
-                        last_seen_at = EXCLUDED.last_seen_at, updated_at = EXCLUDED.updated_at
-                    WHERE (t.name, t.kind, t.removed_at IS NULL) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.kind, true)
-                    RETURNING id, (xmax = 0)
-                    """,
-                    [
-                        iid,
-                        self.integration.requestable_by_default,
-                        json.dumps(_all_durations()),
-                        now,
-                        now,
-                        now,
-                        now,
-                    ],
-                )
-                new = [pk for pk, inserted in c.fetchall() if inserted]
-                self.result.add("resources_created", len(new))
-                self.result.new_resource_ids += new
-            if rows.roles:
-                self._copy(
-                    c,
-                    "sync_b_roles",
-                    ("external_id", "resource", "name", "attributes"),
-                    (
-                        (r["external_id"], r["resource"], r["name"], json.dumps(r["attributes"]))
-                        for r in rows.roles
-                    ),
-                )
-                self._seen(c, "roles", "sync_b_roles", "entitlement")
-                c.execute(
-                    """
-                    INSERT INTO integrations_role AS t (integration_id, resource_id, external_id, name, description,
-                        requestable, override_allowed_durations, allowed_durations, attributes,
-                        first_seen_at, last_seen_at, removed_at, created_at, updated_at)
-                    SELECT %s, r.id, b.external_id, b.name, '', true, false, %s::jsonb, b.attributes, %s, %s, NULL, %s, %s
-                    FROM sync_b_roles b
-                    JOIN integrations_resource r ON r.integration_id = %s AND r.external_id = b.resource
-                    ON CONFLICT (integration_id, external_id) DO UPDATE
-                    SET resource_id = EXCLUDED.resource_id, name = EXCLUDED.name, attributes = EXCLUDED.attributes,
-                        removed_at = NULL, last_seen_at = EXCLUDED.last_seen_at, updated_at = EXCLUDED.updated_at
-                    WHERE (t.resource_id, t.name, t.attributes, t.removed_at IS NULL)
-                        IS DISTINCT FROM (EXCLUDED.resource_id, EXCLUDED.name, EXCLUDED.attributes, true)
-                    RETURNING id, (xmax = 0)
-                    """,
-                    [iid, json.dumps(_all_durations()), now, now, now, now, iid],
-                )
-                new = [pk for pk, inserted in c.fetchall() if inserted]
-                self.result.add("roles_created", len(new))
-                self.result.new_role_ids += new
         if rows.deleted:
             self.remove_roles(rows.deleted)
 
-    def accounts(self, batch: list[dict]) -> None:
-        rows = self.map_accounts(batch)
+    def _next_ids(self, c, table: str, n: int) -> list[int]:
+        c.execute(f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, %s)", [n])
+        return [pk for (pk,) in c.fetchall()]
+
+    @staticmethod
+    def _copy_new(c, table: str, columns: str, rows, what: str) -> None:
+        """COPY rows into an inventory table; a key sent twice is caught by the table's unique key."""
+        try:
+            with c.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except psycopg_errors.UniqueViolation as exc:
+            key = re.search(r"=\(\d+, (.*)\) already exists", exc.diag.message_detail or "")
+            raise DuplicateObject(
+                f"the connector sent the {what} {key.group(1) if key else '?'!r} twice in one run"
+            ) from None
+
+    def _insert_entitlements(self, c, rows: _EntitlementRows) -> None:
+        """The integration had no resources or roles when this run began: COPY them straight in."""
+        iid, at, durations = self.integration.pk, self.now, json.dumps(_all_durations())
+        new = [r for external_id, r in rows.resources.items() if external_id not in self.resource_ids]
+        if new:
+            ids = self._next_ids(c, "integrations_resource", len(new))
+            requestable = self.integration.requestable_by_default
+            self._copy_new(
+                c,
+                "integrations_resource",
+                "id, integration_id, external_id, name, kind, description, requestable, override_allowed_durations,"
+                " allowed_durations, attributes, first_seen_at, last_seen_at, created_at, updated_at",
+                ((pk, iid, r["external_id"], r["name"], r["kind"], "", requestable, False, durations, "{}",
+                  at, at, at, at) for pk, r in zip(ids, new, strict=True)),
+                "resource",
+            )  # fmt: skip
+            self.resource_ids.update(zip((r["external_id"] for r in new), ids, strict=True))
+            self.result.add("resources_created", len(ids))
+            self.result.new_resource_ids += ids
+        if rows.roles:
+            ids = self._next_ids(c, "integrations_role", len(rows.roles))
+            resource_ids = self.resource_ids
+            self._copy_new(
+                c,
+                "integrations_role",
+                "id, integration_id, resource_id, external_id, name, description, requestable,"
+                " override_allowed_durations, allowed_durations, attributes, first_seen_at, last_seen_at,"
+                " created_at, updated_at",
+                ((pk, iid, resource_ids[r["resource"]], r["external_id"], r["name"], "", True, False, durations,
+                  r["attributes_json"], at, at, at, at) for pk, r in zip(ids, rows.roles, strict=True)),
+                "entitlement",
+            )  # fmt: skip
+            self._cache_roles(zip((r["external_id"] for r in rows.roles), ids, strict=True))
+            self.result.add("roles_created", len(ids))
+            self.result.new_role_ids += ids
+
+    def _upsert_entitlements(self, c, rows: _EntitlementRows) -> None:
         iid, now = self.integration.pk, self.now
+        if rows.resources:
+            self._copy(
+                c,
+                "sync_b_resources",
+                ("external_id", "name", "kind"),
+                ((r["external_id"], r["name"], r["kind"]) for r in rows.resources.values()),
+            )
+            c.execute(
+                "INSERT INTO sync_seen_resources SELECT external_id FROM sync_b_resources ON CONFLICT DO NOTHING"
+            )
+            c.execute(
+                """
+                INSERT INTO integrations_resource AS t (integration_id, external_id, name, kind, description,
+                    requestable, override_allowed_durations, allowed_durations, attributes,
+                    first_seen_at, last_seen_at, removed_at, created_at, updated_at)
+                SELECT %s, b.external_id, b.name, b.kind, '', %s, false, %s::jsonb, '{}'::jsonb, %s, %s, NULL, %s, %s
+                FROM sync_b_resources b
+                ON CONFLICT (integration_id, external_id) DO UPDATE
+                SET name = EXCLUDED.name, kind = EXCLUDED.kind, removed_at = NULL,
+                    last_seen_at = EXCLUDED.last_seen_at, updated_at = EXCLUDED.updated_at
+                WHERE (t.name, t.kind, t.removed_at IS NULL) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.kind, true)
+                RETURNING id, (xmax = 0)
+                """,
+                [
+                    iid,
+                    self.integration.requestable_by_default,
+                    json.dumps(_all_durations()),
+                    now,
+                    now,
+                    now,
+                    now,
+                ],
+            )
+            new = [pk for pk, inserted in c.fetchall() if inserted]
+            self.result.add("resources_created", len(new))
+            self.result.new_resource_ids += new
+        if rows.roles:
+            self._copy(
+                c,
+                "sync_b_roles",
+                ("external_id", "resource", "name", "attributes"),
+                ((r["external_id"], r["resource"], r["name"], r["attributes_json"]) for r in rows.roles),
+            )
+            self._seen(c, "roles", "sync_b_roles", "entitlement")
+            c.execute(
+                """
+                INSERT INTO integrations_role AS t (integration_id, resource_id, external_id, name, description,
+                    requestable, override_allowed_durations, allowed_durations, attributes,
+                    first_seen_at, last_seen_at, removed_at, created_at, updated_at)
+                SELECT %s, r.id, b.external_id, b.name, '', true, false, %s::jsonb, b.attributes, %s, %s, NULL, %s, %s
+                FROM sync_b_roles b
+                JOIN integrations_resource r ON r.integration_id = %s AND r.external_id = b.resource
+                ON CONFLICT (integration_id, external_id) DO UPDATE
+                SET resource_id = EXCLUDED.resource_id, name = EXCLUDED.name, attributes = EXCLUDED.attributes,
+                    removed_at = NULL, last_seen_at = EXCLUDED.last_seen_at, updated_at = EXCLUDED.updated_at
+                WHERE (t.resource_id, t.name, t.attributes, t.removed_at IS NULL)
+                    IS DISTINCT FROM (EXCLUDED.resource_id, EXCLUDED.name, EXCLUDED.attributes, true)
+                RETURNING id, external_id, (xmax = 0)
+                """,
+                [iid, json.dumps(_all_durations()), now, now, now, now, iid],
+            )
+            returned = c.fetchall()
+            self._cache_roles((external_id, pk) for pk, external_id, _ in returned)
+            new = [pk for pk, _, inserted in returned if inserted]
+            self.result.add("roles_created", len(new))
+            self.result.new_role_ids += new
+
+    def link_implications(self) -> None:
+        """Make the implied roles of the listed roles exactly what the application says (set-based)."""
+        with connection.cursor() as c:
+            c.execute("SELECT EXISTS (SELECT 1 FROM sync_implies)")
+            if not c.fetchone()[0]:
+                return
+            params = {"iid": self.integration.pk}
+            if self.fresh_inventory:  # nothing to compare with: one insert
+                c.execute(
+                    """
+                    INSERT INTO integrations_roleimplication (role_id, implied_role_id)
+                        SELECT DISTINCT r.id, i.id
+                        FROM sync_implies b
+                        JOIN integrations_role r ON r.integration_id = %(iid)s AND r.external_id = b.role
+                        JOIN integrations_role i ON i.integration_id = %(iid)s AND i.external_id = b.implied
+                        WHERE r.id <> i.id
+                    """,
+                    params,
+                )
+                return
+            c.execute(
+                """
+                ANALYZE sync_implies;
+                CREATE TEMP TABLE sync_implied ON COMMIT DROP AS
+                    SELECT DISTINCT r.id AS role_id, i.id AS implied_role_id
+                    FROM sync_implies b
+                    JOIN integrations_role r ON r.integration_id = %(iid)s AND r.external_id = b.role
+                    JOIN integrations_role i ON i.integration_id = %(iid)s AND i.external_id = b.implied
+                    WHERE r.id <> i.id;
+                DELETE FROM integrations_roleimplication t
+                USING (SELECT DISTINCT r.id FROM sync_implies b
+                       JOIN integrations_role r ON r.integration_id = %(iid)s AND r.external_id = b.role) listed
+                WHERE t.role_id = listed.id
+                  AND NOT EXISTS (SELECT 1 FROM sync_implied w
+                                  WHERE w.role_id = t.role_id AND w.implied_role_id = t.implied_role_id);
+                INSERT INTO integrations_roleimplication (role_id, implied_role_id)
+                    SELECT w.role_id, w.implied_role_id FROM sync_implied w
+                    WHERE NOT EXISTS (SELECT 1 FROM integrations_roleimplication t
+                                      WHERE t.role_id = w.role_id AND t.implied_role_id = w.implied_role_id);
+                DROP TABLE sync_implied;
+                """,
+                params,
+            )
+
+    def accounts(self, rows: _AccountRows) -> None:
         with connection.cursor() as c:
             if rows.accounts:
                 users = self._users_by_email(a["email"] for a in rows.accounts)
-                self._copy(
-                    c,
-                    "sync_b_accounts",
-                    ("external_id", "identity", "email", "attributes", "enabled", "user_id"),
-                    (
-                        (a["external_id"], a["identity"], a["email"], json.dumps(a["attributes"]), a["enabled"],
-                         users.get(a["email"].lower()))
-                        for a in rows.accounts
-                    ),
-                )  # fmt: skip
-                self._seen(c, "accounts", "sync_b_accounts", "account")
-                c.execute(
-                    """
-                    INSERT INTO integrations_account AS t (integration_id, external_id, identity, email, attributes,
-                        enabled, user_id, first_seen_at, last_seen_at, removed_at, created_at, updated_at)
-                    SELECT %s, b.external_id, b.identity, b.email, b.attributes, b.enabled, b.user_id,
-                        %s, %s, NULL, %s, %s
-                    FROM sync_b_accounts b
-                    ON CONFLICT (integration_id, external_id) DO UPDATE
-                    SET identity = EXCLUDED.identity, email = EXCLUDED.email, attributes = EXCLUDED.attributes,
-                        enabled = EXCLUDED.enabled, user_id = COALESCE(EXCLUDED.user_id, t.user_id), removed_at = NULL,
-                        last_seen_at = EXCLUDED.last_seen_at, updated_at = EXCLUDED.updated_at
-                    WHERE (t.identity, t.email, t.attributes, t.enabled, t.removed_at IS NULL,
-                           COALESCE(EXCLUDED.user_id, t.user_id))
-                        IS DISTINCT FROM (EXCLUDED.identity, EXCLUDED.email, EXCLUDED.attributes, EXCLUDED.enabled,
-                           true, t.user_id)
-                    RETURNING external_id, (xmax = 0)
-                    """,
-                    [iid, now, now, now, now],
-                )
-                inserted = [external_id for external_id, new in c.fetchall() if new]
+                if self.fresh_accounts:
+                    account_ids = self._insert_accounts(c, rows.accounts, users)
+                    inserted = account_ids.keys()
+                else:
+                    account_ids, inserted = self._upsert_accounts(c, rows.accounts, users)
                 self.result.add("accounts_created", len(inserted))
-                self._copy(
-                    c,
-                    "sync_b_held",
-                    ("account", "role"),
-                    ((account, role) for account, roles in rows.held.items() for role in roles),
-                )
-                self._permissions(c, existing_accounts=len(rows.accounts) > len(inserted), inserted=inserted)
+                role_ids = self._role_ids_of(c, list(rows.held.values()))
+                granted, desired = (
+                    [],
+                    {},
+                )  # (account id, role ids) of new accounts; existing: account id -> role ids
+                for external_id, held in rows.held.items():
+                    account_id, roles = account_ids[external_id], {role_ids[r] for r in held if r in role_ids}
+                    if external_id in inserted:
+                        granted.append((account_id, roles))
+                    else:
+                        desired[account_id] = roles
+                if desired:
+                    granted += self._permission_changes(c, desired)
+                self._grant(c, granted)
         if rows.deleted:
-            removed = Account.objects.filter(
-                integration_id=iid, external_id__in=rows.deleted, removed_at=None
-            )
-            self.result.add("accounts_removed", removed.update(removed_at=now))
-            self._end(
-                Permission.objects.filter(
-                    integration_id=iid, account__external_id__in=rows.deleted, ended_at=None
-                )
-            )
+            self.remove_accounts(rows.deleted)
 
-    def _permissions(self, c, *, existing_accounts: bool, inserted: list[str]) -> None:
-        """Make the active permissions of the batch's accounts exactly what they hold (set-based).
+    def _insert_accounts(self, c, accounts: list[dict], users: dict[str, int]) -> dict[str, int]:
+        """The integration had no accounts when this run began: COPY them straight into the table, with
+        ids drawn from its sequence."""
+        iid, at = self.integration.pk, self.now
+        ids = dict(
+            zip(
+                (a["external_id"] for a in accounts),
+                self._next_ids(c, "integrations_account", len(accounts)),
+                strict=True,
+            )
+        )
+        if len(ids) < len(accounts):
+            seen: set[str] = set()
+            twice = next(
+                a["external_id"] for a in accounts if a["external_id"] in seen or seen.add(a["external_id"])
+            )
+            raise DuplicateObject(f"the connector sent the account {twice!r} twice in one run")
+        self._copy_new(
+            c,
+            "integrations_account",
+            "id, integration_id, external_id, identity, email, attributes, enabled, user_id, first_seen_at,"
+            " last_seen_at, created_at, updated_at",
+            ((ids[a["external_id"]], iid, a["external_id"], a["identity"], a["email"], a["attributes_json"],
+              a["enabled"], users.get(a["email"].lower()), at, at, at, at) for a in accounts),
+            "account",
+        )  # fmt: skip
+        return ids
 
-        Only accounts that existed before this batch can hold permissions to end."""
-        params = {
-            "iid": self.integration.pk,
-            "now": self.now,
-            "inserted": inserted,
-            "existing": existing_accounts,
-        }
+    def _upsert_accounts(
+        self, c, accounts: list[dict], users: dict[str, int]
+    ) -> tuple[dict[str, int], set[str]]:
+        """Merge the batch into the accounts; return every account's id and the external ids it created."""
+        iid, now = self.integration.pk, self.now
+        self._copy(
+            c,
+            "sync_b_accounts",
+            ("external_id", "identity", "email", "attributes", "enabled", "user_id"),
+            (
+                (a["external_id"], a["identity"], a["email"], a["attributes_json"], a["enabled"],
+                 users.get(a["email"].lower()))
+                for a in accounts
+            ),
+        )  # fmt: skip
+        self._seen(c, "accounts", "sync_b_accounts", "account")
         c.execute(
             """
-            TRUNCATE sync_b_wanted, sync_b_account_ids;
-            INSERT INTO sync_b_account_ids (id)
-                SELECT a.id FROM sync_b_accounts b
-                JOIN integrations_account a ON a.integration_id = %(iid)s AND a.external_id = b.external_id
-                WHERE %(existing)s AND NOT b.external_id = ANY(%(inserted)s);
-            INSERT INTO sync_b_wanted (account_id, role_id)
-                SELECT DISTINCT a.id, r.id FROM sync_b_held h
-                JOIN integrations_account a ON a.integration_id = %(iid)s AND a.external_id = h.account
-                JOIN integrations_role r ON r.integration_id = %(iid)s AND r.external_id = h.role;
-            ANALYZE sync_b_wanted, sync_b_account_ids;
+            INSERT INTO integrations_account AS t (integration_id, external_id, identity, email, attributes,
+                enabled, user_id, first_seen_at, last_seen_at, removed_at, created_at, updated_at)
+            SELECT %s, b.external_id, b.identity, b.email, b.attributes, b.enabled, b.user_id,
+                %s, %s, NULL, %s, %s
+            FROM sync_b_accounts b
+            ON CONFLICT (integration_id, external_id) DO UPDATE
+            SET identity = EXCLUDED.identity, email = EXCLUDED.email, attributes = EXCLUDED.attributes,
+                enabled = EXCLUDED.enabled, user_id = COALESCE(EXCLUDED.user_id, t.user_id), removed_at = NULL,
+                last_seen_at = EXCLUDED.last_seen_at, updated_at = EXCLUDED.updated_at
+            WHERE (t.identity, t.email, t.attributes, t.enabled, t.removed_at IS NULL,
+                   COALESCE(EXCLUDED.user_id, t.user_id))
+                IS DISTINCT FROM (EXCLUDED.identity, EXCLUDED.email, EXCLUDED.attributes, EXCLUDED.enabled,
+                   true, t.user_id)
+            RETURNING external_id, id, (xmax = 0)
             """,
-            params,
+            [iid, now, now, now, now],
         )
+        returned = c.fetchall()
+        inserted = {external_id for external_id, _, new in returned if new}
+        if len(returned) == len(accounts):
+            return {external_id: pk for external_id, pk, _ in returned}, inserted
+        c.execute(  # unchanged accounts are not returned by the upsert
+            "SELECT a.external_id, a.id FROM sync_b_accounts b JOIN integrations_account a"
+            " ON a.integration_id = %s AND a.external_id = b.external_id",
+            [iid],
+        )
+        return dict(c.fetchall()), inserted
+
+    def _permission_changes(self, c, desired: dict[int, set[int]]) -> list[tuple[int, set[int]]]:
+        """End what these existing accounts no longer hold; return the roles each one gained."""
         c.execute(
-            """
-            INSERT INTO integrations_permission (integration_id, account_id, role_id, source, granted_at,
-                expires_at, ended_at, last_seen_at)
-            SELECT %(iid)s, w.account_id, w.role_id, 'external', %(now)s, NULL, NULL, %(now)s
-            FROM sync_b_wanted w
-            -- accounts all created by this batch hold nothing yet: the check folds away
-            WHERE NOT %(existing)s OR NOT EXISTS (
-                SELECT 1 FROM integrations_permission p
-                WHERE p.account_id = w.account_id AND p.role_id = w.role_id AND p.ended_at IS NULL)
-            """
-            + ("" if self.first_sync else "RETURNING account_id, role_id"),
-            params,
+            "SELECT id, account_id, role_id FROM integrations_permission"
+            " WHERE account_id = ANY(%s) AND ended_at IS NULL",
+            [list(desired)],
         )
-        if self.first_sync:
-            self.result.add("permissions_created", c.rowcount)
-        else:
-            granted = c.fetchall()
-            self.result.add("permissions_created", len(granted))
-            self._external(granted=granted)
-        if not existing_accounts:
+        gone, gained = [], {a: set(roles) for a, roles in desired.items()}
+        for pk, account_id, role_id in c.fetchall():
+            if role_id in desired[account_id]:
+                gained[account_id].discard(role_id)
+            else:
+                gone.append(pk)
+        if gone:
+            self._end_ids(c, gone)
+        return [(a, roles) for a, roles in gained.items() if roles]
+
+    def _grant(self, c, granted: list[tuple[int, set[int]]]) -> None:
+        """COPY new external permissions straight into the permission table (ids only: no escaping needed)."""
+        n = sum(len(roles) for _, roles in granted)
+        if not n:
             return
+        iid, at = self.integration.pk, self.now.isoformat()
+        rest = f"\texternal\t{at}\t{at}\n"
+        with c.cursor.copy(
+            "COPY integrations_permission (integration_id, account_id, role_id, source, granted_at, last_seen_at)"
+            " FROM STDIN"
+        ) as copy:
+            copy.write("".join([f"{iid}\t{a}\t{r}{rest}" for a, roles in granted for r in roles]))
+        self.result.add("permissions_created", n)
+        if not self.first_sync:
+            self._external(
+                granted=itertools.islice(
+                    ((a, r) for a, roles in granted for r in roles), EXTERNAL_EVENTS_LIMIT
+                ),
+                count=n,
+            )
+
+    def _end_ids(self, c, permission_ids: list[int]) -> None:
         c.execute(
-            """
-            UPDATE integrations_permission p SET ended_at = %(now)s
-            FROM sync_b_account_ids x
-            WHERE p.account_id = x.id AND p.ended_at IS NULL
-              AND NOT EXISTS (SELECT 1 FROM sync_b_wanted w WHERE w.account_id = p.account_id AND w.role_id = p.role_id)
-            RETURNING p.account_id, p.role_id
-            """,
-            params,
+            "UPDATE integrations_permission SET ended_at = %s WHERE id = ANY(%s) AND ended_at IS NULL"
+            " RETURNING account_id, role_id",
+            [self.now, permission_ids],
         )
-        revoked = c.fetchall()
-        self.result.add("permissions_ended", len(revoked))
-        self._external(revoked=revoked)
+        ended = c.fetchall()
+        self.result.add("permissions_ended", len(ended))
+        self._external(revoked=ended)
+
+    def _end_where(self, c, column: str, ids: list[int]) -> None:
+        """End the active permissions of these accounts or roles (``column`` is account_id or role_id)."""
+        c.execute(
+            f"UPDATE integrations_permission SET ended_at = %s WHERE {column} = ANY(%s) AND ended_at IS NULL"
+            " RETURNING account_id, role_id",
+            [self.now, ids],
+        )
+        ended = c.fetchall()
+        self.result.add("permissions_ended", len(ended))
+        self._external(revoked=ended)
+
+    def _remove(self, table: str, counter: str, external_ids: list[str]) -> list[int]:
+        """Mark these objects removed (those not removed yet are counted); return the ids of all of them."""
+        with connection.cursor() as c:
+            c.execute(
+                f"""
+                WITH hit AS (SELECT id, removed_at FROM integrations_{table}
+                             WHERE integration_id = %s AND external_id = ANY(%s)),
+                     marked AS (UPDATE integrations_{table} t SET removed_at = %s FROM hit
+                                WHERE t.id = hit.id AND hit.removed_at IS NULL RETURNING t.id)
+                SELECT hit.id, EXISTS (SELECT 1 FROM marked WHERE marked.id = hit.id) FROM hit
+                """,
+                [self.integration.pk, external_ids, self.now],
+            )
+            hits = c.fetchall()
+        self.result.add(counter, sum(1 for _, marked in hits if marked))
+        return [pk for pk, _ in hits]
+
+    def remove_roles(self, identities: list[str]) -> None:
+        ids = self._remove("role", "roles_removed", identities)
+        if ids:
+            with connection.cursor() as c:
+                self._end_where(c, "role_id", ids)
+
+    def remove_accounts(self, external_ids: list[str]) -> None:
+        ids = self._remove("account", "accounts_removed", external_ids)
+        if ids:
+            with connection.cursor() as c:
+                self._end_where(c, "account_id", ids)
+
+    STATISTICS = {  # table: (the counts of this run's changes to it, the columns its lookups filter on)
+        "resource": (("resources_created", "resources_removed"), "integration_id, external_id, removed_at"),
+        "role": (("roles_created", "roles_removed"), "integration_id, external_id, resource_id, removed_at"),
+        "account": (("accounts_created", "accounts_removed"), "integration_id, external_id, removed_at"),
+        "permission": (
+            ("permissions_created", "permissions_ended"),
+            "integration_id, account_id, role_id, ended_at",
+        ),
+    }
+
+    def refresh_statistics(self) -> None:
+        """ANALYZE the tables this run changed by more than a tenth since the last look (or never analysed).
+
+        Autovacuum would get there later; until then a bulk load leaves the planner estimating
+        from the tables it saw before — an integration it believes empty — and the next phase,
+        delta run or list screen picks plans that read the whole integration once per row.
+        ANALYZE samples a fixed number of rows (this transaction's own included), so it costs a
+        fraction of a second however large the table, and its figures commit with the sync."""
+        counts, before = self.result.counts, self.analyzed_at_counts
+        changed = {
+            t: sum(counts.get(k, 0) - before.get(k, 0) for k in keys)
+            for t, (keys, _) in self.STATISTICS.items()
+        }
+        changed = {t: n for t, n in changed.items() if n}
+        self.analyzed_at_counts = dict(counts)
+        if not changed:
+            return
+        with connection.cursor() as c:
+            c.execute(
+                "SELECT relname, reltuples FROM pg_class WHERE relname = ANY(%s)",
+                [[f"integrations_{t}" for t in changed]],
+            )
+            estimates = dict(c.fetchall())
+            for table, n in changed.items():
+                estimate = estimates.get(f"integrations_{table}", -1)
+                if (
+                    estimate < 0 or n > 0.1 * estimate + 1000
+                ):  # the lookup columns only: autovacuum does the rest
+                    c.execute(f"ANALYZE integrations_{table} ({self.STATISTICS[table][1]})")
 
     def mark_unseen_removed(self) -> None:
         iid, now = self.integration.pk, self.now
         with connection.cursor() as c:
             for table, kind in (("resource", "resources"), ("role", "roles"), ("account", "accounts")):
+                if self.fresh_accounts if kind == "accounts" else self.fresh_inventory:
+                    continue  # every one there is came from this run
                 c.execute(
                     f"""
                     UPDATE integrations_{table} t SET removed_at = %s
@@ -818,7 +1192,7 @@ def sync_integration(
     ingest = writer(integration, result, now, progress or (lambda counts, phase: None))
     new_state: dict = {}
 
-    def run(command: str, flush, phase: str) -> None:
+    def run(command: str, prepare, flush, phase: str) -> None:
         if not connector.supports(command):
             return
         ingest.phase = phase
@@ -828,10 +1202,11 @@ def sync_integration(
             if stateful
             else {}
         )
-        outcome = connector.execute(
-            command, config, input_, emit=ingest.collector(flush), should_cancel=should_cancel
-        )
-        ingest.drain(flush)
+        reader = _Reader(connector, command, config, input_, should_cancel, prepare)
+        with contextlib.closing(reader.batches()) as batches:  # an error here stops the reading thread
+            for batch in batches:
+                ingest.write(flush, batch)
+        outcome = reader.outcome
         result.add("filtered", outcome.filtered)
         if outcome.state is not None:
             new_state[command] = outcome.state
@@ -840,11 +1215,13 @@ def sync_integration(
         try:
             with transaction.atomic():
                 ingest.begin()
-                run(ENTITLEMENT_LIST, ingest.entitlements, "resources and roles")
+                run(ENTITLEMENT_LIST, ingest.map_entitlements, ingest.entitlements, "resources and roles")
+                ingest.refresh_statistics()
                 ingest.link_implications()
-                run(ACCOUNT_LIST, ingest.accounts, "accounts and permissions")
+                run(ACCOUNT_LIST, ingest.map_accounts, ingest.accounts, "accounts and permissions")
                 ingest.phase = "finishing"
                 ingest.progress(result.counts, ingest.phase)
+                ingest.refresh_statistics()
                 if full:
                     ingest.mark_unseen_removed()
                 ingest.apply_recommendations()
@@ -933,9 +1310,11 @@ def _notify_external_changes(integration: Integration, result: SyncResult) -> No
         ("permission.external_revoke", p) for p in result.external_revokes
     ]
     accounts = dict(Account.objects.filter(pk__in={a for _, (a, _) in pairs}).values_list("id", "identity"))
-    roles = {
-        r.pk: str(r)
-        for r in Role.objects.filter(pk__in={r for _, (_, r) in pairs}).select_related("resource")
+    roles = {  # as Role.__str__ names them, without loading whole roles
+        pk: f"{resource} · {name}"
+        for pk, resource, name in Role.objects.filter(pk__in={r for _, (_, r) in pairs}).values_list(
+            "pk", "resource__name", "name"
+        )
     }
     audit.record_many(
         {

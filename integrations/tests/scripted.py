@@ -40,7 +40,7 @@ class Script:
     """What the connector does on its next runs."""
 
     def __init__(self):
-        self.groups: list[dict] = []  # {"id", "owner"?, "maintainers"?}
+        self.groups: list[dict] = []  # {"id", "owner"?, "maintainers"?, "implies"?}
         self.accounts: list[dict] = []  # {"id", "email"?, "groups": [...]}
         self.fail_after: int | None = None  # raise after sending this many accounts
         self.state: object = None  # state saved by the account listing (None: none)
@@ -59,14 +59,15 @@ def make(script: Script) -> Connector:
     @connector.command("std:entitlement:list")
     def entitlements(context, input, res):
         for g in script.groups:
-            res.send(
-                {
-                    "identity": g["id"],
-                    "key": {"simple": {"id": g["id"]}},
-                    "type": "group",
-                    "attributes": dict(g),
-                }
-            )
+            obj = {
+                "identity": g["id"],
+                "key": {"simple": {"id": g["id"]}},
+                "type": "group",
+                "attributes": {k: v for k, v in g.items() if k != "implies"},
+            }
+            if "implies" in g:
+                obj["implies"] = g["implies"]
+            res.send(obj)
 
     @connector.command("std:account:list")
     def accounts(context, input, res):
