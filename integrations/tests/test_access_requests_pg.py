@@ -836,6 +836,8 @@ def test_the_grant_runs_as_a_celery_task_on_the_integrations_agent(
     )
     monkeypatch.setitem(app.conf, "task_always_eager", False)  # this process sends, the worker runs
     monkeypatch.setitem(app.conf, "broker_url", REDIS_URL)
+    app.close()  # its connection pool is made again, for this broker
+    request.addfinalizer(app.close)  # and again after the test, for the restored settings
     ar.access_request_approve(actor=people["owner"], request=access)
     deadline = time.monotonic() + 60
     while AccessRequest.objects.get(pk=access.pk).status == "approved":

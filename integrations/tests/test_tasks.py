@@ -26,7 +26,9 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
 @pytest.fixture
 def broker():
     redis.Redis.from_url(REDIS_URL).ping()  # a missing Redis is a failure, not a skip
-    client = Celery("governance-test-client", broker=REDIS_URL)
+    client = Celery(
+        "governance-test-client", broker=REDIS_URL, set_as_current=False
+    )  # tasks stay on the portal app
     client.conf.update(task_serializer="json", accept_content=["json"])
     yield client
     client.close()
