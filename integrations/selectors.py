@@ -184,8 +184,12 @@ def implication_cycle(role_id: int, implied_role_id: int) -> list[str]:
 
 
 def requestable_roles(q: str = "") -> QuerySet[Role]:
-    """Roles whose effective ``requestable`` is true (the same rule ``effective_settings`` applies)."""
+    """Roles that can be requested: effectively requestable (the rule ``effective_settings`` applies)
+    and with an approval workflow somewhere from role to integration, so a request can be decided."""
     roles = Role.objects.filter(
+        Q(workflow__isnull=False)
+        | Q(resource__workflow__isnull=False)
+        | Q(resource__integration__default_workflow__isnull=False),
         requestable=True,
         removed_at__isnull=True,
         resource__requestable=True,

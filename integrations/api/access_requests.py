@@ -3,8 +3,9 @@
 Thin like the other endpoints: the queryset is the caller's visible requests (the selector the
 request screens use, so a request the caller may not see is 404 like one that does not exist),
 input is validated by a strict serializer, and the work is one call of
-``integrations/services/access_requests.py``, whose refusals (not requestable, a duration not
-allowed, deciding twice or one's own request, ...) answer 400 in the common error shape.
+``integrations/services/access_requests.py``, whose refusals answer in the common error shape:
+400 for what is wrong with the request (not requestable, a duration not allowed, deciding
+twice, no longer pending), 403 for who is asking (not an approver, one's own request).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from . import serializers as s
 from .views import FIELDS_PARAM, RETRIEVE, ScopedViewSet
 
 ACTION_ERRORS = (
-    "400 when the service refuses (e.g. the request is no longer pending, the caller is not an "
-    "approver of the current step, already decided it, or filed the request or benefits from it); "
+    "400 when the request is no longer pending or the caller already decided this step; 403 when "
+    "the caller is not an approver of the current step, or filed the request or benefits from it; "
     "404 when the caller may not see the request."
 )
 
@@ -110,7 +111,7 @@ class AccessRequestViewSet(
         request=s.NoInputSerializer,
         responses={200: s.AccessRequestDetailSerializer},
         description="Withdraw a request still waiting for approval (its requester, its beneficiary or "
-        "an admin). 400 otherwise, or when it is no longer pending.",
+        "an admin; 403 for anyone else). 400 when it is no longer pending.",
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
@@ -153,8 +154,8 @@ class AccessTicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Scop
         request=s.AccessTicketCloseSerializer,
         responses={200: s.AccessTicketSerializer},
         description="Say the work is done (the ticket's assignee or a manager of the integration): "
-        "a grant ticket records the access as granted, a revoke ticket as ended. 400 when the caller "
-        "may not close it or it is not open.",
+        "a grant ticket records the access as granted, a revoke ticket as ended. 403 when the caller "
+        "may not close it, 400 when it is not open.",
     )
     @action(detail=True, methods=["post"])
     def close(self, request, pk=None):

@@ -206,12 +206,17 @@ def request_detail(request, pk):
     )
 
 
+def refusal(exc: ValidationError | PermissionDenied) -> str:
+    """A service's refusal in one line: what was wrong, or who may do it."""
+    return " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+
+
 def _act(request, pk, action, done: str):
     access = get_object_or_404(AccessRequest, pk=pk)
     try:
         action(access)
-    except ValidationError as exc:
-        toast(request, " ".join(exc.messages), "error")
+    except (ValidationError, PermissionDenied) as exc:
+        toast(request, refusal(exc), "error")
     else:
         toast(request, done)
     return redirect(
@@ -276,8 +281,8 @@ def ticket_close(request, pk):
     ticket = get_object_or_404(AccessTicket, pk=pk)
     try:
         services.access_ticket_close(actor=request.user, ticket=ticket, note=request.POST.get("note", ""))
-    except ValidationError as exc:
-        toast(request, " ".join(exc.messages), "error")
+    except (ValidationError, PermissionDenied) as exc:
+        toast(request, refusal(exc), "error")
     else:
         toast(request, f"Ticket #{ticket.pk} closed.")
     return redirect("integrations:request-detail", ticket.request_id)

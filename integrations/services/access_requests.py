@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.urls import reverse
@@ -373,10 +373,10 @@ def _decide(*, actor, request: AccessRequest, approve: bool, comment: str) -> Ac
                 f"Request #{request.pk} is {request.get_status_display().lower()}: it can no longer be {verb}."
             )
         if actor.pk in (request.requester_id, request.beneficiary_id):
-            raise ValidationError("You cannot approve or deny a request you filed or that gives you access.")
+            raise PermissionDenied("You cannot approve or deny a request you filed or that gives you access.")
         step = request.steps[request.current_step]
         if actor.pk not in step_users(step):
-            raise ValidationError(
+            raise PermissionDenied(
                 f"You are not an approver of step {request.current_step + 1} of request #{request.pk}."
             )
         if request.decisions.filter(step=request.current_step, approver=actor).exists():
@@ -414,7 +414,7 @@ def access_request_cancel(*, actor, request: AccessRequest) -> AccessRequest:
     with audit_context(actor=actor), transaction.atomic():
         request = _locked(request)
         if actor.pk not in (request.requester_id, request.beneficiary_id) and not is_admin(actor):
-            raise ValidationError("Only the requester, the beneficiary or an admin can cancel this request.")
+            raise PermissionDenied("Only the requester, the beneficiary or an admin can cancel this request.")
         if request.status != S.PENDING:
             raise ValidationError(
                 f"Request #{request.pk} is {request.get_status_display().lower()}: only a pending request can be cancelled."
@@ -894,7 +894,7 @@ def access_request_revoke(*, actor, request: AccessRequest, now: datetime | None
                 actor, request.integration
             )
             if not allowed:
-                raise ValidationError(
+                raise PermissionDenied(
                     "Only the beneficiary, the requester or a manager of the integration can end this access."
                 )
             if request.status not in AccessRequest.LIVE:
@@ -916,7 +916,7 @@ def access_request_retry(*, actor, request: AccessRequest) -> AccessRequest:
     with audit_context(actor=actor), transaction.atomic():
         request = _locked(request)
         if not can_manage(actor, request.integration):
-            raise ValidationError("Only a manager of the integration can retry granting this access.")
+            raise PermissionDenied("Only a manager of the integration can retry granting this access.")
         if request.status != S.FAILED:
             raise ValidationError(
                 f"Request #{request.pk} is {request.get_status_display().lower()}: only a failed grant is retried."
@@ -941,7 +941,7 @@ def access_ticket_close(
         ticket = AccessTicket.objects.select_for_update().get(pk=ticket.pk)
         request = _locked(ticket.request)
         if not (actor.pk == ticket.assignee_id or can_manage(actor, request.integration)):
-            raise ValidationError("Only the ticket's assignee or a manager of the integration can close it.")
+            raise PermissionDenied("Only the ticket's assignee or a manager of the integration can close it.")
         if ticket.status != AccessTicket.Status.OPEN:
             raise ValidationError(f"Ticket #{ticket.pk} is already {ticket.get_status_display().lower()}.")
         ticket.status, ticket.closed_at, ticket.closed_by, ticket.note = (

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from django.contrib.auth.models import Group
 from django.core import mail
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 from psycopg import sql
 
@@ -194,13 +194,13 @@ def test_request_two_step_approval_grant_and_expiry(
     assert request.status == "pending" and list(request.pending_approvers.all()) == [boss]
     assert any(boss.email in m.to for m in mail.outbox)
 
-    with pytest.raises(ValidationError, match="not an approver"):
+    with pytest.raises(PermissionDenied, match="not an approver"):
         ar.access_request_approve(actor=owner, request=request)  # step 2's approver, too early
     ar.access_request_approve(actor=boss, request=request, comment="ok")
     request.refresh_from_db()
     assert request.status == "pending" and request.current_step == 1
     assert list(request.pending_approvers.all()) == [owner]
-    with pytest.raises(ValidationError, match="not an approver"):
+    with pytest.raises(PermissionDenied, match="not an approver"):
         ar.access_request_approve(actor=boss, request=request)
 
     before = timezone.now()
@@ -297,7 +297,7 @@ def test_read_only_integration_opens_a_ticket_and_changes_nothing(
     ar.access_requests_expire(now=timezone.now() + timedelta(hours=1))  # no retry of a ticketed grant
     assert AccessTicket.objects.filter(request=request).count() == 1
 
-    with pytest.raises(ValidationError, match="assignee"):
+    with pytest.raises(PermissionDenied, match="assignee"):
         ar.access_ticket_close(actor=people["bob"], ticket=ticket)
     ar.access_ticket_close(actor=people["owner"], ticket=ticket, note="done by hand")
     request.refresh_from_db()
@@ -337,7 +337,7 @@ def test_bad_input_and_failed_grants(cluster, people, two_step, django_capture_o
     request = ar.access_request_create(
         actor=boss, beneficiary=alice, role=role, duration="1h", justification="x"
     )
-    with pytest.raises(ValidationError, match="cannot approve"):
+    with pytest.raises(PermissionDenied, match="cannot approve"):
         ar.access_request_approve(actor=boss, request=request)
     ar.access_request_cancel(actor=boss, request=request)
     with pytest.raises(ValidationError, match="only a pending request"):
@@ -618,7 +618,7 @@ def test_on_behalf_request_mails_everyone_at_each_change(cluster, people, django
         )
     assert inbox(boss) == ["Your approval is needed"]
     assert inbox(bob) == inbox(alice) == ["Access requested"]
-    with pytest.raises(ValidationError, match="cannot approve"):
+    with pytest.raises(PermissionDenied, match="cannot approve"):
         ar.access_request_approve(actor=alice, request=request)  # the beneficiary may not approve either
     with django_capture_on_commit_callbacks(execute=True):
         ar.access_request_approve(actor=boss, request=request)

@@ -71,15 +71,22 @@ def test_requestable_by_default_decides_whether_discovered_resources_appear(
     from integrations.models import Role
     from integrations.services.sync import sync_integration
 
-    hidden = make_integration(name="Hidden by default", requestable_by_default=False)
-    shown = make_integration(name="Shown by default", requestable_by_default=True)
-    for integration in (hidden, shown):
+    workflow = workflow_create(
+        actor=admin_user, name="Automatic", steps=[{"approvers": [{"kind": "automatic"}]}]
+    )
+    hidden = make_integration(
+        name="Hidden by default", requestable_by_default=False, default_workflow=workflow
+    )
+    shown = make_integration(name="Shown by default", requestable_by_default=True, default_workflow=workflow)
+    undecidable = make_integration(name="Nobody decides", requestable_by_default=True)
+    for integration in (hidden, shown, undecidable):
         sync_integration(actor=admin_user, integration=integration, full=True)
     assert Role.objects.filter(integration=hidden).exists()
     user = User.objects.create_user("carol", "carol@example.com", "pw")
     client.force_login(user)
     page = client.get("/request/").content.decode()
     assert "Shown by default" in page and "Hidden by default" not in page
+    assert "Nobody decides" not in page  # requestable, but without a workflow nobody could decide it
     role = Role.objects.filter(integration=hidden).first()
     response = client.post(f"/request/{role.pk}/", {"duration": "1h", "justification": "x"})
     assert response.status_code == 400 and "cannot be requested" in response.content.decode()

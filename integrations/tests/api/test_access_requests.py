@@ -254,7 +254,7 @@ def test_approve_then_ticket_then_end(
     assert _ids(other.get("/api/access-tickets/")) == {ticket.pk}  # the requester sees their ticket
     assert _ids(other.get("/api/access-tickets/?assigned_to_me=true")) == set()
     refused = other.post(f"/api/access-tickets/{ticket.pk}/close/", {"note": "done?"}, format="json")
-    assert refused.status_code == 400 and "assignee" in refused.json()["error"]["message"]
+    assert refused.status_code == 403 and "assignee" in refused.json()["error"]["message"]
     assert client_as(jit["bystander"]).post(f"/api/access-tickets/{ticket.pk}/close/").status_code == 404
     strict = owner.post(f"/api/access-tickets/{ticket.pk}/close/", {"note": "x", "done": True}, format="json")
     assert strict.status_code == 400 and strict.json()["error"]["fields"] == {"done": ["Unknown field."]}
@@ -284,14 +284,14 @@ def test_nobody_approves_their_own_request(client_for, people, world, jit, filed
     own = file(client_as(jit["approver"]), world["mine_role"]).json()
     for verb in ("approve", "deny"):
         response = client_as(jit["approver"]).post(f"/api/access-requests/{own['id']}/{verb}/")
-        assert response.status_code == 400 and "you filed" in response.json()["error"]["message"]
+        assert response.status_code == 403 and "you filed" in response.json()["error"]["message"]
     response = client_for("other").post(f"/api/access-requests/{filed['mine'].pk}/approve/")
-    assert response.status_code == 400
+    assert response.status_code == 403
     assert not AccessDecision.objects.exists()
     assert set(AccessRequest.objects.values_list("status", flat=True)) == {"pending"}
 
 
-def test_approving_twice_and_a_non_approver_are_400(client_for, people, world, jit):
+def test_approving_twice_is_400_and_a_non_approver_403(client_for, people, world, jit):
     workflow_both = workflow_create(
         actor=people["admin"],
         name="Both",
@@ -313,7 +313,7 @@ def test_approving_twice_and_a_non_approver_are_400(client_for, people, world, j
     assert second.status_code == 400 and "already decided" in second.json()["error"]["message"]
     # The maintainer manages the integration (sees the request) but is no approver of it.
     response = client_for("maintainer").post(url, {}, format="json")
-    assert response.status_code == 400 and "not an approver" in response.json()["error"]["message"]
+    assert response.status_code == 403 and "not an approver" in response.json()["error"]["message"]
     assert AccessDecision.objects.count() == 1
 
 
@@ -347,7 +347,7 @@ def test_decision_bodies_are_strict(jit, filed):
 def test_cancel_by_the_requester_only(client_for, jit, filed):
     url = f"/api/access-requests/{filed['mine'].pk}/cancel/"
     response = client_as(jit["approver"]).post(url)
-    assert response.status_code == 400 and "Only the requester" in response.json()["error"]["message"]
+    assert response.status_code == 403 and "Only the requester" in response.json()["error"]["message"]
     response = client_for("other").post(url)
     assert response.status_code == 200 and response.json()["status"] == "cancelled"
     assert response.json()["pending_approvers"] == []
