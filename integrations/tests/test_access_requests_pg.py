@@ -711,7 +711,7 @@ def test_access_time_starts_at_the_grant_and_failures_are_visible_until_given_up
         again = ar.access_request_create(actor=alice, role=role, duration="1h", justification="y")
     again.refresh_from_db()
     assert again.status == "failed"
-    with pytest.raises(ValidationError, match="Only a manager"):
+    with pytest.raises(PermissionDenied, match="Only a manager"):
         ar.access_request_retry(actor=alice, request=again)
     Integration.objects.filter(pk=integration.pk).update(
         connection_config={**broken, "databaseNamePattern": "^" + cluster["p"]}
