@@ -29,6 +29,7 @@ from connectors.sdk import (
     ObjectNotFound,
     as_list,
     changes,
+    one_line,
 )
 from connectors.sdk.config import config_int as _int
 from connectors.sdk.config import config_text as _text
@@ -81,8 +82,8 @@ def settings(config: dict[str, Any]) -> Settings:
 def _error(exc: Exception, action: str = "") -> tuple[str, str]:
     if isinstance(exc, bex.ClientError):
         err = exc.response.get("Error", {})
-        return err.get("Code", ""), " ".join(str(err.get("Message", "")).split())
-    return type(exc).__name__, " ".join(str(exc).split())
+        return err.get("Code", ""), one_line(err.get("Message", ""))
+    return type(exc).__name__, one_line(exc)
 
 
 def _where(s: Settings) -> str:

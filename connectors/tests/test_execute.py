@@ -16,6 +16,7 @@ from connectors.sdk import (
     StateError,
     UnsupportedCommand,
     changes,
+    one_line,
 )
 from connectors.sdk.connector import KEEPALIVE_EVERY_SKIPPED
 
@@ -495,3 +496,10 @@ def test_cancellation_is_checked_at_keep_alives():
 
     with pytest.raises(Cancelled):
         run(c, "std:account:list", should_cancel=lambda: True)
+
+
+def test_one_line_folds_white_space_and_hides_secrets():
+    exc = OSError("FATAL:  password  for s3cret\n  rejected\t(s3cret)")
+    assert one_line(exc, None, "s3cret") == "FATAL: password for *** rejected (***)"
+    assert one_line("pw  ab", "", "ab", "b") == "pw ab"  # secrets shorter than three characters stay
+    assert one_line(None) == "None"
