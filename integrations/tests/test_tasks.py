@@ -17,7 +17,8 @@ from conftest import DEMO_CONFIG
 from governance.jobs import job_start
 from governance.models import AuditEvent, Job
 from integrations.models import Account, Agent, Integration, Permission
-from integrations.tasks import queue_for, run_sync_job, sync_integration_task, sync_now
+from integrations.services.sync import sync_start
+from integrations.tasks import queue_for, run_sync_job
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -26,7 +27,8 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
 @pytest.fixture
 def broker():
     redis.Redis.from_url(REDIS_URL).ping()  # a missing Redis is a failure, not a skip
-    client = Celery("governance-test-client", broker=REDIS_URL)
+    # Not the current app: the portal's tasks keep running through the governance app (eager in tests).
+    client = Celery("governance-test-client", broker=REDIS_URL, set_as_current=False)
     client.conf.update(task_serializer="json", accept_content=["json"])
     yield client
     client.close()
@@ -147,23 +149,46 @@ def test_a_lost_database_connection_fails_the_sync_cleanly(broker, make_worker, 
     assert proc.poll() is None  # the worker lives on
 
 
+def wait_for_sync(integration, proc, timeout: float = 60) -> Job:
+    """The integration's sync job once it finished; the worker process must stay alive meanwhile."""
+
+    def finished():
+        assert proc.poll() is None, "the worker died"
+        return Job.objects.filter(
+            kind="sync", integration_id=integration.pk, finished_at__isnull=False
+        ).first()
+
+    return wait_for(finished, timeout, what="the sync job to finish")
+
+
+def assert_synced(integration, job: Job) -> None:
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    integration.refresh_from_db()
+    assert integration.last_sync_status == Integration.SyncStatus.SUCCEEDED, integration.last_sync_error
+    assert integration.resources.count() == 10  # DEMO_CONFIG has 10 groups
+    assert integration.accounts.count() == 40
+
+
 @pytest.mark.django_db(transaction=True, databases="__all__")
 def test_sync_runs_on_the_agents_worker(broker, worker, make_integration):
     agent_name, proc = worker
     integration = make_integration(name="Directory", agent=Agent.objects.create(name=agent_name))
     assert queue_for(integration) == f"agent.{agent_name}"
-    # What sync_now sends, sent through the real broker.
-    broker.send_task(sync_integration_task.name, args=[integration.pk, True], queue=queue_for(integration))
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        integration.refresh_from_db()
-        if integration.last_sync_status != Integration.SyncStatus.NEVER:
-            break
-        assert proc.poll() is None, proc.stdout.read()
-        time.sleep(0.2)
-    assert integration.last_sync_status == Integration.SyncStatus.SUCCEEDED, integration.last_sync_error
-    assert integration.resources.count() == 10  # DEMO_CONFIG has 10 groups
-    assert integration.accounts.count() == 40
+    queue_sync(broker, integration)
+    assert_synced(integration, wait_for_sync(integration, proc))
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_a_sync_queued_under_the_older_task_name_runs_as_a_job(broker, worker, make_integration):
+    agent_name, proc = worker
+    integration = make_integration(name="Directory", agent=Agent.objects.create(name=agent_name))
+    # A message left in the queue by an earlier release, sent through the real broker.
+    broker.send_task(
+        "integrations.sync_integration", args=[integration.pk, True], queue=queue_for(integration)
+    )
+    job = wait_for_sync(integration, proc)
+    assert job.params == {"full": True} and "Full sync done" in job.log[-1]["message"]
+    assert_synced(integration, job)
 
 
 def test_agent_integrations_route_to_their_queue(db, make_integration):
@@ -173,10 +198,14 @@ def test_agent_integrations_route_to_their_queue(db, make_integration):
     assert queue_for(integration) == "agent.eu-west"
 
 
-def test_without_a_broker_sync_now_runs_in_process(db, make_integration, settings):
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_without_a_broker_sync_start_runs_in_process(make_integration, settings):
     assert settings.CELERY_TASK_ALWAYS_EAGER  # no CELERY_BROKER_URL in the test settings
     integration = make_integration()
-    result = sync_now(integration, full=True)
-    assert result.get()["accounts_created"] == 40
+    job = sync_start(actor=None, integration=integration, full=True)
+    # No worker runs here: the job ran in this process, on commit, before sync_start returned.
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert job.counts["accounts_created"] == 40
     integration.refresh_from_db()
     assert integration.last_sync_status == Integration.SyncStatus.SUCCEEDED
