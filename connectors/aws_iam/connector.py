@@ -465,12 +465,10 @@ def account_update(context, input, res):
                     f"attribute {change.attribute!r} cannot be changed; only groups and policies"
                 )
             values = _values(change.attribute, kind, change.values)
-            if change.op == "Set":
+            if change.op == "Set":  # replaces the groups or the policies, not both
                 target = [v for v in target if parse_entitlement(v)[0] != kind] + list(dict.fromkeys(values))
-            elif change.op == "Add":
-                target.extend(v for v in values if v not in target)
             else:
-                target = [v for v in target if v not in values]
+                target = change.apply(target, values)
         _apply(iam, name, [v for v in target if v not in held], [v for v in held if v not in target])
         res.send(read_account(iam, name))
 

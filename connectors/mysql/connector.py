@@ -938,13 +938,7 @@ def account_update(context, input, res):
         scalars: dict[str, Any] = {}
         for change in todo:
             if change.attribute == GROUP_ATTRIBUTE:
-                values = list(expand(privileges, [str(v) for v in change.values]))
-                if change.op == "Set":
-                    target = list(dict.fromkeys(values))
-                elif change.op == "Add":
-                    target.extend(v for v in values if v not in target)
-                else:
-                    target = [v for v in target if v not in values]
+                target = change.apply(target, list(expand(privileges, [str(v) for v in change.values])))
             elif change.op != "Set":
                 raise InputError(f"attribute {change.attribute!r} is single-valued: use Set, not {change.op}")
             else:

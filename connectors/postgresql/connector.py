@@ -709,12 +709,7 @@ def account_update(context, input, res):
                     values = [str(v) for v in change.values]
                     for v in values:
                         parse_entitlement(v)
-                    if change.op == "Set":
-                        target = list(dict.fromkeys(values))
-                    elif change.op == "Add":
-                        target.extend(v for v in values if v not in target)
-                    else:
-                        target = [v for v in target if v not in values]
+                    target = change.apply(target, values)
                 elif change.op != "Set":
                     raise InputError(
                         f"attribute {change.attribute!r} is single-valued: use Set, not {change.op}"

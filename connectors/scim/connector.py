@@ -595,13 +595,7 @@ def account_update(context, input, res):
         values: dict[str, Any] = {}
         for change in todo:
             if change.attribute == GROUP_ATTRIBUTE:
-                wanted = [str(v) for v in change.values]
-                if change.op == "Set":
-                    target = list(dict.fromkeys(wanted))
-                elif change.op == "Add":
-                    target.extend(v for v in wanted if v not in target)
-                else:
-                    target = [v for v in target if v not in wanted]
+                target = change.apply(target, [str(v) for v in change.values])
             elif change.op != "Set":
                 raise InputError(f"attribute {change.attribute!r} is single-valued: use Set, not {change.op}")
             elif change.attribute == "id":

@@ -368,6 +368,24 @@ def test_update_changes_are_normalised():
         )
 
 
+def test_a_change_applies_to_a_multi_valued_attribute():
+    held = ["g1", "g2"]
+    add, remove, set_ = changes(
+        {
+            "changes": [
+                {"op": "Add", "attribute": "groups", "value": ["g2", "g3", "g3"]},
+                {"op": "Remove", "attribute": "groups", "value": ["g1", "g9"]},
+                {"op": "Set", "attribute": "groups", "value": ["g4", "g5", "g4"]},
+            ]
+        }
+    )
+    assert add.apply(held) == ["g1", "g2", "g3"]
+    assert remove.apply(held) == ["g2"]
+    assert set_.apply(held) == ["g4", "g5"]
+    assert add.apply(held, ["G3"]) == ["g1", "g2", "G3"]  # values as the connector normalised them
+    assert held == ["g1", "g2"]  # a new list each time
+
+
 # -- filters ---------------------------------------------------------------------------------------------
 
 
