@@ -29,8 +29,8 @@ The good config should describe a small source: every list command is run severa
 
 A connector's own tests against a real server use the helpers below: :func:`connection_error` (the one-line
 message of a failing ``std:test-connection``), :func:`assert_connection_errors` (a good config connects and
-each bad one fails with exactly its message), :func:`free_port` and :func:`make_certificates` (for private
-server instances).
+each bad one fails with exactly its message), :func:`free_port`, :func:`make_certificates` and
+:func:`stop_process` (for private server instances).
 """
 
 from __future__ import annotations
@@ -134,6 +134,18 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 5) -> None:
+    """Stop a private server: SIGTERM, then SIGKILL when it has not exited within ``timeout`` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout)
 
 
 def make_certificates(folder: Path, *, san: str = "DNS:localhost") -> None:

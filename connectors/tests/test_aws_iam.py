@@ -26,7 +26,12 @@ import pytest
 from connectors.aws_iam import connector as aws_module
 from connectors.aws_iam.connector import connector as aws_iam
 from connectors.sdk import ConfigError, ConnectorError, InputError, ObjectNotFound
-from connectors.testing import ConnectorAcceptanceSuite, assert_connection_errors, free_port
+from connectors.testing import (
+    ConnectorAcceptanceSuite,
+    assert_connection_errors,
+    free_port,
+    stop_process,
+)
 
 HOST = "127.0.0.1"
 READ_ONLY = "arn:aws:iam::aws:policy/ReadOnlyAccess"
@@ -61,15 +66,6 @@ def _moto_server(**env: str):
             time.sleep(0.05)
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-
-
 def iam_client(url: str, key: str = "testing", secret: str = "testing"):
     return boto3.client(
         "iam", endpoint_url=url, region_name="us-east-1", aws_access_key_id=key, aws_secret_access_key=secret
@@ -82,7 +78,7 @@ def moto():
     try:
         yield url
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 def fill(url: str) -> None:
@@ -142,7 +138,7 @@ def authed():
             keys.append((k["AccessKeyId"], k["SecretAccessKey"]))
         yield url, admin_keys, keys[0], keys[1]
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 def run(command: str, cfg: dict, input: dict | None = None):

@@ -27,6 +27,7 @@ from connectors.testing import (
     assert_connection_errors,
     free_port,
     make_certificates,
+    stop_process,
 )
 from connectors.testing import connection_error as _connection_error
 
@@ -137,13 +138,8 @@ class Slapd:
                 time.sleep(0.02)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc)
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def admin(self) -> ldap3.Connection:

@@ -20,7 +20,12 @@ import redis
 from connectors.redis import connector as redis_module
 from connectors.redis.connector import connector as redis_acl
 from connectors.sdk import ConfigError, ConnectorError, InputError, ObjectNotFound
-from connectors.testing import ConnectorAcceptanceSuite, assert_connection_errors, free_port
+from connectors.testing import (
+    ConnectorAcceptanceSuite,
+    assert_connection_errors,
+    free_port,
+    stop_process,
+)
 from connectors.testing import connection_error as _connection_error
 
 HOST = "127.0.0.1"
@@ -64,12 +69,7 @@ def server():
                 time.sleep(0.02)
         yield port, acl
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc)
         shutil.rmtree(folder, ignore_errors=True)
 
 

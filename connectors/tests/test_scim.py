@@ -17,7 +17,12 @@ import pytest
 
 from connectors.scim.connector import connector as scim
 from connectors.sdk import ConfigError, ConnectorError, InputError, ObjectNotFound, StateError
-from connectors.testing import ConnectorAcceptanceSuite, assert_connection_errors, free_port
+from connectors.testing import (
+    ConnectorAcceptanceSuite,
+    assert_connection_errors,
+    free_port,
+    stop_process,
+)
 from connectors.testing import connection_error as _connection_error
 
 TOKEN = "test-token"
@@ -66,13 +71,8 @@ class ScimServer:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc)
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url + "/", headers=HEADERS, timeout=10)
