@@ -3,10 +3,8 @@
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 import redis
@@ -20,7 +18,6 @@ from integrations.models import Account, Agent, Integration, Permission
 from integrations.services.sync import sync_start
 from integrations.tasks import queue_for, run_sync_job
 
-ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
@@ -35,39 +32,20 @@ def broker():
 
 
 @pytest.fixture
-def make_worker(broker, transactional_db, tmp_path):
+def make_worker(broker, portal_process):
     """Start real Celery worker processes on the test database, each on its own agent queue."""
-    if connection.vendor != "postgresql":
-        pytest.fail("the worker tests need DATABASE_URL pointing at PostgreSQL")
-    s = connection.settings_dict
-    started = []
 
     def start(pool: str = "solo"):
         agent = f"test-{uuid.uuid4().hex[:8]}"
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "governance.test_settings",
-            "DATABASE_URL": f"postgres://{s['USER']}@{s['HOST']}:{s['PORT']}/{s['NAME']}",
-            "CELERY_BROKER_URL": REDIS_URL,
-        }
-        log = open(tmp_path / f"{agent}.log", "w")  # noqa: SIM115 - closed at teardown
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "governance", "worker", "-Q", f"agent.{agent}",
-             "--pool", pool, "--concurrency", "1", "--without-heartbeat", "--without-gossip",
-             "--without-mingle", "-l", "INFO"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        proc = portal_process(
+            agent,
+            ["celery", "-A", "governance", "worker", "-Q", f"agent.{agent}", "--pool", pool,
+             "--concurrency", "1", "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "INFO"],
+            {**os.environ, "CELERY_BROKER_URL": REDIS_URL},
         )  # fmt: skip
-        started.append((proc, log))
         return agent, proc
 
-    yield start
-    for proc, log in started:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    return start
 
 
 @pytest.fixture
