@@ -1,9 +1,13 @@
 """Fixtures shared by the suite. Django is imported lazily: the connector tests run without it."""
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parent
 
 DEMO_CONFIG = {
     "url": "https://demo.example.com",
@@ -29,6 +33,38 @@ def make_integration(db, admin_user):
         return services.integration_create(actor=admin_user, **fields)
 
     return make
+
+
+@pytest.fixture
+def portal_process(transactional_db, tmp_path):
+    """Start processes of the portal (``python -m celery worker``, ``python -m gunicorn``...) on the test
+    database: ``start(name, args, env)`` runs ``python -m <args>`` in the repository with ``env`` plus the
+    test settings and database, its output in ``tmp_path/<name>.log``. All are stopped at teardown."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.fail("tests of portal processes need DATABASE_URL pointing at PostgreSQL")
+    s = connection.settings_dict
+    database_url = f"postgres://{s['USER']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
+    started = []
+
+    def start(name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
+        env = {**env, "DJANGO_SETTINGS_MODULE": "governance.test_settings", "DATABASE_URL": database_url}
+        log = open(tmp_path / f"{name}.log", "w")  # noqa: SIM115 - closed at teardown
+        proc = subprocess.Popen(
+            [sys.executable, "-m", *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        started.append((proc, log))
+        return proc
+
+    yield start
+    for proc, log in started:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import registry
-from .sdk.errors import ConnectorError, UnknownConnector
+from .sdk.errors import ConnectorError, UnknownConnector, one_line
 from .sdk.spec import load_spec
 
 
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except (ConnectorError, UnknownConnector, _Fail) as exc:
-        message = " ".join(str(exc).split())
+        message = one_line(exc)
         connector, command = getattr(exc, "connector", None), getattr(exc, "command", None)
         if connector and command and f"connector {connector}" not in message:
             message = f"{connector} {command}: {message}"
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout = open(os.devnull, "w")  # the reader went away; nothing more to say
         return 1
     except Exception as exc:
-        return _fail(f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())}", 1)
+        return _fail(f"unexpected {type(exc).__name__}: {one_line(exc)}", 1)
 
 
 def _fail(message: str, status: int) -> int:

@@ -32,6 +32,19 @@ from .fields import EncryptedJSONField
 from .models import AuditEvent
 
 SECRET_MARK = "<secret>"
+# The columns of the audit log's CSV export, on the screen and in the API.
+CSV_COLUMNS = [
+    "occurred_at",
+    "actor",
+    "action",
+    "object_type",
+    "object_id",
+    "object",
+    "integration",
+    "status",
+    "correlation_id",
+    "details",
+]
 
 
 @dataclass(frozen=True)

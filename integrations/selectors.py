@@ -121,35 +121,22 @@ def workflow_usage(workflow: ApprovalWorkflow) -> dict[str, object]:
 
 def implied_role_ids(role_id: int) -> set[int]:
     """Every role that holding ``role_id`` gives, directly or through a chain."""
-    seen: set[int] = set()
-    frontier = {role_id}
-    while frontier:
-        nxt = (
-            set(
-                RoleImplication.objects.filter(role_id__in=frontier).values_list("implied_role_id", flat=True)
-            )
-            - seen
-            - {role_id}
-        )
-        seen |= nxt
-        frontier = nxt
-    return seen
+    return _implication_chain(role_id, "role_id", "implied_role_id")
 
 
 def granting_role_ids(role_id: int) -> set[int]:
     """Every role whose holders get ``role_id`` automatically, directly or through a chain."""
+    return _implication_chain(role_id, "implied_role_id", "role_id")
+
+
+def _implication_chain(role_id: int, from_field: str, to_field: str) -> set[int]:
+    """The roles reached from ``role_id`` along role implications, one query per step of the chain."""
     seen: set[int] = set()
     frontier = {role_id}
     while frontier:
-        nxt = (
-            set(
-                RoleImplication.objects.filter(implied_role_id__in=frontier).values_list("role_id", flat=True)
-            )
-            - seen
-            - {role_id}
-        )
-        seen |= nxt
-        frontier = nxt
+        step = RoleImplication.objects.filter(**{f"{from_field}__in": frontier})
+        frontier = set(step.values_list(to_field, flat=True)) - seen - {role_id}
+        seen |= frontier
     return seen
 
 

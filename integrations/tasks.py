@@ -22,16 +22,15 @@ def run_sync_job(job_id: str) -> str:
 
 
 @shared_task(name="integrations.sync_integration")
-def sync_integration_task(integration_id: int, full: bool | None = None) -> dict:
-    """Sync an integration directly, without a job (scripts, the demo loader)."""
-    from .services.sync import sync_integration
+def sync_integration_message(integration_id: int, full: bool | None = None) -> str:
+    """A sync still queued under this older task name starts a sync job, like every other sync.
+    Nothing sends it any more: syncs start with ``sync_start``."""
+    from .services.sync import sync_start
 
-    integration = Integration.objects.get(pk=integration_id)
-    return sync_integration(actor=None, integration=integration, full=full).counts
-
-
-def sync_now(integration: Integration, *, full: bool | None = None):
-    return sync_integration_task.apply_async(args=[integration.pk, full], queue=queue_for(integration))
+    integration = Integration.objects.filter(pk=integration_id).first()
+    if integration is None:
+        return "deleted"
+    return sync_start(actor=None, integration=integration, full=full).status
 
 
 def due_integrations(now=None) -> list[tuple[Integration, bool | None]]:

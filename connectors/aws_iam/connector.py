@@ -29,6 +29,7 @@ from connectors.sdk import (
     ObjectNotFound,
     as_list,
     changes,
+    one_line,
 )
 from connectors.sdk.config import config_int as _int
 from connectors.sdk.config import config_text as _text
@@ -81,8 +82,8 @@ def settings(config: dict[str, Any]) -> Settings:
 def _error(exc: Exception, action: str = "") -> tuple[str, str]:
     if isinstance(exc, bex.ClientError):
         err = exc.response.get("Error", {})
-        return err.get("Code", ""), " ".join(str(err.get("Message", "")).split())
-    return type(exc).__name__, " ".join(str(exc).split())
+        return err.get("Code", ""), one_line(err.get("Message", ""))
+    return type(exc).__name__, one_line(exc)
 
 
 def _where(s: Settings) -> str:
@@ -464,12 +465,10 @@ def account_update(context, input, res):
                     f"attribute {change.attribute!r} cannot be changed; only groups and policies"
                 )
             values = _values(change.attribute, kind, change.values)
-            if change.op == "Set":
+            if change.op == "Set":  # replaces the groups or the policies, not both
                 target = [v for v in target if parse_entitlement(v)[0] != kind] + list(dict.fromkeys(values))
-            elif change.op == "Add":
-                target.extend(v for v in values if v not in target)
             else:
-                target = [v for v in target if v not in values]
+                target = change.apply(target, values)
         _apply(iam, name, [v for v in target if v not in held], [v for v in held if v not in target])
         res.send(read_account(iam, name))
 

@@ -34,6 +34,7 @@ from connectors.sdk import (
     StateError,
     as_list,
     changes,
+    one_line,
 )
 from connectors.sdk.config import config_int as _int
 from connectors.sdk.config import config_text as _text
@@ -173,16 +174,9 @@ def settings(config: dict[str, Any]) -> Settings:
 # -- connections -----------------------------------------------------------------------------------------
 
 
-def _one_line(text: Any, s: Settings | None = None) -> str:
-    text = " ".join(str(text).split())
-    if s is not None and s.password and len(s.password) >= 3:
-        text = text.replace(s.password, "***")
-    return text
-
-
 def _socket_reason(exc: Exception, s: Settings) -> str:
     """Why opening the connection failed, in a few words."""
-    text = _one_line(exc, s).lower()
+    text = one_line(exc, s.password).lower()
     try:
         socket.getaddrinfo(s.host, s.port)
     except (OSError, UnicodeError):
@@ -205,8 +199,8 @@ def _socket_reason(exc: Exception, s: Settings) -> str:
     ):
         return "the server does not speak TLS on this port (LDAPS); try the StartTLS or plain option"
     if "ssl" in text or "tls" in text:
-        return f"TLS failed: {_one_line(exc, s)[:200]}"
-    return _one_line(exc, s)[:200]
+        return f"TLS failed: {one_line(exc, s.password)[:200]}"
+    return one_line(exc, s.password)[:200]
 
 
 def _tls(s: Settings) -> ldap3.Tls:
@@ -258,7 +252,7 @@ def connect(config: dict[str, Any]) -> Iterator[tuple[ldap3.Connection, Settings
             except ldap_exc.LDAPException as exc:
                 raise ConnectorError(f"{where}: StartTLS failed: {_socket_reason(exc, s)}") from None
             if not started:
-                detail = _one_line(conn.result.get("message") or conn.result.get("description"), s)
+                detail = one_line(conn.result.get("message") or conn.result.get("description"), s.password)
                 raise ConnectorError(f"{where}: the server refused StartTLS ({detail})")
         try:
             bound = conn.bind()
@@ -270,7 +264,7 @@ def connect(config: dict[str, Any]) -> Iterator[tuple[ldap3.Connection, Settings
                 raise ConnectorError(
                     f"authentication failed for {s.bind_dn} at {s.where}: wrong password or no such entry"
                 )
-            detail = _one_line(conn.result.get("message") or conn.result.get("description"), s)
+            detail = one_line(conn.result.get("message") or conn.result.get("description"), s.password)
             if "confidentiality" in detail.lower() or code == 13:
                 raise ConnectorError(
                     f"the server at {s.where} refuses a simple bind without TLS: use LDAPS or StartTLS"
@@ -285,7 +279,7 @@ def connect(config: dict[str, Any]) -> Iterator[tuple[ldap3.Connection, Settings
 def _ldap_error(conn: ldap3.Connection, s: Settings, action: str) -> ConnectorError:
     result = conn.result or {}
     code = result.get("result")
-    detail = _one_line(result.get("message") or "", s)
+    detail = one_line(result.get("message") or "", s.password)
     name = result.get("description") or f"result {code}"
     if code == INSUFFICIENT_ACCESS:
         return ConnectorError(
@@ -332,7 +326,7 @@ def _search(
                 paged_cookie=cookie,
             )
         except ldap_exc.LDAPInvalidFilterError as exc:
-            raise ConfigError(f"invalid LDAP filter {filter_}: {_one_line(exc)}") from None
+            raise ConfigError(f"invalid LDAP filter {filter_}: {one_line(exc)}") from None
         except ldap_exc.LDAPCommunicationError as exc:
             raise ConnectorError(f"connection to {s.where} lost: {_socket_reason(exc, s)}") from None
         result = conn.result
@@ -887,12 +881,7 @@ def account_update(context, input, res):
                 values = [str(v) for v in change.values]
                 for v in values:
                     _split_entitlement(v, s)
-                if change.op == "Set":
-                    target = list(dict.fromkeys(values))
-                elif change.op == "Add":
-                    target.extend(v for v in values if v not in target)
-                else:
-                    target = [v for v in target if v not in values]
+                target = change.apply(target, values)
                 continue
             if change.op != "Set":
                 raise InputError(f"attribute {change.attribute!r} is single-valued: use Set, not {change.op}")

@@ -34,6 +34,7 @@ from connectors.sdk import (
     ObjectNotFound,
     as_list,
     changes,
+    one_line,
 )
 from connectors.sdk.config import config_int as _int
 from connectors.sdk.config import config_text as _text
@@ -112,17 +113,9 @@ def settings(config: dict[str, Any]) -> Settings:
     )
 
 
-def _one_line(text: Any, s: Settings | None = None, *secrets: str | None) -> str:
-    text = " ".join(str(text).split())
-    for secret in (s.password if s else None, *secrets):
-        if secret and len(secret) >= 3:
-            text = text.replace(secret, "***")
-    return text
-
-
 def _connect_message(s: Settings, exc: Exception) -> str:
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-    raw = _one_line(exc.args[1] if len(exc.args) > 1 else exc, s)
+    raw = one_line(exc.args[1] if len(exc.args) > 1 else exc, s.password)
     low = raw.lower()
     where = s.where
     if code in (ER_ACCESS_DENIED, ER_ACCESS_DENIED_NO_PASSWORD):
@@ -157,7 +150,7 @@ def _connect_message(s: Settings, exc: Exception) -> str:
 def _sql_message(exc: pymysql.Error, s: Settings, action: str = "", *secrets: str | None) -> str:
     text = exc.args[1] if len(exc.args) > 1 else str(exc)
     prefix = f"{action}: " if action else ""
-    return prefix + _one_line(text, s, *secrets)
+    return prefix + one_line(text, s.password, *secrets)
 
 
 @dataclass
@@ -945,13 +938,7 @@ def account_update(context, input, res):
         scalars: dict[str, Any] = {}
         for change in todo:
             if change.attribute == GROUP_ATTRIBUTE:
-                values = list(expand(privileges, [str(v) for v in change.values]))
-                if change.op == "Set":
-                    target = list(dict.fromkeys(values))
-                elif change.op == "Add":
-                    target.extend(v for v in values if v not in target)
-                else:
-                    target = [v for v in target if v not in values]
+                target = change.apply(target, list(expand(privileges, [str(v) for v in change.values])))
             elif change.op != "Set":
                 raise InputError(f"attribute {change.attribute!r} is single-valued: use Set, not {change.op}")
             else:

@@ -30,6 +30,7 @@ from connectors.sdk import (
     ObjectNotFound,
     as_list,
     changes,
+    one_line,
 )
 from connectors.sdk.config import config_int as _int
 from connectors.sdk.config import config_text as _text
@@ -120,16 +121,9 @@ def settings(config: dict[str, Any]) -> Settings:
     )
 
 
-def _one_line(text: str, s: Settings | None = None) -> str:
-    text = " ".join(str(text).split())
-    if s is not None and s.password and len(s.password) >= 3:
-        text = text.replace(s.password, "***")
-    return text
-
-
 def _server_detail(text: str) -> str:
     """libpq's message without its 'connection to server ... failed:' prefix and severity."""
-    text = _one_line(text)
+    text = one_line(text)
     for marker in (" failed: FATAL: ", " failed: ERROR: ", " failed: "):
         if marker in text:
             text = text.split(marker, 1)[1]
@@ -138,7 +132,7 @@ def _server_detail(text: str) -> str:
 
 
 def _connect_message(s: Settings, exc: Exception) -> str:
-    raw = _one_line(str(exc), s)
+    raw = one_line(str(exc), s.password)
     low = raw.lower()
     user, where = s.username, s.where
     if "password authentication failed" in low:
@@ -215,9 +209,9 @@ def _pg_message(exc: psycopg.Error, s: Settings, action: str = "") -> str:
     diag = getattr(exc, "diag", None)
     text = (diag.message_primary if diag is not None and diag.message_primary else None) or str(exc)
     if isinstance(exc, pg_errors.InvalidRegularExpression):
-        return f"invalid regular expression in roleNamePattern or databaseNamePattern: {_one_line(text, s)}"
+        return f"invalid regular expression in roleNamePattern or databaseNamePattern: {one_line(text, s.password)}"
     prefix = f"{action}: " if action else ""
-    return prefix + _one_line(text, s)
+    return prefix + one_line(text, s.password)
 
 
 # -- queries -----------------------------------------------------------------------------------------
@@ -715,12 +709,7 @@ def account_update(context, input, res):
                     values = [str(v) for v in change.values]
                     for v in values:
                         parse_entitlement(v)
-                    if change.op == "Set":
-                        target = list(dict.fromkeys(values))
-                    elif change.op == "Add":
-                        target.extend(v for v in values if v not in target)
-                    else:
-                        target = [v for v in target if v not in values]
+                    target = change.apply(target, values)
                 elif change.op != "Set":
                     raise InputError(
                         f"attribute {change.attribute!r} is single-valued: use Set, not {change.op}"
@@ -807,7 +796,7 @@ def account_delete(context, input, res):
                         conn.execute(_grant(identity, name, revoke=True))
                 conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
         except pg_errors.DependentObjectsStillExist as exc:
-            detail = _one_line(exc.diag.message_detail or "", s)
+            detail = one_line(exc.diag.message_detail or "", s.password)
             if len(detail) > 200:
                 detail = detail[:200] + "…"
             raise ConnectorError(

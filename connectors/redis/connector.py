@@ -35,6 +35,7 @@ from connectors.sdk import (
     ObjectNotFound,
     as_list,
     changes,
+    one_line,
 )
 from connectors.sdk.config import config_int as _int
 from connectors.sdk.config import config_text as _text
@@ -109,16 +110,8 @@ def settings(config: dict[str, Any]) -> Settings:
     )
 
 
-def _one_line(text: Any, *secrets: str | None) -> str:
-    text = " ".join(str(text).split())
-    for secret in secrets:
-        if secret and len(secret) >= 3:
-            text = text.replace(secret, "***")
-    return text
-
-
 def _connect_message(s: Settings, exc: Exception) -> str:
-    raw = _one_line(exc, s.password)
+    raw = one_line(exc, s.password)
     low = raw.lower()
     where = s.where
     if isinstance(exc, rex.AuthenticationError) and "required" in low:
@@ -172,10 +165,10 @@ def connect(config: dict[str, Any]) -> Iterator[tuple[redis.Redis, Settings]]:
         yield client, s
     except rex.NoPermissionError as exc:
         raise ConnectorError(
-            f"the service account {s.username} lacks a permission: {_one_line(exc, s.password)}"
+            f"the service account {s.username} lacks a permission: {one_line(exc, s.password)}"
         ) from None
     except rex.RedisError as exc:
-        raise ConnectorError(_one_line(exc, s.password)) from None
+        raise ConnectorError(one_line(exc, s.password)) from None
     finally:
         client.close()
 
@@ -618,7 +611,7 @@ def _persist(client: redis.Redis, s: Settings) -> None:
             client.execute_command("CONFIG", "REWRITE")
     except rex.RedisError as exc:
         raise ConnectorError(
-            f"the change is made but could not be saved ({s.persistence}): {_one_line(exc, s.password)}"
+            f"the change is made but could not be saved ({s.persistence}): {one_line(exc, s.password)}"
         ) from None
 
 
@@ -628,11 +621,9 @@ def _setuser(
     try:
         client.execute_command("ACL", "SETUSER", name, *rules)
     except rex.NoPermissionError as exc:
-        raise ConnectorError(
-            f"{action}: permission denied ({_one_line(exc, s.password, *secrets)})"
-        ) from None
+        raise ConnectorError(f"{action}: permission denied ({one_line(exc, s.password, *secrets)})") from None
     except rex.ResponseError as exc:
-        raise InputError(f"{action}: {_one_line(exc, s.password, *secrets)}") from None
+        raise InputError(f"{action}: {one_line(exc, s.password, *secrets)}") from None
 
 
 SETTABLE = frozenset({"password", "enabled"})
@@ -778,7 +769,7 @@ def account_delete(context, input, res):
             client.execute_command("ACL", "DELUSER", name)
         except rex.NoPermissionError as exc:
             raise ConnectorError(
-                f"cannot delete {name}: permission denied ({_one_line(exc, s.password)})"
+                f"cannot delete {name}: permission denied ({one_line(exc, s.password)})"
             ) from None
         _persist(client, s)
     res.send({})

@@ -31,6 +31,7 @@ from connectors.sdk import (
     StateError,
     as_list,
     changes,
+    one_line,
 )
 from connectors.sdk.config import config_int as _int
 from connectors.sdk.config import config_text as _text
@@ -116,7 +117,7 @@ def _detail(response: httpx.Response) -> str:
         text = body.get("detail") or body.get("scimType") or ""
     except (ValueError, AttributeError):
         text = response.text[:200]
-    return " ".join(str(text).split())[:200]
+    return one_line(text)[:200]
 
 
 class Client:
@@ -150,11 +151,8 @@ class Client:
     def close(self) -> None:
         self.http.close()
 
-    def _hide(self, text: str) -> str:
-        for secret in (self.s.token, self.s.password):
-            if secret and len(secret) >= 3:
-                text = text.replace(secret, "***")
-        return text
+    def _hide(self, text: Any) -> str:
+        return one_line(text, self.s.token, self.s.password)
 
     def request(
         self, method: str, path: str, *, action: str, params=None, body=None, ok=(200,)
@@ -175,14 +173,14 @@ class Client:
             elif "certificate" in text:
                 reason = "the server certificate is not trusted (see the config item 'caCertificate')"
             else:
-                reason = self._hide(" ".join(str(exc).split()))[:200]
+                reason = self._hide(exc)[:200]
             raise ConnectorError(f"cannot connect to {self.s.host}: {reason}") from None
         except httpx.TimeoutException:
             raise ConnectorError(
                 f"cannot connect to {self.s.host}: no answer within {self.s.timeout:g} s"
             ) from None
         except httpx.HTTPError as exc:
-            raise ConnectorError(f"{action}: {self._hide(' '.join(str(exc).split()))[:200]}") from None
+            raise ConnectorError(f"{action}: {self._hide(exc)[:200]}") from None
         if response.status_code in ok:
             return response
         code = response.status_code
@@ -597,13 +595,7 @@ def account_update(context, input, res):
         values: dict[str, Any] = {}
         for change in todo:
             if change.attribute == GROUP_ATTRIBUTE:
-                wanted = [str(v) for v in change.values]
-                if change.op == "Set":
-                    target = list(dict.fromkeys(wanted))
-                elif change.op == "Add":
-                    target.extend(v for v in wanted if v not in target)
-                else:
-                    target = [v for v in target if v not in wanted]
+                target = change.apply(target, [str(v) for v in change.values])
             elif change.op != "Set":
                 raise InputError(f"attribute {change.attribute!r} is single-valued: use Set, not {change.op}")
             elif change.attribute == "id":

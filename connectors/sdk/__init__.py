@@ -17,6 +17,7 @@ from .errors import (
     StateError,
     UnknownConnector,
     UnsupportedCommand,
+    one_line,
 )
 from .filter import Filter, FilterError
 from .spec import (
@@ -62,4 +63,5 @@ __all__ = [
     "as_list",
     "changes",
     "load_spec",
+    "one_line",
 ]

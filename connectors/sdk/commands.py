@@ -66,6 +66,19 @@ class AttributeChange:
         """The value as a single item (the first one, or ``None``), for single-valued attributes."""
         return self.values[0] if self.values else None
 
+    def apply(self, current: list[Any], values: list[Any] | None = None) -> list[Any]:
+        """A multi-valued attribute's ``current`` values after this change, as a new list: Set gives the
+        values once each, in order; Add appends those not held yet; Remove drops them. ``values`` replaces
+        the change's own values when the connector normalised them first."""
+        values = self.values if values is None else values
+        if self.op == "Set":
+            return list(dict.fromkeys(values))
+        if self.op == "Add":
+            result = list(current)
+            result.extend(v for v in values if v not in result)
+            return result
+        return [v for v in current if v not in values]
+
 
 def changes(input: Mapping[str, Any]) -> list[AttributeChange]:
     """The ``changes`` of an update input, checked, with single values normalised to lists."""
@@ -97,10 +110,5 @@ def apply_changes(attributes: dict[str, Any], changes_: list[AttributeChange]) -
             else:
                 attributes[change.attribute] = change.value
             continue
-        current = as_list(attributes.get(change.attribute))
-        if change.op == "Add":
-            current.extend(v for v in change.values if v not in current)
-        else:
-            current = [v for v in current if v not in change.values]
-        attributes[change.attribute] = current
+        attributes[change.attribute] = change.apply(as_list(attributes.get(change.attribute)))
     return attributes

@@ -6,6 +6,18 @@ Messages are one line and name what went wrong (the file, the config item, the o
 
 from __future__ import annotations
 
+from typing import Any
+
+
+def one_line(text: Any, *secrets: str | None) -> str:
+    """``text`` (an exception or any value) on one line, white space folded, each secret of three
+    characters or more replaced by ``***`` — how a connector quotes a library's message in its own."""
+    text = " ".join(str(text).split())
+    for secret in secrets:
+        if secret and len(secret) >= 3:
+            text = text.replace(secret, "***")
+    return text
+
 
 class ConnectorError(Exception):
     """Base class. ``command`` and ``connector`` are filled in by ``Connector.execute`` when known."""

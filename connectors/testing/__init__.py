@@ -26,12 +26,21 @@ with ``Test`` so pytest collects it) and provide the fixtures::
             return {"identity": "acceptance-user", "attributes": {...}}
 
 The good config should describe a small source: every list command is run several times in full.
+
+A connector's own tests against a real server use the helpers below: :func:`connection_error` (the one-line
+message of a failing ``std:test-connection``), :func:`assert_connection_errors` (a good config connects and
+each bad one fails with exactly its message), :func:`free_port`, :func:`make_certificates` and
+:func:`stop_process` (for private server instances).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import os
+import socket
+import subprocess
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -76,6 +85,86 @@ def list_targets(connector: Connector) -> list[tuple[str, str, dict]]:
         for ent_type in connector.spec.entitlement_types:
             targets.append((ent_type, "std:entitlement:list", {"type": ent_type}))
     return targets
+
+
+# -- helpers for a connector's tests against a real server ------------------------------------------------
+
+
+def connection_error(connector: Connector, config: dict, *, secrets: Iterable[str] = ()) -> str:
+    """The message of a ``std:test-connection`` that must fail: checked to be one clear line that shows
+    none of ``secrets``."""
+    with pytest.raises(ConnectorError) as caught:
+        run(connector, "std:test-connection", config)
+    message = str(caught.value)
+    assert "\n" not in message and "Traceback" not in message and len(message) < 500, (
+        f"unclear error {message!r}"
+    )
+    shown = [secret for secret in secrets if secret in message]
+    assert not shown, f"the error message shows a secret: {message!r}"
+    return message
+
+
+def assert_connection_errors(
+    connector: Connector,
+    good_config: dict,
+    cases: Mapping[str, tuple[dict, str]],
+    *,
+    secrets: Iterable[str] = (),
+) -> None:
+    """``good_config`` connects, and the config of each case (name -> ``(config, message)``) fails
+    ``std:test-connection`` with exactly that message (see :func:`connection_error`). Every case runs; a
+    failure names each case that went wrong."""
+    outputs, _ = run(connector, "std:test-connection", good_config)
+    assert outputs == [{}], f"the good config did not connect cleanly: {outputs!r}"
+    secrets = tuple(secrets)
+    wrong = []
+    for name, (config, expected) in cases.items():
+        try:
+            message = connection_error(connector, config, secrets=secrets)
+        except (AssertionError, pytest.fail.Exception) as exc:
+            wrong.append(f"{name}: {str(exc).splitlines()[0]}")
+            continue
+        if message != expected:
+            wrong.append(f"{name}: got {message!r}, expected {expected!r}")
+    assert not wrong, "connection errors differ:\n" + "\n".join(wrong)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on now: for a private server, or for a config that must be refused."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 5) -> None:
+    """Stop a private server: SIGTERM, then SIGKILL when it has not exited within ``timeout`` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout)
+
+
+def make_certificates(folder: Path, *, san: str = "DNS:localhost") -> None:
+    """In ``folder``: a CA (``ca.crt``, ``ca.key``), a server certificate for ``/CN=localhost`` with the
+    subject alternative names ``san`` signed by it (``server.crt``, ``server.key``, readable by its owner
+    only), and an unrelated second CA (``other-ca.crt``). Needs the ``openssl`` command."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    for ca in ("ca", "other-ca"):
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN=Test {ca}",
+                "-keyout", f"{ca}.key", "-out", f"{ca}.crt")  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "server.key",
+            "-out", "server.csr")  # fmt: skip
+    (folder / "san.ext").write_text(f"subjectAltName={san}\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "2", "-extfile", "san.ext", "-out", "server.crt")  # fmt: skip
+    os.chmod(folder / "server.key", 0o600)
 
 
 def _filter_literal(value: str) -> str:

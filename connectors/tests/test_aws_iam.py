@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -27,7 +26,12 @@ import pytest
 from connectors.aws_iam import connector as aws_module
 from connectors.aws_iam.connector import connector as aws_iam
 from connectors.sdk import ConfigError, ConnectorError, InputError, ObjectNotFound
-from connectors.testing import ConnectorAcceptanceSuite
+from connectors.testing import (
+    ConnectorAcceptanceSuite,
+    assert_connection_errors,
+    free_port,
+    stop_process,
+)
 
 HOST = "127.0.0.1"
 READ_ONLY = "arn:aws:iam::aws:policy/ReadOnlyAccess"
@@ -38,17 +42,11 @@ TRUST = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal"
 ACCOUNT = "123456789012"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
 def _moto_server(**env: str):
     binary = Path(sys.executable).parent / "moto_server"
     if not binary.exists():
         binary = Path(shutil.which("moto_server") or "moto_server")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [str(binary), "-H", HOST, "-p", str(port)],
         env={**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true", **env},
@@ -68,15 +66,6 @@ def _moto_server(**env: str):
             time.sleep(0.05)
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-
-
 def iam_client(url: str, key: str = "testing", secret: str = "testing"):
     return boto3.client(
         "iam", endpoint_url=url, region_name="us-east-1", aws_access_key_id=key, aws_secret_access_key=secret
@@ -89,7 +78,7 @@ def moto():
     try:
         yield url
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 def fill(url: str) -> None:
@@ -149,7 +138,7 @@ def authed():
             keys.append((k["AccessKeyId"], k["SecretAccessKey"]))
         yield url, admin_keys, keys[0], keys[1]
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 def run(command: str, cfg: dict, input: dict | None = None):
@@ -176,7 +165,7 @@ class TestAwsIamAcceptance(ConnectorAcceptanceSuite):
     def bad_configs(self, iam, authed):
         url, admin_keys, _, nobody = authed
         return {
-            "wrong endpoint": config(f"http://{HOST}:{_free_port()}"),
+            "wrong endpoint": config(f"http://{HOST}:{free_port()}"),
             "wrong secret key": config(url, accessKeyId=admin_keys[0], secretAccessKey="wrong"),
             "unknown access key": config(url, accessKeyId="AKIAUNKNOWN000000000", secretAccessKey="x"),
             "no IAM read permission": config(url, accessKeyId=nobody[0], secretAccessKey=nobody[1]),
@@ -190,37 +179,35 @@ class TestAwsIamAcceptance(ConnectorAcceptanceSuite):
 # -- connection ---------------------------------------------------------------------------------------
 
 
-def connection_error(cfg: dict) -> str:
-    with pytest.raises(ConnectorError) as caught:
-        run("std:test-connection", cfg)
-    message = str(caught.value)
-    assert "\n" not in message and "Traceback" not in message
-    return message
-
-
 def test_connection_errors_are_clear(authed):
     url, admin_keys, reader, nobody = authed
-    assert run("std:test-connection", config(url, accessKeyId=admin_keys[0], secretAccessKey=admin_keys[1]))[
-        0
-    ] == [{}]
     assert run("std:test-connection", config(url, accessKeyId=reader[0], secretAccessKey=reader[1]))[0] == [
         {}
     ]
-    message = connection_error(config(url, accessKeyId=admin_keys[0], secretAccessKey="wrong-secret"))
-    assert (
-        message == f"authentication failed at {url}: wrong secret access key for access key {admin_keys[0]}"
-    )
-    assert "wrong-secret" not in message
-    assert connection_error(config(url, accessKeyId="AKIAUNKNOWN000000000", secretAccessKey="x")) == (
-        f"authentication failed at {url}: unknown access key AKIAUNKNOWN000000000"
-    )
-    assert connection_error(config(url, accessKeyId=nobody[0], secretAccessKey=nobody[1])) == (
-        "the credentials may not call iam:GetAccountAuthorizationDetails: attach IAMReadOnlyAccess "
-        "(or allow iam:GetAccountAuthorizationDetails)"
-    )
-    port = _free_port()
-    assert connection_error(config(f"http://{HOST}:{port}")) == (
-        f"cannot connect to http://{HOST}:{port}: connection refused or unknown host"
+    port = free_port()
+    assert_connection_errors(
+        aws_iam,
+        config(url, accessKeyId=admin_keys[0], secretAccessKey=admin_keys[1]),
+        {
+            "wrong secret key": (
+                config(url, accessKeyId=admin_keys[0], secretAccessKey="wrong-secret"),
+                f"authentication failed at {url}: wrong secret access key for access key {admin_keys[0]}",
+            ),
+            "unknown access key": (
+                config(url, accessKeyId="AKIAUNKNOWN000000000", secretAccessKey="x"),
+                f"authentication failed at {url}: unknown access key AKIAUNKNOWN000000000",
+            ),
+            "no IAM read permission": (
+                config(url, accessKeyId=nobody[0], secretAccessKey=nobody[1]),
+                "the credentials may not call iam:GetAccountAuthorizationDetails: attach IAMReadOnlyAccess "
+                "(or allow iam:GetAccountAuthorizationDetails)",
+            ),
+            "wrong endpoint": (
+                config(f"http://{HOST}:{port}"),
+                f"cannot connect to http://{HOST}:{port}: connection refused or unknown host",
+            ),
+        },
+        secrets=["wrong-secret"],
     )
 
 

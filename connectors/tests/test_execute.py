@@ -16,6 +16,7 @@ from connectors.sdk import (
     StateError,
     UnsupportedCommand,
     changes,
+    one_line,
 )
 from connectors.sdk.connector import KEEPALIVE_EVERY_SKIPPED
 
@@ -367,6 +368,24 @@ def test_update_changes_are_normalised():
         )
 
 
+def test_a_change_applies_to_a_multi_valued_attribute():
+    held = ["g1", "g2"]
+    add, remove, set_ = changes(
+        {
+            "changes": [
+                {"op": "Add", "attribute": "groups", "value": ["g2", "g3", "g3"]},
+                {"op": "Remove", "attribute": "groups", "value": ["g1", "g9"]},
+                {"op": "Set", "attribute": "groups", "value": ["g4", "g5", "g4"]},
+            ]
+        }
+    )
+    assert add.apply(held) == ["g1", "g2", "g3"]
+    assert remove.apply(held) == ["g2"]
+    assert set_.apply(held) == ["g4", "g5"]
+    assert add.apply(held, ["G3"]) == ["g1", "g2", "G3"]  # values as the connector normalised them
+    assert held == ["g1", "g2"]  # a new list each time
+
+
 # -- filters ---------------------------------------------------------------------------------------------
 
 
@@ -495,3 +514,10 @@ def test_cancellation_is_checked_at_keep_alives():
 
     with pytest.raises(Cancelled):
         run(c, "std:account:list", should_cancel=lambda: True)
+
+
+def test_one_line_folds_white_space_and_hides_secrets():
+    exc = OSError("FATAL:  password  for s3cret\n  rejected\t(s3cret)")
+    assert one_line(exc, None, "s3cret") == "FATAL: password for *** rejected (***)"
+    assert one_line("pw  ab", "", "ab", "b") == "pw ab"  # secrets shorter than three characters stay
+    assert one_line(None) == "None"

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -28,7 +27,13 @@ from psycopg import sql
 from connectors.postgresql import connector as pg_module
 from connectors.postgresql.connector import connector as postgresql
 from connectors.sdk import Cancelled, ConfigError, ConnectorError, InputError, ObjectNotFound
-from connectors.testing import ConnectorAcceptanceSuite
+from connectors.testing import (
+    ConnectorAcceptanceSuite,
+    assert_connection_errors,
+    free_port,
+    make_certificates,
+)
+from connectors.testing import connection_error as _connection_error
 
 HOST, PORT = "127.0.0.1", 5432
 ADMIN = {"host": HOST, "port": PORT, "user": "postgres", "dbname": "postgres", "connect_timeout": 5}
@@ -151,29 +156,6 @@ def read(config: dict, name: str) -> dict:
 # -- a private server with password authentication and TLS ----------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def _make_certificates(folder: Path) -> None:
-    """A CA, a server certificate for localhost signed by it, and an unrelated second CA."""
-    for ca in ("ca", "other-ca"):
-        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN=Test {ca}",
-                 "-keyout", f"{ca}.key", "-out", f"{ca}.crt", cwd=folder)  # fmt: skip
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "server.key",
-             "-out", "server.csr", cwd=folder)  # fmt: skip
-    (folder / "san.ext").write_text("subjectAltName=DNS:localhost\n")
-    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-             "-days", "2", "-extfile", "san.ext", "-out", "server.crt", cwd=folder)  # fmt: skip
-    os.chmod(folder / "server.key", 0o600)
-
-
 @pytest.fixture(scope="session")
 def scram_server(env):
     """A throwaway PostgreSQL with scram-sha-256 authentication and TLS: ``(port, folder)``."""
@@ -185,10 +167,10 @@ def scram_server(env):
     if os.geteuid() == 0:
         as_postgres = ["runuser", "-u", "postgres", "--"]
     folder = Path(tempfile.mkdtemp(prefix="gov-pg-scram-"))
-    port = _free_port()
+    port = free_port()
     data = folder / "data"
     try:
-        _make_certificates(folder)
+        make_certificates(folder)  # for localhost only: 127.0.0.1 does not match
         (folder / "pw").write_text(SVC_PASSWORD + "\n")
         if as_postgres:
             shutil.chown(folder, "postgres", "postgres")
@@ -270,44 +252,51 @@ class TestPostgresqlAcceptance(ConnectorAcceptanceSuite):
 
 
 def connection_error(config: dict) -> str:
-    with pytest.raises(ConnectorError) as caught:
-        run("std:test-connection", config)
-    message = str(caught.value)
-    assert "\n" not in message and "Traceback" not in message
-    return message
+    return _connection_error(postgresql, config)
 
 
 def test_connection_errors_are_clear(env):
-    assert run("std:test-connection", env.config)[0] == [{}]
-    assert (
-        connection_error({**env.config, "port": 5999})
-        == "cannot connect to 127.0.0.1:5999: connection refused"
-    )
-    assert connection_error({**env.config, "database": env.p + "nowhere"}) == (
-        f"cannot connect to 127.0.0.1:5432: database {env.p}nowhere does not exist"
-    )
-    assert connection_error({**env.config, "username": env.p + "nobody"}) == (
-        f"authentication failed for user {env.p}nobody at 127.0.0.1:5432: no such role"
-    )
-    assert connection_error({**env.config, "host": "no-such-host.invalid"}) == (
-        "cannot connect to no-such-host.invalid:5432: unknown host no-such-host.invalid"
-    )
-    assert connection_error({**env.config, "sslmode": "require"}) == (
-        "cannot connect to 127.0.0.1:5432: the server does not support TLS (sslmode require)"
+    good = env.config
+    assert_connection_errors(
+        postgresql,
+        good,
+        {
+            "wrong port": ({**good, "port": 5999}, "cannot connect to 127.0.0.1:5999: connection refused"),
+            "unknown database": (
+                {**good, "database": env.p + "nowhere"},
+                f"cannot connect to 127.0.0.1:5432: database {env.p}nowhere does not exist",
+            ),
+            "unknown user": (
+                {**good, "username": env.p + "nobody"},
+                f"authentication failed for user {env.p}nobody at 127.0.0.1:5432: no such role",
+            ),
+            "unknown host": (
+                {**good, "host": "no-such-host.invalid"},
+                "cannot connect to no-such-host.invalid:5432: unknown host no-such-host.invalid",
+            ),
+            "TLS required, server without TLS": (
+                {**good, "sslmode": "require"},
+                "cannot connect to 127.0.0.1:5432: the server does not support TLS (sslmode require)",
+            ),
+        },
     )
 
 
 def test_wrong_password_is_reported_without_the_password(scram_server):
     port, _ = scram_server
     wrong = "Wr0ng-" + secrets.token_hex(6)
-    message = connection_error(scram_config(port, password=wrong, sslmode="disable"))
-    assert (
-        message
-        == f"authentication failed for user postgres at 127.0.0.1:{port}: wrong password or no such role"
+    # The same server with the right password connects: the failure is the password.
+    assert_connection_errors(
+        postgresql,
+        scram_config(port, sslmode="disable"),
+        {
+            "wrong password": (
+                scram_config(port, password=wrong, sslmode="disable"),
+                f"authentication failed for user postgres at 127.0.0.1:{port}: wrong password or no such role",
+            )
+        },
+        secrets=[wrong],
     )
-    assert wrong not in message
-    # The same server with the right password connects: the failure was the password.
-    assert run("std:test-connection", scram_config(port, sslmode="disable"))[0] == [{}]
 
 
 def test_missing_createrole_is_reported_only_when_provisioning(env):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -21,7 +20,13 @@ import redis
 from connectors.redis import connector as redis_module
 from connectors.redis.connector import connector as redis_acl
 from connectors.sdk import ConfigError, ConnectorError, InputError, ObjectNotFound
-from connectors.testing import ConnectorAcceptanceSuite
+from connectors.testing import (
+    ConnectorAcceptanceSuite,
+    assert_connection_errors,
+    free_port,
+    stop_process,
+)
+from connectors.testing import connection_error as _connection_error
 
 HOST = "127.0.0.1"
 ADMIN_PASSWORD = "adm-" + secrets.token_hex(8)
@@ -37,12 +42,6 @@ user app-bob off >bob-password %R~ro:* -@all +@write +get
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def server():
     """``(port, acl file)`` of a private redis-server; stopped and removed at the end."""
@@ -52,7 +51,7 @@ def server():
     folder = Path(tempfile.mkdtemp(prefix="gov-redis-"))
     acl = folder / "users.acl"
     acl.write_text(ACL_FILE)
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no", "--dir", str(folder),
          "--daemonize", "no", "--logfile", "", "--aclfile", str(acl)],
@@ -70,12 +69,7 @@ def server():
                 time.sleep(0.02)
         yield port, acl
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc)
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -121,7 +115,7 @@ class TestRedisAcceptance(ConnectorAcceptanceSuite):
     def bad_configs(self, server):
         port = server[0]
         return {
-            "wrong port": config(_free_port()),
+            "wrong port": config(free_port()),
             "wrong password": config(port, password="not-the-password"),
             "unknown user": config(port, username="gov-nobody"),
             "no ACL SETUSER for provisioning": config(port, username="gov-weak"),
@@ -141,20 +135,22 @@ class TestRedisAcceptance(ConnectorAcceptanceSuite):
 
 
 def connection_error(cfg: dict) -> str:
-    with pytest.raises(ConnectorError) as caught:
-        run("std:test-connection", cfg)
-    message = str(caught.value)
-    assert "\n" not in message and "Traceback" not in message
-    return message
+    return _connection_error(redis_acl, cfg)
 
 
 def test_connection_errors_are_clear(server):
     port = server[0]
-    assert run("std:test-connection", config(port))[0] == [{}]
-    other = _free_port()
-    assert connection_error(config(other)) == f"cannot connect to 127.0.0.1:{other}: connection refused"
-    assert connection_error(config(port, host="no-such-host.invalid")) == (
-        f"cannot connect to no-such-host.invalid:{port}: unknown host no-such-host.invalid"
+    other = free_port()
+    assert_connection_errors(
+        redis_acl,
+        config(port),
+        {
+            "wrong port": (config(other), f"cannot connect to 127.0.0.1:{other}: connection refused"),
+            "unknown host": (
+                config(port, host="no-such-host.invalid"),
+                f"cannot connect to no-such-host.invalid:{port}: unknown host no-such-host.invalid",
+            ),
+        },
     )
     with pytest.raises(ConfigError, match="password"):
         run("std:test-connection", config(port, username="", password=""))
@@ -166,14 +162,19 @@ def test_connection_errors_are_clear(server):
 def test_wrong_password_is_reported_without_the_password(server):
     port = server[0]
     wrong = "Wr0ng-" + secrets.token_hex(6)
-    for cfg in (config(port, password=wrong), config(port, username="default", password=wrong)):
-        message = connection_error(cfg)
-        assert message == (
-            f"authentication failed for user {cfg['username']} at 127.0.0.1:{port}: wrong password, "
-            "no such user, or the user is disabled"
-        )
-        assert wrong not in message
-    assert run("std:test-connection", config(port, username="default", password=ADMIN_PASSWORD))[0] == [{}]
+    assert_connection_errors(
+        redis_acl,
+        config(port, username="default", password=ADMIN_PASSWORD),
+        {
+            user: (
+                config(port, username=user, password=wrong),
+                f"authentication failed for user {user} at 127.0.0.1:{port}: wrong password, "
+                "no such user, or the user is disabled",
+            )
+            for user in ("gov-svc", "default")
+        },
+        secrets=[wrong],
+    )
 
 
 def test_missing_permissions_are_named(server):

@@ -9,21 +9,16 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import pytest
 import redis
-from django.db import connection
 
 from governance.tokens import api_token_create
 
-ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
 RATE = 10  # per hour: far from a window's end for the whole test (checked below)
 
@@ -35,35 +30,25 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def servers(transactional_db, tmp_path):
+def servers(portal_process, tmp_path):
     """Start gunicorn servers on the test database; returns their base URLs."""
-    if connection.vendor != "postgresql":
-        pytest.fail("the server tests need DATABASE_URL pointing at PostgreSQL")
     redis.Redis.from_url(REDIS_URL).ping()  # a missing Redis is a failure, not a skip
-    s = connection.settings_dict
-    started = []
 
     def start(count: int, cache_url: str | None) -> list[str]:
         env = {
             **{k: v for k, v in os.environ.items() if k != "CACHE_URL"},
-            "DJANGO_SETTINGS_MODULE": "governance.test_settings",
-            "DATABASE_URL": f"postgres://{s['USER']}@{s['HOST']}:{s['PORT']}/{s['NAME']}",
             "API_RATE_TOKEN": f"{RATE}/hour",
             **({"CACHE_URL": cache_url} if cache_url else {}),
         }
-        urls = []
+        urls, procs = [], []
         for _ in range(count):
             port = _free_port()
-            log = open(tmp_path / f"gunicorn-{port}.log", "w")  # noqa: SIM115 - closed at teardown
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "governance.wsgi", "--bind", f"127.0.0.1:{port}",
-                 "--workers", "1", "--threads", "4", "--worker-class", "gthread"],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-            started.append((proc, log))
+            args = ["gunicorn", "governance.wsgi", "--bind", f"127.0.0.1:{port}",
+                    "--workers", "1", "--threads", "4", "--worker-class", "gthread"]  # fmt: skip
+            procs.append(portal_process(f"gunicorn-{port}", args, env))
             urls.append(f"http://127.0.0.1:{port}")
         deadline = time.monotonic() + 60
-        for url, (proc, _) in zip(urls, started[-count:], strict=True):
+        for url, proc in zip(urls, procs, strict=True):
             while True:
                 assert proc.poll() is None, (tmp_path / f"gunicorn-{url.rsplit(':', 1)[1]}.log").read_text()
                 try:
@@ -75,14 +60,7 @@ def servers(transactional_db, tmp_path):
                 time.sleep(0.2)
         return urls
 
-    yield start
-    for proc, log in started:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    return start
 
 
 def _away_from_the_window_end():

@@ -12,6 +12,7 @@ from rest_framework.decorators import action
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
+from governance import audit
 from governance.api import CSVRenderer, IsAuthenticatedUser, SparseFieldsMixin, stream_csv
 from governance.filters import AuditEventFilter, JobFilter
 from governance.jobs import job_cancel
@@ -356,20 +357,6 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, InventoryView
         return Response(s.JobSerializer(job).data)
 
 
-AUDIT_CSV_COLUMNS = [
-    "occurred_at",
-    "actor",
-    "action",
-    "object_type",
-    "object_id",
-    "object",
-    "integration",
-    "status",
-    "correlation_id",
-    "details",
-]
-
-
 @extend_schema_view(
     list=extend_schema(
         parameters=[
@@ -422,4 +409,4 @@ class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Invent
                     json.dumps(e.details, sort_keys=True),
                 ]
 
-        return stream_csv(AUDIT_CSV_COLUMNS, rows(), "audit-log.csv")
+        return stream_csv(audit.CSV_COLUMNS, rows(), "audit-log.csv")

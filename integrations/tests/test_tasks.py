@@ -3,10 +3,8 @@
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 import redis
@@ -17,57 +15,37 @@ from conftest import DEMO_CONFIG
 from governance.jobs import job_start
 from governance.models import AuditEvent, Job
 from integrations.models import Account, Agent, Integration, Permission
-from integrations.tasks import queue_for, run_sync_job, sync_integration_task, sync_now
+from integrations.services.sync import sync_start
+from integrations.tasks import queue_for, run_sync_job
 
-ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 @pytest.fixture
 def broker():
     redis.Redis.from_url(REDIS_URL).ping()  # a missing Redis is a failure, not a skip
-    client = Celery(
-        "governance-test-client", broker=REDIS_URL, set_as_current=False
-    )  # tasks stay on the portal app
+    # Not the current app: the portal's tasks keep running through the governance app (eager in tests).
+    client = Celery("governance-test-client", broker=REDIS_URL, set_as_current=False)
     client.conf.update(task_serializer="json", accept_content=["json"])
     yield client
     client.close()
 
 
 @pytest.fixture
-def make_worker(broker, transactional_db, tmp_path):
+def make_worker(broker, portal_process):
     """Start real Celery worker processes on the test database, each on its own agent queue."""
-    if connection.vendor != "postgresql":
-        pytest.fail("the worker tests need DATABASE_URL pointing at PostgreSQL")
-    s = connection.settings_dict
-    started = []
 
     def start(pool: str = "solo"):
         agent = f"test-{uuid.uuid4().hex[:8]}"
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "governance.test_settings",
-            "DATABASE_URL": f"postgres://{s['USER']}@{s['HOST']}:{s['PORT']}/{s['NAME']}",
-            "CELERY_BROKER_URL": REDIS_URL,
-        }
-        log = open(tmp_path / f"{agent}.log", "w")  # noqa: SIM115 - closed at teardown
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "governance", "worker", "-Q", f"agent.{agent}",
-             "--pool", pool, "--concurrency", "1", "--without-heartbeat", "--without-gossip",
-             "--without-mingle", "-l", "INFO"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        proc = portal_process(
+            agent,
+            ["celery", "-A", "governance", "worker", "-Q", f"agent.{agent}", "--pool", pool,
+             "--concurrency", "1", "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "INFO"],
+            {**os.environ, "CELERY_BROKER_URL": REDIS_URL},
         )  # fmt: skip
-        started.append((proc, log))
         return agent, proc
 
-    yield start
-    for proc, log in started:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    return start
 
 
 @pytest.fixture
@@ -149,23 +127,46 @@ def test_a_lost_database_connection_fails_the_sync_cleanly(broker, make_worker, 
     assert proc.poll() is None  # the worker lives on
 
 
+def wait_for_sync(integration, proc, timeout: float = 60) -> Job:
+    """The integration's sync job once it finished; the worker process must stay alive meanwhile."""
+
+    def finished():
+        assert proc.poll() is None, "the worker died"
+        return Job.objects.filter(
+            kind="sync", integration_id=integration.pk, finished_at__isnull=False
+        ).first()
+
+    return wait_for(finished, timeout, what="the sync job to finish")
+
+
+def assert_synced(integration, job: Job) -> None:
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    integration.refresh_from_db()
+    assert integration.last_sync_status == Integration.SyncStatus.SUCCEEDED, integration.last_sync_error
+    assert integration.resources.count() == 10  # DEMO_CONFIG has 10 groups
+    assert integration.accounts.count() == 40
+
+
 @pytest.mark.django_db(transaction=True, databases="__all__")
 def test_sync_runs_on_the_agents_worker(broker, worker, make_integration):
     agent_name, proc = worker
     integration = make_integration(name="Directory", agent=Agent.objects.create(name=agent_name))
     assert queue_for(integration) == f"agent.{agent_name}"
-    # What sync_now sends, sent through the real broker.
-    broker.send_task(sync_integration_task.name, args=[integration.pk, True], queue=queue_for(integration))
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        integration.refresh_from_db()
-        if integration.last_sync_status != Integration.SyncStatus.NEVER:
-            break
-        assert proc.poll() is None, proc.stdout.read()
-        time.sleep(0.2)
-    assert integration.last_sync_status == Integration.SyncStatus.SUCCEEDED, integration.last_sync_error
-    assert integration.resources.count() == 10  # DEMO_CONFIG has 10 groups
-    assert integration.accounts.count() == 40
+    queue_sync(broker, integration)
+    assert_synced(integration, wait_for_sync(integration, proc))
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_a_sync_queued_under_the_older_task_name_runs_as_a_job(broker, worker, make_integration):
+    agent_name, proc = worker
+    integration = make_integration(name="Directory", agent=Agent.objects.create(name=agent_name))
+    # A message left in the queue by an earlier release, sent through the real broker.
+    broker.send_task(
+        "integrations.sync_integration", args=[integration.pk, True], queue=queue_for(integration)
+    )
+    job = wait_for_sync(integration, proc)
+    assert job.params == {"full": True} and "Full sync done" in job.log[-1]["message"]
+    assert_synced(integration, job)
 
 
 def test_agent_integrations_route_to_their_queue(db, make_integration):
@@ -175,10 +176,14 @@ def test_agent_integrations_route_to_their_queue(db, make_integration):
     assert queue_for(integration) == "agent.eu-west"
 
 
-def test_without_a_broker_sync_now_runs_in_process(db, make_integration, settings):
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_without_a_broker_sync_start_runs_in_process(make_integration, settings):
     assert settings.CELERY_TASK_ALWAYS_EAGER  # no CELERY_BROKER_URL in the test settings
     integration = make_integration()
-    result = sync_now(integration, full=True)
-    assert result.get()["accounts_created"] == 40
+    job = sync_start(actor=None, integration=integration, full=True)
+    # No worker runs here: the job ran in this process, on commit, before sync_start returned.
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert job.counts["accounts_created"] == 40
     integration.refresh_from_db()
     assert integration.last_sync_status == Integration.SyncStatus.SUCCEEDED
