@@ -77,3 +77,11 @@ def expire_access() -> dict:
     from .services.access_requests import access_requests_expire
 
     return access_requests_expire()
+
+
+@shared_task(name="integrations.bulk_apply")
+def bulk_apply_task(job_id: str) -> int:
+    """A bulk action too large to apply while the admin waits."""
+    from .services.bulk import bulk_run
+
+    return bulk_run(job_id=job_id)

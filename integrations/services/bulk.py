@@ -1,7 +1,8 @@
 """Bulk actions: one change set over many integrations, resources or roles.
 
 Small selections are applied at once; larger ones (more than ``BACKGROUND_THRESHOLD``) run
-as a background job with progress (``integrations.tasks_bulk``). Both apply the change set
+as a background job with progress (the task ``integrations.bulk_apply`` runs :func:`bulk_run`).
+Both apply the change set
 set-based and audit each changed object (see :mod:`integrations.services.changes`).
 """
 
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from governance.jobs import job_start
+from governance.jobs import JobRun, job_start
 from governance.models import Job
 
 from .changes import apply_changes_audited, validate_changes
@@ -40,8 +41,33 @@ def bulk_start(*, actor, target: str, ids: Sequence[int], changes: dict) -> Job:
     )
     job.total = len(set(ids))
     job.save(update_fields=["total"])
-    from ..tasks_bulk import bulk_apply_task
+    from ..tasks import bulk_apply_task
 
     transaction.on_commit(lambda: bulk_apply_task.apply_async(args=[str(job.pk)]))
     job.refresh_from_db()
     return job
+
+
+def bulk_run(*, job_id) -> int:
+    """Run a queued bulk job (the task calls this), reporting progress on it; returns how many changed.
+    A job already finished is left alone."""
+    job = Job.objects.get(pk=job_id)
+    if job.is_finished:
+        return 0
+    run = JobRun(job)
+    run.start("Applying changes")
+    params = job.params
+    try:
+        changed = bulk_apply(
+            actor=job.created_by,
+            target=params["target"],
+            ids=params["ids"],
+            changes=params["changes"],
+            progress=lambda done, total: run.progress(done=done, total=total),
+        )
+    except Exception as exc:
+        run.finish(Job.Status.FAILED, error=str(exc), message=f"Failed: {exc}")
+        raise
+    run.job.counts = {"selected": len(params["ids"]), "changed": changed}
+    run.finish(Job.Status.SUCCEEDED, message=f"{changed} of {len(params['ids'])} objects changed.")
+    return changed
