@@ -836,12 +836,16 @@ def test_the_grant_runs_as_a_celery_task_on_the_integrations_agent(
     )
     monkeypatch.setitem(app.conf, "task_always_eager", False)  # this process sends, the worker runs
     monkeypatch.setitem(app.conf, "broker_url", REDIS_URL)
-    app.close()  # its connection pool is made again, for this broker
-    request.addfinalizer(app.close)  # and again after the test, for the restored settings
+    # The producer pools are made on first use (eager tasks use one too) for the broker of the time:
+    # made again for this one, and put back after the test.
+    monkeypatch.setattr(app, "_pool", None)
+    monkeypatch.setattr(app.amqp, "_producer_pool", None)
     ar.access_request_approve(actor=people["owner"], request=access)
     deadline = time.monotonic() + 60
     while AccessRequest.objects.get(pk=access.pk).status == "approved":
-        assert proc.poll() is None and time.monotonic() < deadline, "the worker never granted it"
+        assert proc.poll() is None and time.monotonic() < deadline, (
+            "the worker never granted it:\n" + (tmp_path / f"{agent}.log").read_text()[-3000:]
+        )
         time.sleep(0.2)
     access.refresh_from_db()
     assert access.status == "granted", access.error
