@@ -921,19 +921,14 @@ class _PgIngest(_Ingest):
                     account_ids, inserted = self._upsert_accounts(c, rows.accounts, users)
                 self.result.add("accounts_created", len(inserted))
                 role_ids = self._role_ids_of(c, list(rows.held.values()))
-                granted, desired = (
-                    [],
-                    {},
-                )  # (account id, role ids) of new accounts; existing: account id -> role ids
-                for external_id, held in rows.held.items():
-                    account_id, roles = account_ids[external_id], {role_ids[r] for r in held if r in role_ids}
-                    if external_id in inserted:
-                        granted.append((account_id, roles))
-                    else:
-                        desired[account_id] = roles
-                if desired:
-                    granted += self._permission_changes(c, desired)
-                self._grant(c, granted)
+                new = [(account_ids[e], held) for e, held in rows.held.items() if e in inserted]
+                desired = {  # existing accounts: account id -> the role ids they hold now
+                    account_ids[e]: {role_ids[r] for r in held if r in role_ids}
+                    for e, held in rows.held.items()
+                    if e not in inserted
+                }
+                gained = self._permission_changes(c, desired) if desired else []
+                self._grant(c, new, role_ids, gained)
         if rows.deleted:
             self.remove_accounts(rows.deleted)
 
@@ -1028,20 +1023,43 @@ class _PgIngest(_Ingest):
             self._end_ids(c, gone)
         return [(a, roles) for a, roles in gained.items() if roles]
 
-    def _grant(self, c, granted: list[tuple[int, set[int]]]) -> None:
-        """COPY new external permissions straight into the permission table (ids only: no escaping needed)."""
-        n = sum(len(roles) for _, roles in granted)
-        if not n:
+    COPY_CHUNK = 4096  # lines per write: PostgreSQL inserts one chunk while the next is formatted
+
+    def _grant(
+        self,
+        c,
+        new: list[tuple[int, list[str]]],
+        role_ids: dict[str, int],
+        gained: list[tuple[int, set[int]]],
+    ) -> None:
+        """COPY new external permissions straight into the permission table (ids only: no escaping needed):
+        every role ``new`` accounts hold (by identity), and the role ids existing accounts ``gained``."""
+        if not (new or gained):
             return
         iid, at = self.integration.pk, self.now.isoformat()
         rest = f"\texternal\t{at}\t{at}\n"
+        granted: list[tuple[int, set[int]]] = []
+        n = 0
         with c.cursor.copy(
             "COPY integrations_permission (integration_id, account_id, role_id, source, granted_at, last_seen_at)"
             " FROM STDIN"
         ) as copy:
-            copy.write("".join([f"{iid}\t{a}\t{r}{rest}" for a, roles in granted for r in roles]))
+            lines: list[str] = []
+            for account_id, held in itertools.chain(
+                ((a, {role_ids[r] for r in held if r in role_ids}) for a, held in new), gained
+            ):
+                lines += [f"{iid}\t{account_id}\t{r}{rest}" for r in held]
+                if not self.first_sync:
+                    granted.append((account_id, held))
+                if len(lines) >= self.COPY_CHUNK:
+                    copy.write("".join(lines))
+                    n += len(lines)
+                    lines = []
+            if lines:
+                copy.write("".join(lines))
+                n += len(lines)
         self.result.add("permissions_created", n)
-        if not self.first_sync:
+        if granted:
             self._external(
                 granted=itertools.islice(
                     ((a, r) for a, roles in granted for r in roles), EXTERNAL_EVENTS_LIMIT
