@@ -850,8 +850,12 @@ def test_the_grant_runs_as_a_celery_task_on_the_integrations_agent(
     access.refresh_from_db()
     assert access.status == "granted", access.error
     assert can_connect(cluster["alice"], cluster["db"])
-    log = (tmp_path / f"{agent}.log").read_text()
-    assert "integrations.grant_access" in log and "succeeded" in log  # the worker did it, not this process
+    log = tmp_path / f"{agent}.log"
+    while "succeeded" not in log.read_text() and time.monotonic() < deadline:  # logged once the task returns
+        time.sleep(0.2)
+    assert (
+        "integrations.grant_access" in log.read_text() and "succeeded" in log.read_text()
+    )  # the worker did it
     ar.access_request_revoke(actor=people["alice"], request=access)
     assert not can_connect(cluster["alice"], cluster["db"])
 
