@@ -29,9 +29,17 @@ def _target(value) -> str:
 
 
 def _filter_params(query: QueryDict) -> QueryDict:
+    """The filters of a query string: paging and sorting left out, and so are the empty values a
+    submitted filter form carries for every field left at "Any" (``tags=&integration=``)."""
     params = query.copy()
     for key in ("target", "page", "per_page", "sort"):
         params.pop(key, None)
+    for key in list(params):
+        values = [v for v in params.getlist(key) if v.strip()]
+        if values:
+            params.setlist(key, values)
+        else:
+            del params[key]
     return params
 
 
