@@ -19,7 +19,8 @@ def _counts():
 
 
 @pytest.fixture
-def demo(db):
+def demo(db, settings, tmp_path):
+    settings.VAR_DIR = tmp_path  # the demo application keeps what the portal provisions under it
     call_command("demo", scale=0.5, verbosity=0)
 
 
@@ -69,3 +70,27 @@ def test_admin_shows_every_model_with_the_demo_data(demo, client):
         assert change.status_code == 200, opts.label
     search = client.get(reverse("admin:integrations_resource_changelist"), {"q": "prod"})
     assert search.status_code == 200 and search.context["cl"].result_count > 0
+
+
+def test_a_demo_employee_requests_access_and_her_manager_approves(
+    demo, client, django_capture_on_commit_callbacks
+):
+    from integrations.models import AccessRequest
+    from integrations.selectors import effective_settings, requestable_roles
+
+    assert client.login(username="dorothy", password="demo")
+    home = client.get("/")
+    assert home.status_code == 302 and home.url == "/request/"  # she owns nothing: she requests access
+    role = requestable_roles().filter(integration__name="Corporate Directory").first()
+    duration = effective_settings(role).allowed_durations[0]
+    filed = client.post(f"/request/{role.pk}/", {"duration": duration, "justification": "on call"})
+    access = AccessRequest.objects.get(role=role, beneficiary__username="dorothy")
+    assert filed.status_code == 302 and access.status == "pending"
+
+    assert client.login(username="annie", password="demo")  # her manager: "Manager approval"
+    assert f"/requests/{access.pk}/" in client.get("/approvals/").content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"/requests/{access.pk}/approve", {"comment": "ok"})
+    access.refresh_from_db()
+    assert access.status == "granted", access.error
+    assert Permission.objects.filter(role=role, request=access, ended_at=None, source="portal").exists()

@@ -11,10 +11,12 @@ import os
 from itertools import cycle
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils.text import slugify
 
 from governance import audit
 from governance.audit import audit_context
@@ -51,13 +53,18 @@ class Command(BaseCommand):
         parser.add_argument("--file", default=str(ORGANISATION), help="Organisation file (JSON).")
         parser.add_argument("--password", default=os.environ.get("DEMO_ADMIN_PASSWORD", "admin"))
         parser.add_argument(
+            "--people-password",
+            default=os.environ.get("DEMO_PEOPLE_PASSWORD", "demo"),
+            help="Password of the demo people (set when they are created).",
+        )
+        parser.add_argument(
             "--resync", action="store_true", help="Sync integrations that were synced before."
         )
         parser.add_argument(
             "--scale", type=float, default=1.0, help="Multiply the size of each organisation."
         )
 
-    def handle(self, *args, file, password, resync, scale, **options):
+    def handle(self, *args, file, password, people_password, resync, scale, **options):
         try:
             org = json.loads(Path(file).read_text())
         except (OSError, json.JSONDecodeError) as exc:
@@ -71,7 +78,7 @@ class Command(BaseCommand):
             admin.set_password(password)
             admin.save()
         with audit_context(actor=admin):
-            people = self._people(org)
+            people = self._people(org, people_password)
             groups = self._groups(org, people)
             workflows = self._workflows(org, groups)
             for spec in org["integrations"]:
@@ -79,15 +86,19 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS("Demo organisation loaded."))
         shown = password if created else "(unchanged; set with --password on first load)"
         self.stdout.write(f"Sign in as: {admin.username} / {shown}")
+        self.stdout.write(
+            f"The demo people sign in with their username and the password {people_password!r} when they were"
+            " created here; e.g. dorothy, who requests access, and annie, her manager, who approves."
+        )
 
-    def _people(self, org) -> dict:
+    def _people(self, org, password: str) -> dict:
         User = get_user_model()
         people = {}
         for p in org["people"]:
             fields = {k: v for k, v in p.items() if k not in ("username", "manager")}
             user, created = User.objects.get_or_create(username=p["username"], defaults=fields)
             if created:
-                user.set_unusable_password()
+                user.set_password(password)
                 user.save()
             people[p["username"]] = user
         for p in org["people"]:
@@ -120,6 +131,10 @@ class Command(BaseCommand):
 
     def _integration(self, admin, spec, people, groups, workflows, *, resync: bool, scale: float) -> None:
         config = dict(spec["config"])
+        if spec["application"] == "demo":  # where the demo application keeps what the portal provisions
+            config.setdefault(
+                "dataDir", str(Path(settings.VAR_DIR) / "demo-provisioning" / slugify(spec["name"]))
+            )
         for key in ("users", "groups"):
             if key in config:
                 config[key] = max(1, int(config[key] * scale))
@@ -159,7 +174,9 @@ class Command(BaseCommand):
         resources = list(
             Resource.objects.filter(integration=integration, removed_at=None).order_by("external_id")
         )
-        owners = cycle(people.values())
+        # Resources are owned by the leads (managers and integration owners); the others only request access.
+        leads = {p.manager_id for p in people.values()} | {integration.owner_id}
+        owners = cycle([p for p in people.values() if p.pk in leads] or list(people.values()))
         by_tag: dict[str, list[int]] = {}
         for resource in resources:
             sample = Role.objects.filter(resource=resource).values_list("attributes", flat=True).first() or {}
