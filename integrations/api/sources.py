@@ -41,8 +41,9 @@ PATCHABLE_DOC = """Patchable paths (others answer 400 `path_not_allowed`; `test`
 | `/connectorAttributes/<type>.filterString` | a filter for one object type, e.g. `group.filterString` |
 | `/connectorAttributes/stateful` | `true` for delta syncs, when the connector supports them |
 
-Operations: `add`, `replace`, `remove`, `test` (RFC 6902; `replace` and `remove` need the key to
-exist — use `add` to set a key that is not set yet). A key containing `/` is written `~1`, a `~`
+Operations: `add`, `replace`, `remove`, `test` (RFC 6902). As in ISC, where every source has
+its connector attributes, `replace` also sets a connector attribute that is not set yet; `remove`
+needs it to exist. A key containing `/` is written `~1`, a `~`
 is written `~0` (RFC 6901); `group.filterString` needs no escaping. Filters are parsed and checked
 against the connector's schema: an error answers 400 `invalid_filter` with its `position`.
 The whole patch applies or nothing does."""
@@ -168,8 +169,8 @@ class SourceView(GenericAPIView):
     )
     def patch(self, request, id):
         integration = self.get_object()
-        ops = self._operations(request.data)
         doc = source_of(integration)
+        ops = self._as_in_isc(self._operations(request.data), doc)
         try:
             patched = jsonpatch.JsonPatch(ops).apply(doc)
         except jsonpatch.JsonPatchTestFailed as exc:
@@ -195,6 +196,26 @@ class SourceView(GenericAPIView):
         return Response(source_of(integration))
 
     # -- helpers ------------------------------------------------------------------------------------------
+    @staticmethod
+    def _as_in_isc(ops: list[dict], doc: dict) -> list[dict]:
+        """``replace`` of a connector attribute that is not set yet sets it, as ISC scripts expect
+        (their sources carry every attribute); everything else is plain RFC 6902. Earlier operations
+        of the patch count: one that removed or added the key decides."""
+        present = set(doc.get("connectorAttributes") or {})
+        out = []
+        for op in ops:
+            parts = jsonpointer.JsonPointer(op["path"]).parts
+            key = parts[1] if len(parts) == 2 and parts[0] == "connectorAttributes" else None
+            if key is not None:
+                if op["op"] == "replace" and key not in present:
+                    op = {**op, "op": "add"}
+                if op["op"] in ("add", "replace"):
+                    present.add(key)
+                elif op["op"] == "remove":
+                    present.discard(key)
+            out.append(op)
+        return out
+
     @staticmethod
     def _operations(body) -> list[dict]:
         if not isinstance(body, list):
