@@ -238,6 +238,12 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        # Once, through the root's handler (Django's own would print each line twice), and refused
+        # requests (403, 404) without a traceback: the server's access log has them; errors still show.
+        "django": {"handlers": [], "propagate": True},
+        "django.request": {"level": "ERROR"},
+    },
 }
 
 # REST API (governance/api.py, governance/api_core.py): session or personal-token authentication, cursor pages, one error shape.
