@@ -183,11 +183,11 @@ def requestable_roles(q: str = "") -> QuerySet[Role]:
         resource__removed_at__isnull=True,
         resource__integration__requestable=True,
     ).select_related("resource__integration")
-    if q:
+    for word in q.split():  # every word somewhere: "corporate directory data-bi-dev"
         roles = roles.filter(
-            Q(name__icontains=q)
-            | Q(resource__name__icontains=q)
-            | Q(resource__integration__name__icontains=q)
+            Q(name__icontains=word)
+            | Q(resource__name__icontains=word)
+            | Q(resource__integration__name__icontains=word)
         )
     return roles.order_by("resource__integration__name", "resource__name", "name")
 

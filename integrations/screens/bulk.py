@@ -129,6 +129,7 @@ def bulk_preview(request):
         {
             "target": target,
             "count": len(selected),
+            "selected_text": f"{len(selected):,} {target if len(selected) != 1 else target[:-1]}",
             "sample": sample,
             "changes": changes,
             "changes_json": json.dumps(changes),

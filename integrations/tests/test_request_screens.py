@@ -28,6 +28,9 @@ def test_request_approve_and_fulfil_through_the_screens(
     client.force_login(alice)
     page = client.get("/request/?q=orders")
     assert page.status_code == 200 and f"catalogue-role-{role.pk}" in page.content.decode()
+    both = client.get("/request/?q=directory+ORDERS").content.decode()  # each word, anywhere
+    assert f"catalogue-role-{role.pk}" in both
+    assert f"catalogue-role-{role.pk}" not in client.get("/request/?q=directory+invoices").content.decode()
     bad = client.post(f"/request/{role.pk}/", {"duration": "1d", "justification": ""})
     assert bad.status_code == 200 and "Say why" in bad.content.decode() or "required" in bad.content.decode()
     response = client.post(f"/request/{role.pk}/", {"duration": "1d", "justification": "reporting"})
