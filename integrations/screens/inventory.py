@@ -12,7 +12,7 @@ from governance.models import AuditEvent
 from .. import services
 from ..access import manageable_roles
 from ..models import Maintainer, Permission, Resource, Role, RoleImplication
-from ..selectors import effective_settings
+from ..selectors import effective_settings, granting_role_ids
 from .common import get_managed, require_manager, style_form
 from .forms import MaintainerForm, ResourceSettingsForm, RoleSettingsForm
 from .pages import (
@@ -163,8 +163,13 @@ def _role(request, pk: int) -> Role:
 
 
 def role_context(request, role: Role, **extra) -> dict:
-    holders = Permission.objects.filter(role=role, ended_at=None).select_related("account", "account__user")
-    table = HolderTable(holders.order_by("account__identity", "pk"), empty_text="Nobody holds this role.")
+    # Who holds it: directly, or through a role that gives it automatically (an implied role).
+    holders = Permission.objects.filter(
+        role_id__in={role.pk} | granting_role_ids(role.pk), ended_at=None
+    ).select_related("account", "account__user", "role__resource")
+    table = HolderTable(
+        holders.order_by("account__identity", "pk"), empty_text="Nobody holds this role.", role=role
+    )
     RequestConfig(request, paginate={"per_page": per_page(request)}).configure(table)
     effective = effective_settings(role)
     return {

@@ -4,6 +4,7 @@ select_related, prefetch_related), so the query count does not grow with the pag
 from __future__ import annotations
 
 import django_tables2 as tables
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
@@ -148,17 +149,31 @@ class BulkRoleTable(SelectableMixin, RoleTable):
 
 
 class HolderTable(Base):
+    """Holders of ``role``: its permissions, and those of the roles that give it automatically."""
+
     account = tables.Column(
         accessor="account__identity", verbose_name="Account", order_by=("account__identity",)
     )
     user = tables.Column(accessor="account__user", verbose_name="User", default="not linked")
+    through = tables.Column(accessor="role", verbose_name="Holds it", orderable=False)
     source = tables.Column()
     granted_at = tables.DateTimeColumn(format="Y-m-d H:i")
     expires_at = tables.DateTimeColumn(format="Y-m-d H:i", default="never")
 
     class Meta(Base.Meta):
         model = Permission
-        fields = ("account", "user", "source", "granted_at", "expires_at")
+        fields = ("account", "user", "through", "source", "granted_at", "expires_at")
+
+    def __init__(self, *args, role: Role, **kwargs):
+        self.role = role
+        super().__init__(*args, **kwargs)
+
+    def render_through(self, record):
+        if record.role_id == self.role.pk:
+            return "directly"
+        return format_html(
+            'through <a href="{}">{}</a>', reverse("integrations:role", args=[record.role_id]), record.role
+        )
 
     def render_source(self, record):
         css = {"portal": "bg-blue-lt", "external": "bg-orange-lt", "birthright": "bg-purple-lt"}.get(

@@ -7,7 +7,15 @@ import pytest
 from conftest import DEMO_CONFIG
 from governance.models import AuditEvent, Job
 from integrations import services
-from integrations.models import Integration, Maintainer, PrerequisitePermission, Resource, Role, Rule
+from integrations.models import (
+    Integration,
+    Maintainer,
+    PrerequisitePermission,
+    Resource,
+    Role,
+    RoleImplication,
+    Rule,
+)
 from integrations.services import rules as rule_services
 
 pytestmark = pytest.mark.django_db
@@ -508,6 +516,16 @@ def test_resource_and_role_pages_count_and_list_the_holders(
         "outside the portal" in rows["acct-1"].get_cell("source")
         and rows["acct-1"].get_cell("expires_at") == "never"
     )
+    assert rows["acct-0"].get_cell("through") == "directly"
+    # Holding write gives read automatically: its holder holds read too, through write.
+    RoleImplication.objects.create(role=write, implied_role=read)
+    rows = {
+        r.record.account.identity: r for r in admin_client.get(f"/roles/{read.pk}/").context["holders"].rows
+    }
+    assert set(rows) == {"acct-0", "acct-1", "acct-2"}
+    assert "through" in rows["acct-2"].get_cell("through") and f"/roles/{write.pk}/" in rows[
+        "acct-2"
+    ].get_cell("through")
 
 
 def test_resource_and_role_workflow_sections(admin_client, integration, inventory, workflow):
