@@ -936,29 +936,17 @@ class _PgIngest(_Ingest):
         """The integration had no accounts when this run began: COPY them straight into the table, with
         ids drawn from its sequence."""
         iid, at = self.integration.pk, self.now
-        ids = dict(
-            zip(
-                (a["external_id"] for a in accounts),
-                self._next_ids(c, "integrations_account", len(accounts)),
-                strict=True,
-            )
-        )
-        if len(ids) < len(accounts):
-            seen: set[str] = set()
-            twice = next(
-                a["external_id"] for a in accounts if a["external_id"] in seen or seen.add(a["external_id"])
-            )
-            raise DuplicateObject(f"the connector sent the account {twice!r} twice in one run")
-        self._copy_new(
+        ids = self._next_ids(c, "integrations_account", len(accounts))
+        self._copy_new(  # a key sent twice, in this batch or an earlier one, trips the unique key
             c,
             "integrations_account",
             "id, integration_id, external_id, identity, email, attributes, enabled, user_id, first_seen_at,"
             " last_seen_at, created_at, updated_at",
-            ((ids[a["external_id"]], iid, a["external_id"], a["identity"], a["email"], a["attributes_json"],
-              a["enabled"], users.get(a["email"].lower()), at, at, at, at) for a in accounts),
+            ((pk, iid, a["external_id"], a["identity"], a["email"], a["attributes_json"],
+              a["enabled"], users.get(a["email"].lower()), at, at, at, at) for pk, a in zip(ids, accounts, strict=True)),
             "account",
         )  # fmt: skip
-        return ids
+        return {a["external_id"]: pk for pk, a in zip(ids, accounts, strict=True)}
 
     def _upsert_accounts(
         self, c, accounts: list[dict], users: dict[str, int]
@@ -1020,7 +1008,7 @@ class _PgIngest(_Ingest):
             else:
                 gone.append(pk)
         if gone:
-            self._end_ids(c, gone)
+            self._end_where(c, "id", gone)
         return [(a, roles) for a, roles in gained.items() if roles]
 
     COPY_CHUNK = 4096  # lines per write: PostgreSQL inserts one chunk while the next is formatted
@@ -1067,18 +1055,9 @@ class _PgIngest(_Ingest):
                 count=n,
             )
 
-    def _end_ids(self, c, permission_ids: list[int]) -> None:
-        c.execute(
-            "UPDATE integrations_permission SET ended_at = %s WHERE id = ANY(%s) AND ended_at IS NULL"
-            " RETURNING account_id, role_id",
-            [self.now, permission_ids],
-        )
-        ended = c.fetchall()
-        self.result.add("permissions_ended", len(ended))
-        self._external(revoked=ended)
-
     def _end_where(self, c, column: str, ids: list[int]) -> None:
-        """End the active permissions of these accounts or roles (``column`` is account_id or role_id)."""
+        """End these active permissions, or those of these accounts or roles (``column``: id, account_id
+        or role_id), recording them as external revokes."""
         c.execute(
             f"UPDATE integrations_permission SET ended_at = %s WHERE {column} = ANY(%s) AND ended_at IS NULL"
             " RETURNING account_id, role_id",
