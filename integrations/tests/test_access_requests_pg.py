@@ -406,14 +406,20 @@ def auto_workflow(people):
     return workflow_create(actor=people["admin"], name="Auto", steps=[{"approvers": [{"kind": "automatic"}]}])
 
 
-def test_a_prerequisite_shared_by_two_requests_stays_until_neither_needs_it(
-    cluster, people, django_capture_on_commit_callbacks
-):
-    integration = connect_integration(cluster, people, auto_workflow(people))
+def shared_prerequisite(cluster, people, **integration_fields):
+    """CONNECT and TEMPORARY on the test database, both needing membership of analysts first."""
+    integration = connect_integration(cluster, people, auto_workflow(people), **integration_fields)
     connect = connect_role(integration, cluster)
     temporary = Role.objects.get(integration=integration, external_id=f"database:{cluster['db']}:TEMPORARY")
     analysts = Role.objects.get(integration=integration, external_id=f"role:{cluster['analysts']}")
     prerequisite_add(actor=people["admin"], alternatives=[analysts], resource=connect.resource)
+    return connect, temporary, analysts
+
+
+def test_a_prerequisite_shared_by_two_requests_stays_until_neither_needs_it(
+    cluster, people, django_capture_on_commit_callbacks
+):
+    connect, temporary, analysts = shared_prerequisite(cluster, people)
     alice, name = people["alice"], cluster["alice"]
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -449,11 +455,7 @@ def test_the_holder_of_a_shared_prerequisite_ending_first_hands_it_over(
     cluster, people, django_capture_on_commit_callbacks
 ):
     """The other order: the request that granted the prerequisite outlives the one that reused it."""
-    integration = connect_integration(cluster, people, auto_workflow(people))
-    connect = connect_role(integration, cluster)
-    temporary = Role.objects.get(integration=integration, external_id=f"database:{cluster['db']}:TEMPORARY")
-    analysts = Role.objects.get(integration=integration, external_id=f"role:{cluster['analysts']}")
-    prerequisite_add(actor=people["admin"], alternatives=[analysts], resource=connect.resource)
+    connect, temporary, analysts = shared_prerequisite(cluster, people)
     alice, name = people["alice"], cluster["alice"]
     with django_capture_on_commit_callbacks(execute=True):
         first = ar.access_request_create(actor=alice, role=connect, duration="1d", justification="a")
@@ -863,11 +865,7 @@ def test_the_grant_runs_as_a_celery_task_on_the_integrations_agent(
 def test_by_hand_a_shared_prerequisite_is_not_on_the_revoke_ticket(
     cluster, people, django_capture_on_commit_callbacks
 ):
-    integration = connect_integration(cluster, people, auto_workflow(people), read_only=True)
-    connect = connect_role(integration, cluster)
-    temporary = Role.objects.get(integration=integration, external_id=f"database:{cluster['db']}:TEMPORARY")
-    analysts = Role.objects.get(integration=integration, external_id=f"role:{cluster['analysts']}")
-    prerequisite_add(actor=people["admin"], alternatives=[analysts], resource=connect.resource)
+    connect, temporary, analysts = shared_prerequisite(cluster, people, read_only=True)
     alice, owner = people["alice"], people["owner"]
     requests = []
     for role, duration in ((connect, "1h"), (temporary, "1d")):
