@@ -409,7 +409,8 @@ class Role(DurationsMixin, InventoryMixin):
     integration = models.ForeignKey(
         Integration, on_delete=models.CASCADE, related_name="roles", db_index=False
     )
-    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="roles")
+    # Indexed by role_resource_name_idx (resource, name, id), whose leading column it is.
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="roles", db_index=False)
     name = models.CharField(max_length=512)
     description = models.TextField(blank=True)
     tags = models.ManyToManyField(Tag, blank=True, related_name="roles")

@@ -33,6 +33,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AlterField(
             model_name='role',
+            name='resource',
+            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='roles', to='integrations.resource'),
+        ),
+        migrations.AlterField(
+            model_name='role',
             name='integration',
             field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='roles', to='integrations.integration'),
         ),
