@@ -18,7 +18,7 @@ from governance.models import AuditEvent
 from ..access import is_admin, manageable_integrations
 from ..models import Integration
 from .common import require_manager, style_filter
-from .pages import per_page
+from .pages import filtered, per_page
 from .tables import AuditTable
 
 
@@ -42,8 +42,7 @@ def _events(request):
         form.fields[name].widget = forms.HiddenInput()
     form.fields["action"].help_text = ""
     style_filter(filterset)
-    events = filterset.qs if filterset.is_bound and filterset.is_valid() else qs
-    return filterset, events
+    return filterset, filtered(filterset)
 
 
 @login_required

@@ -708,3 +708,6 @@ def test_audit_log_filters_errors_and_csv(admin_client, integration, admin_user)
     assert len(lines) == 2 and "integration.update" in lines[1] and integration.name in lines[1]
     bad_date = admin_client.get("/audit/?date_from=notadate")
     assert bad_date.status_code == 200 and "Enter a valid date." in bad_date.content.decode()
+    assert not list(bad_date.context["table"].rows)  # an invalid filter shows nothing, like the lists
+    bad_csv = b"".join(admin_client.get("/audit/export.csv?date_from=notadate").streaming_content).decode()
+    assert bad_csv.strip().splitlines() == [lines[0]]  # and exports nothing: only the header
