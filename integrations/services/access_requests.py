@@ -508,7 +508,13 @@ def _hold(request: AccessRequest, account: Account, role: Role, now: datetime) -
         audit.record("access_request.extended", obj=older, details={"by_request": request.pk})
 
 
-def _heir(request: AccessRequest, permission: Permission) -> AccessRequest | None:
+def _ends_at(request: AccessRequest, now: datetime) -> datetime | None:
+    """When a live request's access ends (None: never): a granted one when it says; one not granted
+    yet after its duration from now, the earliest its grant can be."""
+    return request.expires_at if request.status == S.GRANTED else expires_at(now, request.duration)
+
+
+def _heir(request: AccessRequest, permission: Permission, now: datetime) -> AccessRequest | None:
     """Another live request of the same beneficiary that needs the permission's role (as its role or a
     prerequisite), the one ending last; None when no live request needs it any more."""
     candidates = (
@@ -522,22 +528,20 @@ def _heir(request: AccessRequest, permission: Permission) -> AccessRequest | Non
         .filter(Q(account__isnull=True) | Q(account_id=permission.account_id))
         .distinct()
     )
-    unlimited = [r for r in candidates if r.expires_at is None]
-    if unlimited:
-        return unlimited[0]
-    return max(candidates, key=lambda r: r.expires_at, default=None)
+    # The last to end; never ending beats every date.
+    return max(candidates, key=lambda r: (_ends_at(r, now) is None, _ends_at(r, now) or now), default=None)
 
 
-def _hand_over(request: AccessRequest, live: list[Permission]) -> list[Permission]:
+def _hand_over(request: AccessRequest, live: list[Permission], now: datetime) -> list[Permission]:
     """Give each permission that another live request still needs to that request; returns the rest."""
     rest = []
     for permission in live:
-        heir = _heir(request, permission)
+        heir = _heir(request, permission, now)
         if heir is None:
             rest.append(permission)
             continue
         permission.request = heir
-        permission.expires_at = heir.expires_at
+        permission.expires_at = _ends_at(heir, now)
         permission.save()
         audit.record(
             "access_request.permission_kept",
@@ -667,22 +671,20 @@ def access_request_grant(*, request_id: int, now: datetime | None = None) -> Acc
                     account = _create_account(request, roles, now)
                 else:
                     account = request.account or account
+                held = set(
+                    Permission.objects.filter(
+                        account=account, role__in=roles, ended_at__isnull=True
+                    ).values_list("role_id", flat=True)
+                )
+                attribute = _group_attribute(integration)
                 for role in roles:  # prerequisites first; each one recorded as soon as it is granted
-                    if not Permission.objects.filter(
-                        account=account, role=role, ended_at__isnull=True
-                    ).exists():
+                    if role.pk not in held:
                         _invoke(
                             integration,
                             "std:account:update",
                             {
                                 "identity": account.identity,
-                                "changes": [
-                                    {
-                                        "op": "Add",
-                                        "attribute": _group_attribute(integration),
-                                        "value": role.external_id,
-                                    }
-                                ],
+                                "changes": [{"op": "Add", "attribute": attribute, "value": role.external_id}],
                             },
                         )
                     _hold(request, account, role, now)
@@ -815,7 +817,7 @@ def _revoke(request_id: int, now: datetime) -> AccessRequest:
             not integration.allow_changing_account_permissions and not request.created_account
         )
         if manual and live:
-            live = _hand_over(request, live)
+            live = _hand_over(request, live, now)
             if not live:
                 _ended(request, now)
                 return request
@@ -849,7 +851,7 @@ def _revoke(request_id: int, now: datetime) -> AccessRequest:
             else:
                 attribute = _group_attribute(integration) if live else ""
                 main_first = sorted(live, key=lambda p: p.role_id != request.role_id)
-                for permission in _hand_over(request, main_first):
+                for permission in _hand_over(request, main_first, now):
                     _invoke(
                         integration,
                         "std:account:update",
@@ -971,7 +973,7 @@ def access_ticket_close(
             _granted(request, account, now, "ticket")
         elif ticket.kind == AccessTicket.Kind.REVOKE and request.status in AccessRequest.LIVE:
             live = Permission.objects.filter(request=request, ended_at__isnull=True).select_related("role")
-            for permission in _hand_over(request, list(live)):
+            for permission in _hand_over(request, list(live), now):
                 permission.ended_at = now
                 permission.save()
             _ended(request, now)

@@ -887,3 +887,27 @@ def test_by_hand_a_shared_prerequisite_is_not_on_the_revoke_ticket(
         Permission.objects.get(account__identity=cluster["alice"], role=analysts, ended_at=None).request
         == long
     )
+
+
+def test_a_shared_prerequisite_handed_to_a_request_not_granted_yet_keeps_an_end(
+    cluster, people, django_capture_on_commit_callbacks
+):
+    """The heir is approved but waits for its ticket: the prerequisite ends when the heir's access
+    would, counted from now at the earliest, never 'unlimited' just because the heir has no end yet."""
+    connect, temporary, analysts = shared_prerequisite(cluster, people, read_only=True)
+    alice, owner = people["alice"], people["owner"]
+    with django_capture_on_commit_callbacks(execute=True):
+        short = ar.access_request_create(actor=alice, role=connect, duration="1h", justification="x")
+    ar.access_ticket_close(actor=owner, ticket=AccessTicket.objects.get(request=short, kind="grant"))
+    with django_capture_on_commit_callbacks(execute=True):
+        waiting = ar.access_request_create(actor=alice, role=temporary, duration="1d", justification="y")
+    waiting.refresh_from_db()
+    assert waiting.status == "approved" and waiting.expires_at is None  # its grant ticket is still open
+    later = timezone.now() + timedelta(hours=2)
+    with django_capture_on_commit_callbacks(execute=True):
+        ar.access_requests_expire(now=later)
+    revoke = AccessTicket.objects.get(request=short, kind="revoke", status="open")
+    ar.access_ticket_close(actor=owner, ticket=revoke, now=later)
+    kept = Permission.objects.get(account__identity=cluster["alice"], role=analysts, ended_at=None)
+    assert kept.request == waiting
+    assert kept.expires_at == later + timedelta(days=1)
