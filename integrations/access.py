@@ -61,6 +61,13 @@ def manageable_permissions(user) -> QuerySet[Permission]:
     return Permission.objects.filter(role__in=manageable_roles(user))
 
 
+def manages_inventory(user) -> bool:
+    """Admins, and owners or maintainers of at least one integration or resource: who sees the inventory."""
+    if not (user and user.is_authenticated):
+        return False
+    return is_admin(user) or manageable_integrations(user).exists() or manageable_resources(user).exists()
+
+
 def can_manage(user, obj) -> bool:
     """Whether ``user`` may see and change ``obj`` (an integration, resource, role, account or permission)."""
     if is_admin(user):

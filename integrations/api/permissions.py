@@ -10,15 +10,7 @@ from __future__ import annotations
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from ..access import is_admin, manageable_integrations, manageable_resources
-
-
-def manages_something(user) -> bool:
-    if not (user and user.is_authenticated):
-        return False
-    if is_admin(user):
-        return True
-    return manageable_integrations(user).exists() or manageable_resources(user).exists()
+from ..access import is_admin, manages_inventory
 
 
 class ManagesInventory(BasePermission):
@@ -27,9 +19,9 @@ class ManagesInventory(BasePermission):
     message = "You manage no integration or resource; ask an admin for access."
 
     def has_permission(self, request, view) -> bool:
-        cached = getattr(request, "_manages_something", None)
+        cached = getattr(request, "_manages_inventory", None)
         if cached is None:
-            cached = request._manages_something = manages_something(request.user)
+            cached = request._manages_inventory = manages_inventory(request.user)
         return cached
 
 

@@ -9,7 +9,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404
 
-from ..access import can_manage, is_admin, manageable_integrations, manageable_resources
+from ..access import can_manage, is_admin, manageable_integrations, manages_inventory
 
 
 def require_admin(request) -> None:
@@ -19,9 +19,7 @@ def require_admin(request) -> None:
 
 def require_manager(request) -> None:
     """Admins, and owners or maintainers of at least one integration or resource."""
-    if is_admin(request.user):
-        return
-    if not manageable_resources(request.user).exists():
+    if not manages_inventory(request.user):
         raise PermissionDenied("You do not own or maintain any integration or resource.")
 
 
