@@ -170,7 +170,7 @@ class SourceView(GenericAPIView):
     def patch(self, request, id):
         integration = self.get_object()
         doc = source_of(integration)
-        ops = self._as_in_isc(self._operations(request.data), doc)
+        ops = self._as_in_isc(self._operations(request.data))
         try:
             patched = jsonpatch.JsonPatch(ops).apply(doc)
         except jsonpatch.JsonPatchTestFailed as exc:
@@ -197,24 +197,15 @@ class SourceView(GenericAPIView):
 
     # -- helpers ------------------------------------------------------------------------------------------
     @staticmethod
-    def _as_in_isc(ops: list[dict], doc: dict) -> list[dict]:
-        """``replace`` of a connector attribute that is not set yet sets it, as ISC scripts expect
-        (their sources carry every attribute); everything else is plain RFC 6902. Earlier operations
-        of the patch count: one that removed or added the key decides."""
-        present = set(doc.get("connectorAttributes") or {})
-        out = []
-        for op in ops:
-            parts = jsonpointer.JsonPointer(op["path"]).parts
-            key = parts[1] if len(parts) == 2 and parts[0] == "connectorAttributes" else None
-            if key is not None:
-                if op["op"] == "replace" and key not in present:
-                    op = {**op, "op": "add"}
-                if op["op"] in ("add", "replace"):
-                    present.add(key)
-                elif op["op"] == "remove":
-                    present.discard(key)
-            out.append(op)
-        return out
+    def _as_in_isc(ops: list[dict]) -> list[dict]:
+        """``replace`` of a connector attribute sets it even when it is not set yet, as ISC scripts expect
+        (their sources carry every attribute): on an object member that is ``add``; the rest is RFC 6902."""
+
+        def member(path: str) -> bool:  # /connectorAttributes/<key>
+            parts = jsonpointer.JsonPointer(path).parts
+            return len(parts) == 2 and parts[0] == "connectorAttributes"
+
+        return [{**op, "op": "add"} if op["op"] == "replace" and member(op["path"]) else op for op in ops]
 
     @staticmethod
     def _operations(body) -> list[dict]:

@@ -151,14 +151,17 @@ def test_replace_sets_a_connector_attribute_not_set_yet_as_in_isc(client_for, wo
     response = patch(client_for("owner"), mine, ops)
     assert response.status_code == 200, response.content
     assert response.json()["connectorAttributes"]["filterString"] == 'department == "Legal"'
-    # Within one patch, a key removed earlier is gone again for a later remove.
+    # Removed earlier in the same patch, a replace sets it again.
     ops = [
         {"op": "remove", "path": "/connectorAttributes/filterString"},
-        {"op": "remove", "path": "/connectorAttributes/filterString"},
+        {"op": "replace", "path": "/connectorAttributes/filterString", "value": 'department == "HR"'},
     ]
-    assert patch(client_for("owner"), mine, ops).json()["error"]["code"] == "patch_conflict"
+    assert patch(client_for("owner"), mine, ops).status_code == 200
     mine.refresh_from_db()
-    assert mine.connector_attributes["filterString"] == 'department == "Legal"'  # all or nothing
+    assert mine.connector_attributes["filterString"] == 'department == "HR"'
+    # replace elsewhere stays RFC 6902: the owner of a source without one cannot be "replaced" into a path.
+    bad = [{"op": "replace", "path": "/owner/id", "value": "x"}]
+    assert patch(client_for("owner"), mine, bad).status_code == 400
 
 
 def test_passing_test_operation_applies(client_for, world):
