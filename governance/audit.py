@@ -188,10 +188,6 @@ def record(
     return event
 
 
-def _json_default(value: Any) -> Any:
-    return value.pk if isinstance(value, models.Model) else DjangoJSONEncoder().default(value)
-
-
 def record_many(events: Iterable[dict[str, Any]], *, batch_size: int = 5000) -> int:
     """Write many audit events at once (set-based writes), streamed: on PostgreSQL with one COPY
     per chunk, elsewhere in batches. Each dict holds record()'s keywords."""
@@ -211,7 +207,7 @@ def record_many(events: Iterable[dict[str, Any]], *, batch_size: int = 5000) -> 
         return (
             now, actor_id, actor_repr, e["action"], content_types[model], str(e.get("object_id", "")),
             str(e.get("object_repr", ""))[:300], e.get("integration_id"), e.get("status", AuditEvent.Status.OK),
-            json.dumps(details, default=_json_default) if copy else _json(details), ctx.correlation_id,
+            json.dumps(_json(details)) if copy else _json(details), ctx.correlation_id,
         )  # fmt: skip
 
     columns = ("occurred_at", "actor_id", "actor_repr", "action", "object_type_id", "object_id", "object_repr",

@@ -70,7 +70,6 @@ class FilterSet(filters.FilterSet):
     FILTER_DEFAULTS = {
         **FILTER_FOR_DBFIELD_DEFAULTS,
         models.BooleanField: {"filter_class": BooleanFilter},
-        models.NullBooleanField: {"filter_class": BooleanFilter},
     }
 
 

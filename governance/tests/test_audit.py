@@ -180,3 +180,15 @@ def test_deleting_a_user_keeps_their_audit_trail(admin_user, django_user_model):
     user.delete()
     event = AuditEvent.objects.get(action="test.action")
     assert event.actor_repr == "leaver"
+
+
+def test_record_many_keeps_details_as_record_does(db):
+    """Many events at once (COPY on PostgreSQL) store details under the same JSON rule as one event."""
+    import datetime
+
+    details = {"on": datetime.date(2026, 12, 1), datetime.date(2026, 12, 2): "a date as a key", "n": (1, 2)}
+    assert audit.record_many([{"action": "test.many", "details": details}]) == 1
+    one = audit.record("test.one", details=details)
+    many = AuditEvent.objects.get(action="test.many")
+    assert many.details == AuditEvent.objects.get(pk=one.pk).details
+    assert many.details == {"on": "2026-12-01", "2026-12-02": "a date as a key", "n": [1, 2]}
