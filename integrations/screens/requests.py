@@ -6,7 +6,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Q
+from django.db.models import Q, prefetch_related_objects
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -18,7 +18,7 @@ from ..models import AccessRequest, AccessTicket, Permission, Role
 from ..selectors import access_request_events, effective_settings, requestable_roles, visible_access_requests
 from ..services import access_requests as services
 from .common import add_errors, style_form, toast
-from .workflows import rules_summary
+from .workflows import RULES_PREFETCH, rules_summary
 
 PAGE = 50
 
@@ -71,6 +71,8 @@ def request_new(request, role_pk):
             toast(request, f"Request #{access.pk} filed: {access.get_status_display().lower()}.")
             return redirect("integrations:request-detail", access.pk)
     prerequisites = services.missing_prerequisites(role, request.user)
+    if eff.workflow:
+        prefetch_related_objects([eff.workflow], RULES_PREFETCH)
     rules = rules_summary(eff.workflow) if eff.workflow else []
     durations = [Duration(d).label for d in eff.allowed_durations]
     return render(
@@ -137,7 +139,7 @@ NAMED = {
 }
 
 
-def _event_text(e: AuditEvent, request_pk: int) -> str:
+def _event_text(e: AuditEvent) -> str:
     """One line of a request's history, in words; empty for bookkeeping not worth a line."""
     details, kind = e.details or {}, e.object_type.model if e.object_type_id else ""
     if e.action in NAMED:
@@ -169,7 +171,7 @@ def _event_text(e: AuditEvent, request_pk: int) -> str:
 
 def history(access: AccessRequest) -> list[tuple[AuditEvent, str]]:
     """The request's audit events, in words: its own, and those of its decisions, tickets and permissions."""
-    lines = [(e, _event_text(e, access.pk)) for e in access_request_events(access)[:300]]
+    lines = [(e, _event_text(e)) for e in access_request_events(access)[:300]]
     return [(e, text) for e, text in lines if text]
 
 

@@ -256,7 +256,23 @@ def place_errors(rules: list[dict], errors: dict[str, list[str]]) -> list[str]:
 # -- screens ----------------------------------------------------------------------------------------------------
 
 
+# What rules_summary reads, in four queries however many rules, steps and approvers there are.
+RULES_PREFETCH = Prefetch(
+    "rules",
+    queryset=ApprovalRule.objects.order_by("position").prefetch_related(
+        "requester_groups",
+        Prefetch(
+            "steps",
+            queryset=ApprovalStep.objects.order_by("position").prefetch_related(
+                "approvers__user", "approvers__group"
+            ),
+        ),
+    ),
+)
+
+
 def rules_summary(workflow: ApprovalWorkflow) -> list[dict]:
+    """The workflow's rules in words; prefetch RULES_PREFETCH first (see workflow_list)."""
     out = []
     for rule in workflow.rules.all():
         steps = [
@@ -275,20 +291,7 @@ def workflow_list(request):
         n_integrations=Count("integrations", distinct=True),
         n_resources=Count("resources", distinct=True),
         n_roles=Count("roles", distinct=True),
-    ).prefetch_related(
-        Prefetch(
-            "rules",
-            queryset=ApprovalRule.objects.order_by("position").prefetch_related(
-                "requester_groups",
-                Prefetch(
-                    "steps",
-                    queryset=ApprovalStep.objects.order_by("position").prefetch_related(
-                        "approvers__user", "approvers__group"
-                    ),
-                ),
-            ),
-        )
-    )
+    ).prefetch_related(RULES_PREFETCH)
     rows = [(w, rules_summary(w)) for w in workflows]
     return render(request, "workflows/list.html", {"nav": "workflows", "rows": rows})
 

@@ -200,6 +200,8 @@ def apply_changes(
     if isinstance(ids, QuerySet):
         ids = list(ids.values_list("pk", flat=True))
     ids = sorted(set(ids))
+    if not ids:
+        return 0
     label = model._meta.model_name
     wf_field = _workflow_field(target)
     scalar = {

@@ -158,14 +158,12 @@ def workflow_delete(*, actor, workflow: ApprovalWorkflow, move_to=REFUSE) -> dic
             if move_to is not REFUSE:
                 usage = workflow_usage(workflow)
                 for target in moved:
-                    ids = list(usage[target].values_list("pk", flat=True))
-                    if ids:
-                        moved[target] = apply_changes(
-                            target=target,
-                            ids=ids,
-                            changes={"workflow": move_to.pk if move_to else None},
-                            via=f"deleting workflow {workflow.name}",
-                        )
+                    moved[target] = apply_changes(
+                        target=target,
+                        ids=usage[target],
+                        changes={"workflow": move_to.pk if move_to else None},
+                        via=f"deleting workflow {workflow.name}",
+                    )
             workflow.delete()
     except ProtectedError as exc:
         users = sorted({str(o) for o in exc.protected_objects})[:5]

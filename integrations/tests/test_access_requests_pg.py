@@ -451,7 +451,7 @@ def test_a_prerequisite_shared_by_two_requests_stays_until_neither_needs_it(
     assert not Permission.objects.filter(account__identity=name, ended_at=None, source="portal").exists()
 
 
-def test_the_holder_of_a_shared_prerequisite_ending_first_hands_it_over(
+def test_a_reuser_of_a_shared_prerequisite_ending_first_takes_nothing_shared(
     cluster, people, django_capture_on_commit_callbacks
 ):
     """The other order: the request that granted the prerequisite outlives the one that reused it."""

@@ -120,6 +120,7 @@ def test_request_approve_in_two_steps_access_visible_deny_and_give_up(
     alice.get_by_label("Duration").select_option(label="1 hour")
     alice.get_by_label("Justification").fill("Scratch tables")
     alice.get_by_role("button", name="Submit request").click()
+    expect(alice.get_by_test_id("request-status")).to_have_text("Waiting for approval")  # it is stored
     denied = AccessRequest.objects.get(role=temporary)
     decide(boss, base, denied, "Deny", "Use the staging database")
     alice.goto(f"{base}/requests/{denied.pk}/")

@@ -125,3 +125,27 @@ def test_cancel_a_pending_request_from_its_page(client, setup, role):
     assert access.status == "cancelled" and "Cancelled." in response.content.decode()
     assert not access.pending_approvers.exists()
     assert f"approval-{access.pk}" not in client.get("/approvals/").content.decode()
+
+
+def test_the_request_form_reads_its_workflow_in_queries_that_do_not_grow_with_it(
+    client, integration, role, admin_user
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    people = [User.objects.create_user(f"approver{n}", f"a{n}@example.com", "pw") for n in range(4)]
+    step = {"approvers": [{"kind": "user", "user": p} for p in people[:2]]}
+
+    def queries(rules: int) -> int:
+        workflow = workflow_create(
+            actor=admin_user,
+            name=f"{rules} rules",
+            rules=[{"max_duration": "1w", "steps": [step, step]}] * rules,
+        )
+        integration_update(actor=admin_user, integration=integration, default_workflow=workflow)
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(f"/request/{role.pk}/").status_code == 200
+        return len(captured)
+
+    client.force_login(User.objects.create_user("dana", "dana@example.com", "pw"))
+    assert queries(1) == queries(4)
