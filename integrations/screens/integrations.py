@@ -29,7 +29,7 @@ from .forms import (
     PrerequisiteForm,
 )
 from .jobs import latest_sync, start_sync
-from .pages import ObjectPage, list_table, maintainer_added, policy_context
+from .pages import ObjectPage, list_table, policy_context
 
 
 @login_required
@@ -73,8 +73,11 @@ def _secrets(integration: Integration) -> tuple[object, list[tuple[str, bool]]]:
     return spec, [(k, k in stored) for k in spec.secret_keys]
 
 
-def _connection_form(integration: Integration) -> ConnectionForm:
-    secret_keys = [k for k, _ in _secrets(integration)[1]]
+def _secret_keys(integration: Integration) -> list[str]:
+    return [k for k, _ in _secrets(integration)[1]]
+
+
+def _connection_form(integration: Integration, secret_keys: list[str]) -> ConnectionForm:
     attributes = integration.connector_attributes
     initial = {
         "config": json.dumps(integration.connection_config, indent=2),
@@ -107,7 +110,7 @@ def integration_context(request, integration: Integration, **extra) -> dict:
         "settings_form": style_form(
             IntegrationSettingsForm(initial=IntegrationSettingsForm.initial_for(integration))
         ),
-        "connection_form": style_form(_connection_form(integration)),
+        "connection_form": style_form(_connection_form(integration, [k for k, _ in secrets])),
         "spec": spec,
         "secrets": secrets,
         "maintainers": Maintainer.objects.filter(integration=integration).select_related("user", "group"),
@@ -139,7 +142,7 @@ integration_settings, integration_workflow = PAGE.settings_and_workflow(
 integration_connection = PAGE.section(
     ConnectionForm,
     "connection",
-    form_kwargs=lambda obj: {"secret_keys": [k for k, _ in _secrets(obj)[1]]},
+    form_kwargs=lambda obj: {"secret_keys": _secret_keys(obj)},
     save=lambda actor, obj, data: services.integration_update(
         actor=actor,
         integration=obj,
@@ -149,13 +152,7 @@ integration_connection = PAGE.section(
     message="Connection saved. Test it to check it works.",
     rename={"connection_config": "config"},
 )
-maintainer_add = PAGE.section(
-    MaintainerForm,
-    "maintainers",
-    form_name="maintainer_form",
-    save=lambda actor, obj, data: services.maintainer_add(actor=actor, integration=obj, **data),
-    message=maintainer_added,
-)
+maintainer_add = PAGE.maintainers("integration")
 
 
 @login_required

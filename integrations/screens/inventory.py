@@ -18,7 +18,6 @@ from .forms import MaintainerForm, ResourceSettingsForm, RoleSettingsForm
 from .pages import (
     ObjectPage,
     list_table,
-    maintainer_added,
     per_page,
     policy_context,
     role_rows,
@@ -143,13 +142,7 @@ resource_settings, resource_workflow = RESOURCE.settings_and_workflow(
     ResourceSettingsForm,
     lambda actor, obj, **changes: services.resource_update(actor=actor, resource=obj, **changes),
 )
-resource_maintainer_add = RESOURCE.section(
-    MaintainerForm,
-    "maintainers",
-    form_name="maintainer_form",
-    save=lambda actor, obj, data: services.maintainer_add(actor=actor, resource=obj, **data),
-    message=maintainer_added,
-)
+resource_maintainer_add = RESOURCE.maintainers("resource")
 
 
 def _role(request, pk: int) -> Role:

@@ -26,12 +26,13 @@ from django.views.decorators.http import require_POST
 from django_tables2 import RequestConfig
 from django_tables2.data import TableQuerysetData
 
+from .. import services
 from ..access import manageable_integrations, manageable_resources, manageable_roles
 from ..filters import IntegrationFilter, ResourceFilter, RoleFilter
 from ..models import ApprovalStep, Permission, PrerequisitePermission, Resource, Role
 from . import tables
 from .common import add_errors, style_filter, style_form, toast
-from .forms import PrerequisiteForm, WorkflowForm
+from .forms import MaintainerForm, PrerequisiteForm, WorkflowForm
 
 PER_PAGE = 25
 
@@ -281,6 +282,12 @@ class ObjectPage:
         )
         return settings, workflow
 
-
-def maintainer_added(obj, data) -> str:
-    return f"{data['user'] or data['group']} now maintains {obj}."
+    def maintainers(self, scope: str):
+        """The "add a maintainer" section of an integration's or resource's page (``scope``)."""
+        return self.section(
+            MaintainerForm,
+            "maintainers",
+            form_name="maintainer_form",
+            save=lambda actor, obj, data: services.maintainer_add(actor=actor, **{scope: obj}, **data),
+            message=lambda obj, data: f"{data['user'] or data['group']} now maintains {obj}.",
+        )
