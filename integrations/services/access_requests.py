@@ -668,7 +668,8 @@ def access_request_grant(*, request_id: int, now: datetime | None = None) -> Acc
             try:
                 roles = _roles_of(request)
                 if request.created_account and request.account_id is None:
-                    account = _create_account(request, roles, now)
+                    # The intent was there before this attempt: an earlier one may have made the account.
+                    account = _create_account(request, roles, now, recovering=creating)
                 else:
                     account = request.account or account
                 held = set(
@@ -740,11 +741,12 @@ def _record_account(request: AccessRequest, out: dict, now: datetime) -> Account
     return account
 
 
-def _create_account(request: AccessRequest, roles: list[Role], now: datetime) -> Account:
-    """Create the beneficiary's account with the roles, or find the one a crashed attempt created."""
+def _create_account(request: AccessRequest, roles: list[Role], now: datetime, *, recovering: bool) -> Account:
+    """Create the beneficiary's account with the roles, or, ``recovering`` after an attempt that set the
+    intent, find the one it may have created (this attempt's own first look found none)."""
     integration, user = request.integration, request.beneficiary
     attribute = _group_attribute(integration)
-    out = _read_account(integration, user.username)  # made by an attempt that died before recording it?
+    out = _read_account(integration, user.username) if recovering else None
     recovered = out is not None
     if out is None:
         attributes = {attribute: [r.external_id for r in roles]}
