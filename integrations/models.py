@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import connections, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -223,8 +223,36 @@ class Tag(models.Model):
         return self.name
 
 
+class IntegrationQuerySet(models.QuerySet):
+    def delete(self):
+        """Delete, once every sync or grant writing into these integrations has finished (see ``hold``)."""
+        with transaction.atomic(using=self.db):
+            list(self.select_for_update().values_list("pk", flat=True))
+            return super().delete()
+
+
+class IntegrationManager(models.Manager.from_queryset(IntegrationQuerySet)):
+    def hold(self, pk: int) -> bool:
+        """Keep the integration from being deleted until the current transaction ends; False if it is gone.
+
+        The inventory's references to their integration, resource, role and request have no
+        foreign-key constraints in the database: a sync writes a million rows at a time, and
+        checking them row by row cost more than a quarter of a sync. Writers of inventory rows
+        take this lock instead, once (what each of those checks did), and deleting an integration
+        waits for them, so it cascades to everything they wrote.
+        """
+        connection = connections[self.db]
+        if connection.vendor != "postgresql":  # SQLite: one writer at a time
+            return self.filter(pk=pk).exists()
+        with connection.cursor() as c:
+            c.execute(f"SELECT 1 FROM {self.model._meta.db_table} WHERE id = %s FOR KEY SHARE", [pk])
+            return c.fetchone() is not None
+
+
 class Integration(DurationsMixin):
     """A connected application: its connection, its policy defaults and its sync status."""
+
+    objects = IntegrationManager()
 
     class SyncStatus(models.TextChoices):
         NEVER = "never", "Never synced"
@@ -323,6 +351,13 @@ class Integration(DurationsMixin):
     def __str__(self) -> str:
         return self.name
 
+    def delete(self, using=None, keep_parents=False):
+        """Delete, once every sync or grant writing into the integration has finished (see ``objects.hold``)."""
+        using = using or type(self).objects.db
+        with transaction.atomic(using=using):
+            list(type(self).objects.using(using).select_for_update().filter(pk=self.pk).values_list("pk"))
+            return super().delete(using=using, keep_parents=keep_parents)
+
     # The connector and its catalogue entry -------------------------------------------------
     @property
     def connector(self):
@@ -357,9 +392,10 @@ class Resource(DurationsMixin, InventoryMixin):
     """Something in an application access is given to: a database, a group, a project."""
 
     # Indexed by the (integration, external id) key, whose leading column it is: no index of its own, so
-    # the planner never prefers a scan of the whole integration to a key lookup.
+    # the planner never prefers a scan of the whole integration to a key lookup. No constraint in the
+    # database either: see IntegrationManager.hold.
     integration = models.ForeignKey(
-        Integration, on_delete=models.CASCADE, related_name="resources", db_index=False
+        Integration, on_delete=models.CASCADE, related_name="resources", db_index=False, db_constraint=False
     )
     name = models.CharField(max_length=512)
     kind = models.CharField(max_length=64, blank=True, help_text="The resource's type in the application.")
@@ -405,12 +441,14 @@ class Resource(DurationsMixin, InventoryMixin):
 class Role(DurationsMixin, InventoryMixin):
     """A level of access on a resource (CONNECT, member, ReadOnlyAccess...)."""
 
-    # Indexed by the (integration, external id) key (see Resource.integration).
+    # Indexed by the (integration, external id) key; no constraints (see Resource.integration).
     integration = models.ForeignKey(
-        Integration, on_delete=models.CASCADE, related_name="roles", db_index=False
+        Integration, on_delete=models.CASCADE, related_name="roles", db_index=False, db_constraint=False
     )
     # Indexed by role_resource_name_idx (resource, name, id), whose leading column it is.
-    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="roles", db_index=False)
+    resource = models.ForeignKey(
+        Resource, on_delete=models.CASCADE, related_name="roles", db_index=False, db_constraint=False
+    )
     name = models.CharField(max_length=512)
     description = models.TextField(blank=True)
     tags = models.ManyToManyField(Tag, blank=True, related_name="roles")
@@ -463,9 +501,14 @@ class Role(DurationsMixin, InventoryMixin):
 class RoleImplication(models.Model):
     """Holding ``role`` also gives ``implied_role`` (directly; chains are followed by the selector)."""
 
-    # Indexed by the (role, implied role) unique constraint, whose leading column it is.
-    role = models.ForeignKey(Role, on_delete=models.CASCADE, related_name="implications", db_index=False)
-    implied_role = models.ForeignKey(Role, on_delete=models.CASCADE, related_name="implied_through")
+    # Indexed by the (role, implied role) unique constraint, whose leading column it is. Written by the
+    # sync with its roles: no constraints in the database (see IntegrationManager.hold).
+    role = models.ForeignKey(
+        Role, on_delete=models.CASCADE, related_name="implications", db_index=False, db_constraint=False
+    )
+    implied_role = models.ForeignKey(
+        Role, on_delete=models.CASCADE, related_name="implied_through", db_constraint=False
+    )
 
     class Meta:
         constraints = [
@@ -590,9 +633,9 @@ class PrerequisitePermission(models.Model):
 class Account(InventoryMixin):
     """An account in an application, linked to the portal user it belongs to when known."""
 
-    # Indexed by the (integration, external id) key (see Resource.integration).
+    # Indexed by the (integration, external id) key; no constraint (see Resource.integration).
     integration = models.ForeignKey(
-        Integration, on_delete=models.CASCADE, related_name="accounts", db_index=False
+        Integration, on_delete=models.CASCADE, related_name="accounts", db_index=False, db_constraint=False
     )
     identity = models.CharField(max_length=512, help_text="The account's name in the application.")
     email = models.EmailField(blank=True)
@@ -623,9 +666,10 @@ class Permission(models.Model):
         BIRTHRIGHT = "birthright", "Birthright"
 
     # The sync writes permissions a million at a time, so this table has no foreign-key constraints in the
-    # database: checking two per row costs as much as writing the rows. Integrity holds by construction:
+    # database: checking them per row costs as much as writing the rows. Integrity holds by construction:
     # the sync takes account and role ids from the same transaction, accounts and roles are never deleted
-    # by it (only marked removed), and deleting one through the ORM cascades to its permissions.
+    # by it (only marked removed), deleting one through the ORM cascades to its permissions, and writers
+    # hold their integration against deletion (IntegrationManager.hold).
     # ``integration`` is denormalised from the account; the (integration, ended_at) index serves it.
     integration = models.ForeignKey(
         Integration, on_delete=models.CASCADE, related_name="permissions", db_constraint=False, db_index=False
@@ -649,6 +693,7 @@ class Permission(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="permissions",
+        db_constraint=False,
         help_text="The access request this permission was granted for.",
     )
 

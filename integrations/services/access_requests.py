@@ -461,6 +461,7 @@ def _hold(request: AccessRequest, account: Account, role: Role, now: datetime) -
     holds extends it: the later request takes over everything the earlier one granted.
     """
     until = expires_at(now, request.duration)
+    Integration.objects.hold(account.integration_id)  # the database does not check the reference
     live = (
         Permission.objects.select_for_update(of=("self",))
         .select_related("request")
@@ -720,6 +721,7 @@ def _read_account(integration: Integration, identity: str) -> dict | None:
 def _record_account(request: AccessRequest, out: dict, now: datetime) -> Account:
     """Record (or refresh) the account the connector returned, linked to the beneficiary, on the request."""
     integration, user = request.integration, request.beneficiary
+    Integration.objects.hold(integration.pk)  # the database does not check the reference
     key = out.get("key") or {}
     external_id = (
         (key.get("simple") or {}).get("id") or (key.get("compound") or {}).get("uniqueId") or out["identity"]
@@ -965,6 +967,7 @@ def access_ticket_close(
             account = request.account or find_account(integration, user)
             if account is None:
                 # Created by hand: recorded now; the next sync reconciles it with the application.
+                Integration.objects.hold(integration.pk)
                 account, _ = Account.objects.get_or_create(
                     integration=integration,
                     external_id=user.username,

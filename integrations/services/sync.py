@@ -37,13 +37,15 @@ import json
 import logging
 import queue
 import re
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import orjson
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import DatabaseError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.urls import reverse
@@ -97,6 +99,15 @@ def _key_id(obj: dict) -> str:
     return str(obj["identity"])
 
 
+def _json_text(value) -> str:
+    """JSON text of a connector's attributes: orjson (several times faster), or the standard library for
+    what orjson refuses (keys that are not strings, integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value)
+
+
 def _first(value):
     if isinstance(value, list):
         return value[0] if value else None
@@ -124,11 +135,20 @@ class _Reader:
     READ_AHEAD = 2
     POLL_SECONDS = 0.5
     JOIN_SECONDS = 60
+    # While a reading thread runs, the interpreter hands the GIL over within this many seconds
+    # (instead of 5 ms). The writing thread wakes hundreds of times a run, each time the database
+    # has taken its data; with the reading thread busy, every wake-up would otherwise wait up
+    # to 5 ms, and the database, having nothing to do, with it.
+    SWITCH_INTERVAL = 0.0005
+    _running = 0  # reading threads of this process
+    _running_lock = threading.Lock()
+    _saved_interval = 0.005
 
     def __init__(self, connector, command: str, config, input_: dict, should_cancel, prepare: Callable):
         self.connector, self.command, self.config, self.input = connector, command, config, input_
         self.should_cancel, self.prepare = should_cancel, prepare
         self.outcome = None
+        self._failure: Exception | None = None  # raised by prepare
         self._queue: queue.Queue = queue.Queue(maxsize=self.READ_AHEAD)
         self._stop = threading.Event()
 
@@ -141,6 +161,13 @@ class _Reader:
                 continue
         raise Cancelled(f"{self.command} stopped")
 
+    def _prepare(self, buffer: list[dict]):
+        try:
+            return self.prepare(buffer)
+        except Exception as exc:  # the sync's own failure, not the connector's: stop it, then report this
+            self._failure = exc
+            raise Cancelled(f"{self.command} stopped") from exc
+
     def _produce(self) -> None:
         buffer: list[dict] = []
 
@@ -149,7 +176,7 @@ class _Reader:
             if kind == "output":
                 buffer.append(data)
                 if len(buffer) >= BATCH_SIZE:
-                    self._put(self.prepare(buffer))
+                    self._put(self._prepare(buffer))
                     buffer = []
 
         try:
@@ -157,17 +184,39 @@ class _Reader:
                 self.command, self.config, self.input, emit=emit, should_cancel=self._stop.is_set
             )
             if buffer:
-                self._put(self.prepare(buffer))
+                self._put(self._prepare(buffer))
             self._put(("done", outcome))
         except BaseException as exc:  # handed to the writing thread, which raises it
             if not self._stop.is_set():
-                self._put(("failed", exc))
+                self._put(("failed", self._failure or exc))
+        finally:
+            connections.close_all()  # this thread's own (see _PgIngest.draw_ids), never the sync's
 
     def _cancelled(self) -> bool:
         return self.should_cancel is not None and self.should_cancel()
 
+    @classmethod
+    @contextlib.contextmanager
+    def _prompt_handover(cls):
+        with cls._running_lock:
+            if not cls._running:
+                cls._saved_interval = sys.getswitchinterval()
+                sys.setswitchinterval(min(cls._saved_interval, cls.SWITCH_INTERVAL))
+            cls._running += 1
+        try:
+            yield
+        finally:
+            with cls._running_lock:
+                cls._running -= 1
+                if not cls._running:
+                    sys.setswitchinterval(cls._saved_interval)
+
     def batches(self):
         thread = threading.Thread(target=self._produce, name=f"sync {self.command}", daemon=True)
+        with self._prompt_handover():
+            yield from self._follow(thread)
+
+    def _follow(self, thread: threading.Thread):
         thread.start()
         try:
             while True:
@@ -198,6 +247,19 @@ class _Reader:
 
 
 @dataclass
+class _Copy:
+    """New rows of one inventory table in COPY's text format, formatted by the reading thread."""
+
+    table: str
+    columns: str
+    data: bytes
+    what: str  # the kind of object, named when a key was sent twice
+    counter: str  # the count the rows add to
+    rows: int
+    ids: list[int] = field(default_factory=list)
+
+
+@dataclass
 class _EntitlementRows:
     count: int  # objects read
     resources: dict[str, dict]  # resource external id -> fields
@@ -205,14 +267,22 @@ class _EntitlementRows:
     deleted: list[str]  # entitlement identities
     recommended: dict[str, tuple[str | None, list[str]]]  # resource id -> (owner, maintainers)
     implications: list[tuple[str, list[str]]]  # entitlement identity -> the identities it implies
+    copies: list[_Copy] = field(default_factory=list)  # the new rows, when formatted already
 
 
 @dataclass
 class _AccountRows:
     count: int
     accounts: list[dict]
-    held: dict[str, list[str]]  # account external id -> entitlement identities
+    held: dict[str, list[str]]  # account external id -> entitlement identities (those still to write)
     deleted: list[str]
+    copies: list[_Copy] = field(default_factory=list)
+    created: dict[str, int] = field(default_factory=dict)  # external id -> id of the accounts in ``copies``
+
+
+def _copy_text(value: str) -> str:
+    """A value as a field of COPY's text format."""
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 class _Ingest:
@@ -263,7 +333,7 @@ class _Ingest:
             role = {"external_id": identity, "resource": m.resource_id, "name": m.role_name[:512]}
             role["attributes"] = attributes
             if self.ENCODE_ATTRIBUTES:
-                role["attributes_json"] = json.dumps(attributes)
+                role["attributes_json"] = _json_text(attributes)
             roles.append(role)
             if m.implies:
                 implications.append((identity, m.implies))
@@ -286,7 +356,7 @@ class _Ingest:
                 "enabled": not obj.get("disabled", False) and attrs.get("enabled", True) is not False,
             }
             if self.ENCODE_ATTRIBUTES:
-                account["attributes_json"] = json.dumps(attrs)
+                account["attributes_json"] = _json_text(attrs)
             accounts.append(account)
             held[external_id] = self.spec.account_entitlements(obj)
         return _AccountRows(len(batch), accounts, held, deleted)
@@ -295,7 +365,7 @@ class _Ingest:
         for resource_id, recommendation in rows.recommended.items():
             self.recommended.setdefault(resource_id, recommendation)
 
-    def _users_by_email(self, emails) -> dict[str, int]:
+    def _users_by_email(self) -> dict[str, int]:
         """Portal users by lower-cased email, read once per run (accounts are linked to them)."""
         if self._email_users is None:
             self._email_users = dict(
@@ -470,7 +540,7 @@ class _Ingest:
         if rows.accounts:
             keys = [a["external_id"] for a in rows.accounts]
             self._check_duplicates(keys, Account, "account")
-            users = self._users_by_email(a["email"] for a in rows.accounts)
+            users = self._users_by_email()
             existing = set(
                 Account.objects.filter(integration=integration, external_id__in=keys).values_list(
                     "external_id", flat=True
@@ -635,6 +705,10 @@ class _PgIngest(_Ingest):
     account holds nothing yet); those of existing accounts are compared with what they hold, read
     with one indexed query per batch. Role ids come from a bounded cache filled by the role upserts
     and, for roles unchanged since the last run, by one lookup per batch.
+
+    Rows that are new to an empty integration (its first sync) are formatted as COPY text by the
+    reading thread, ids included, so this thread only streams them: the database never waits
+    for Python between two statements, and the two threads' work overlaps.
     """
 
     TEMP_TABLES = (
@@ -665,6 +739,10 @@ class _PgIngest(_Ingest):
             )
             self.fresh_inventory = c.fetchone()[0]
             self.resource_ids: dict[str, int] = {}  # of a fresh inventory: external id -> id
+            self.roles_known = self.fresh_inventory  # role_ids holds every role (all are this run's)
+            self.role_lines: dict[str, str] | None = None
+            self.timestamp = self.now.isoformat()
+            self.durations = _copy_text(json.dumps(_all_durations()))
             # Dropped at commit; also dropped here in case an enclosing transaction kept them.
             c.execute(f"DROP TABLE IF EXISTS {', '.join(self.TEMP_TABLES)}")
             c.execute(
@@ -680,6 +758,8 @@ class _PgIngest(_Ingest):
                 CREATE TEMP TABLE sync_implies (role text, implied text) ON COMMIT DROP;
                 """
             )
+        if self.fresh_accounts:  # read in the sync's transaction: the reading thread formats the accounts
+            self._users_by_email()
 
     @staticmethod
     def _copy(cursor, table: str, columns: tuple[str, ...], rows, truncate: bool = True) -> None:
@@ -726,11 +806,133 @@ class _PgIngest(_Ingest):
         ids.update(found)
         return ids
 
+    # -- formatting new rows (runs in the reading thread) ---------------------------------------
+    RESOURCE_COLUMNS = (
+        "id, integration_id, external_id, name, kind, description, requestable, override_allowed_durations,"
+        " allowed_durations, attributes, first_seen_at, last_seen_at, created_at, updated_at"
+    )
+    ROLE_COLUMNS = (
+        "id, integration_id, resource_id, external_id, name, description, requestable, override_allowed_durations,"
+        " allowed_durations, attributes, first_seen_at, last_seen_at, created_at, updated_at"
+    )
+    ACCOUNT_COLUMNS = (
+        "id, integration_id, external_id, identity, email, attributes, enabled, user_id, first_seen_at,"
+        " last_seen_at, created_at, updated_at"
+    )
+    PERMISSION_COLUMNS = "integration_id, account_id, role_id, source, granted_at, last_seen_at"
+
+    @staticmethod
+    def draw_ids(table: str, n: int) -> list[int]:
+        """``n`` ids from the table's sequence, through the reading thread's own connection: sequences
+        are not transactional, so the ids need not come from the sync's transaction."""
+        with connections[DEFAULT_DB_ALIAS].cursor() as c:
+            c.execute(
+                f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, %s)", [n]
+            )
+            return [pk for (pk,) in c.fetchall()]
+
+    def map_entitlements(self, batch: list[dict]) -> _EntitlementRows:
+        rows = super().map_entitlements(batch)
+        if self.fresh_inventory:
+            rows.copies = self._format_entitlements(rows)
+        return rows
+
+    def _format_entitlements(self, rows: _EntitlementRows) -> list[_Copy]:
+        iid, at, durations, copies = self.integration.pk, self.timestamp, self.durations, []
+        new = [r for external_id, r in rows.resources.items() if external_id not in self.resource_ids]
+        if new:
+            ids = self.draw_ids("integrations_resource", len(new))
+            requestable = "t" if self.integration.requestable_by_default else "f"
+            data = "".join(
+                f"{pk}\t{iid}\t{_copy_text(r['external_id'])}\t{_copy_text(r['name'])}\t{_copy_text(r['kind'])}"
+                f"\t\t{requestable}\tf\t{durations}\t{{}}\t{at}\t{at}\t{at}\t{at}\n"
+                for pk, r in zip(ids, new, strict=True)
+            )
+            self.resource_ids.update(zip((r["external_id"] for r in new), ids, strict=True))
+            copies.append(
+                _Copy("integrations_resource", self.RESOURCE_COLUMNS, data.encode(), "resource", "resources_created",
+                      len(ids), ids)
+            )  # fmt: skip
+        if rows.roles:
+            ids = self.draw_ids("integrations_role", len(rows.roles))
+            resource_ids = self.resource_ids
+            data = "".join(
+                f"{pk}\t{iid}\t{resource_ids[r['resource']]}\t{_copy_text(r['external_id'])}\t{_copy_text(r['name'])}"
+                f"\t\tt\tf\t{durations}\t{_copy_text(r['attributes_json'])}\t{at}\t{at}\t{at}\t{at}\n"
+                for pk, r in zip(ids, rows.roles, strict=True)
+            )
+            copies.append(
+                _Copy("integrations_role", self.ROLE_COLUMNS, data.encode(), "entitlement", "roles_created",
+                      len(ids), ids)
+            )  # fmt: skip
+            if self.roles_known:
+                self.role_ids.update(zip((r["external_id"] for r in rows.roles), ids, strict=True))
+                if len(self.role_ids) > self.ROLE_CACHE_LIMIT:  # too many to keep: looked up per batch
+                    self.roles_known, self.role_ids = False, {}
+        return copies
+
+    def map_accounts(self, batch: list[dict]) -> _AccountRows:
+        rows = super().map_accounts(batch)
+        if self.fresh_accounts and rows.accounts:
+            self._format_accounts(rows)
+        return rows
+
+    def _format_accounts(self, rows: _AccountRows) -> None:
+        """The new accounts, and when every role id is known (a first sync), the permissions they hold."""
+        iid, at, NULL = self.integration.pk, self.timestamp, "\\N"
+        users = self._users_by_email()
+        ids = self.draw_ids("integrations_account", len(rows.accounts))
+        data = "".join(
+            f"{pk}\t{iid}\t{_copy_text(a['external_id'])}\t{_copy_text(a['identity'])}\t{_copy_text(a['email'])}"
+            f"\t{_copy_text(a['attributes_json'])}\t{'t' if a['enabled'] else 'f'}"
+            f"\t{users.get(a['email'].lower(), NULL)}\t{at}\t{at}\t{at}\t{at}\n"
+            for pk, a in zip(ids, rows.accounts, strict=True)
+        )
+        rows.copies.append(
+            _Copy("integrations_account", self.ACCOUNT_COLUMNS, data.encode(), "account", "accounts_created", len(ids))
+        )  # fmt: skip
+        rows.created = dict(zip((a["external_id"] for a in rows.accounts), ids, strict=True))
+        if not (self.roles_known and self.first_sync):  # else their ids are looked up, and grants recorded
+            return
+        if self.role_lines is None:  # each role's part of a permission line, formatted once per run
+            rest = f"\texternal\t{at}\t{at}\n"
+            self.role_lines = {r: f"{pk}{rest}" for r, pk in self.role_ids.items()}
+        role_lines, created, parts, n = self.role_lines, rows.created, [], 0
+        for e, held in rows.held.items():
+            mine = [role_lines[r] for r in set(held) if r in role_lines]
+            if mine:
+                prefix = f"{iid}\t{created[e]}\t"
+                parts.append(prefix + prefix.join(mine))
+                n += len(mine)
+        rows.copies.append(
+            _Copy("integrations_permission", self.PERMISSION_COLUMNS, "".join(parts).encode(), "permission",
+                  "permissions_created", n)
+        )  # fmt: skip
+        rows.held = {}
+
+    # -- writing ----------------------------------------------------------------------------------
+    def _write_copies(self, c, copies: list[_Copy]) -> None:
+        """Stream rows the reading thread formatted; a key sent twice trips the table's unique key."""
+        for copy in copies:
+            try:
+                with c.cursor.copy(f"COPY {copy.table} ({copy.columns}) FROM STDIN") as stream:
+                    stream.write(copy.data)
+            except psycopg_errors.UniqueViolation as exc:
+                key = re.search(r"=\(\d+, (.*)\) already exists", exc.diag.message_detail or "")
+                raise DuplicateObject(
+                    f"the connector sent the {copy.what} {key.group(1) if key else '?'!r} twice in one run"
+                ) from None
+            self.result.add(copy.counter, copy.rows)
+            if copy.table == "integrations_resource":
+                self.result.new_resource_ids += copy.ids
+            elif copy.table == "integrations_role":
+                self.result.new_role_ids += copy.ids
+
     def entitlements(self, rows: _EntitlementRows) -> None:
         self._remember(rows)
         with connection.cursor() as c:
             if self.fresh_inventory:
-                self._insert_entitlements(c, rows)
+                self._write_copies(c, rows.copies)
             else:
                 self._upsert_entitlements(c, rows)
             if rows.implications:  # kept in the database, not in memory, until the end of the listing
@@ -743,59 +945,6 @@ class _PgIngest(_Ingest):
                 )
         if rows.deleted:
             self.remove_roles(rows.deleted)
-
-    def _next_ids(self, c, table: str, n: int) -> list[int]:
-        c.execute(f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, %s)", [n])
-        return [pk for (pk,) in c.fetchall()]
-
-    @staticmethod
-    def _copy_new(c, table: str, columns: str, rows, what: str) -> None:
-        """COPY rows into an inventory table; a key sent twice is caught by the table's unique key."""
-        try:
-            with c.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        except psycopg_errors.UniqueViolation as exc:
-            key = re.search(r"=\(\d+, (.*)\) already exists", exc.diag.message_detail or "")
-            raise DuplicateObject(
-                f"the connector sent the {what} {key.group(1) if key else '?'!r} twice in one run"
-            ) from None
-
-    def _insert_entitlements(self, c, rows: _EntitlementRows) -> None:
-        """The integration had no resources or roles when this run began: COPY them straight in."""
-        iid, at, durations = self.integration.pk, self.now, json.dumps(_all_durations())
-        new = [r for external_id, r in rows.resources.items() if external_id not in self.resource_ids]
-        if new:
-            ids = self._next_ids(c, "integrations_resource", len(new))
-            requestable = self.integration.requestable_by_default
-            self._copy_new(
-                c,
-                "integrations_resource",
-                "id, integration_id, external_id, name, kind, description, requestable, override_allowed_durations,"
-                " allowed_durations, attributes, first_seen_at, last_seen_at, created_at, updated_at",
-                ((pk, iid, r["external_id"], r["name"], r["kind"], "", requestable, False, durations, "{}",
-                  at, at, at, at) for pk, r in zip(ids, new, strict=True)),
-                "resource",
-            )  # fmt: skip
-            self.resource_ids.update(zip((r["external_id"] for r in new), ids, strict=True))
-            self.result.add("resources_created", len(ids))
-            self.result.new_resource_ids += ids
-        if rows.roles:
-            ids = self._next_ids(c, "integrations_role", len(rows.roles))
-            resource_ids = self.resource_ids
-            self._copy_new(
-                c,
-                "integrations_role",
-                "id, integration_id, resource_id, external_id, name, description, requestable,"
-                " override_allowed_durations, allowed_durations, attributes, first_seen_at, last_seen_at,"
-                " created_at, updated_at",
-                ((pk, iid, resource_ids[r["resource"]], r["external_id"], r["name"], "", True, False, durations,
-                  r["attributes_json"], at, at, at, at) for pk, r in zip(ids, rows.roles, strict=True)),
-                "entitlement",
-            )  # fmt: skip
-            self._cache_roles(zip((r["external_id"] for r in rows.roles), ids, strict=True))
-            self.result.add("roles_created", len(ids))
-            self.result.new_role_ids += ids
 
     def _upsert_entitlements(self, c, rows: _EntitlementRows) -> None:
         iid, now = self.integration.pk, self.now
@@ -913,13 +1062,13 @@ class _PgIngest(_Ingest):
     def accounts(self, rows: _AccountRows) -> None:
         with connection.cursor() as c:
             if rows.accounts:
-                users = self._users_by_email(a["email"] for a in rows.accounts)
                 if self.fresh_accounts:
-                    account_ids = self._insert_accounts(c, rows.accounts, users)
-                    inserted = account_ids.keys()
+                    self._write_copies(c, rows.copies)
+                    account_ids = inserted = rows.created
                 else:
+                    users = self._users_by_email()
                     account_ids, inserted = self._upsert_accounts(c, rows.accounts, users)
-                self.result.add("accounts_created", len(inserted))
+                    self.result.add("accounts_created", len(inserted))
                 role_ids = self._role_ids_of(c, list(rows.held.values()))
                 new = [(account_ids[e], held) for e, held in rows.held.items() if e in inserted]
                 desired = {  # existing accounts: account id -> the role ids they hold now
@@ -931,22 +1080,6 @@ class _PgIngest(_Ingest):
                 self._grant(c, new, role_ids, gained)
         if rows.deleted:
             self.remove_accounts(rows.deleted)
-
-    def _insert_accounts(self, c, accounts: list[dict], users: dict[str, int]) -> dict[str, int]:
-        """The integration had no accounts when this run began: COPY them straight into the table, with
-        ids drawn from its sequence."""
-        iid, at = self.integration.pk, self.now
-        ids = self._next_ids(c, "integrations_account", len(accounts))
-        self._copy_new(  # a key sent twice, in this batch or an earlier one, trips the unique key
-            c,
-            "integrations_account",
-            "id, integration_id, external_id, identity, email, attributes, enabled, user_id, first_seen_at,"
-            " last_seen_at, created_at, updated_at",
-            ((pk, iid, a["external_id"], a["identity"], a["email"], a["attributes_json"],
-              a["enabled"], users.get(a["email"].lower()), at, at, at, at) for pk, a in zip(ids, accounts, strict=True)),
-            "account",
-        )  # fmt: skip
-        return {a["external_id"]: pk for pk, a in zip(ids, accounts, strict=True)}
 
     def _upsert_accounts(
         self, c, accounts: list[dict], users: dict[str, int]
@@ -1211,6 +1344,8 @@ def sync_integration(
     with audit.audit_context(actor=actor):
         try:
             with transaction.atomic():
+                if not Integration.objects.hold(integration.pk):
+                    raise SyncError("the integration was deleted")
                 ingest.begin()
                 run(ENTITLEMENT_LIST, ingest.map_entitlements, ingest.entitlements, "resources and roles")
                 ingest.refresh_statistics()

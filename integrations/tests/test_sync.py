@@ -446,3 +446,82 @@ def test_statistics_follow_a_bulk_load(make_integration, admin_user):
         estimate = c.fetchone()[0]
     # The planner sees the rows this sync wrote (ANALYZE in the sync's own transaction).
     assert estimate >= 0.8 * result.counts["permissions_created"] >= 0.8 * 3000 * 3
+
+
+def test_a_first_sync_stores_text_exactly(scripted, script, admin_user):
+    """A first sync formats its rows as COPY text: tabs, newlines and backslashes arrive as sent."""
+    odd = "tab\there, line\nbreak, back\\slash, cr\r, \\N"
+    script.groups = [{"id": f"g\\{odd}", "owner": odd}]
+    script.accounts = [{"id": f"a\t{odd}", "email": "x\\y@example.com", "groups": [f"g\\{odd}"], "note": odd}]
+    sync_integration(actor=admin_user, integration=scripted, full=True)
+    role = Role.objects.get(integration=scripted)
+    account = Account.objects.get(integration=scripted)
+    assert role.external_id == f"g\\{odd}" and role.attributes["owner"] == odd
+    assert (account.external_id, account.email, account.attributes["note"]) == (
+        f"a\t{odd}",
+        "x\\y@example.com",
+        odd,
+    )
+    assert Permission.objects.get(account=account).role == role
+
+
+def test_a_failure_of_the_sync_itself_while_reading_is_not_blamed_on_the_connector(
+    scripted, script, admin_user, monkeypatch
+):
+    def broken(self, rows):
+        raise DatabaseError("no ids left")
+
+    monkeypatch.setattr("integrations.services.sync._PgIngest._format_accounts", broken)
+    with pytest.raises(SyncError) as failure:
+        sync_integration(actor=admin_user, integration=scripted, full=True)
+    assert str(failure.value) == "Sync of Scripted failed: DatabaseError: no ids left"
+    assert not Account.objects.filter(integration=scripted).exists()
+
+
+@jobs_db
+def test_deleting_an_integration_waits_for_its_sync_and_takes_what_it_wrote(scripted, script, admin_user):
+    """The inventory has no foreign-key constraints in the database: a sync holds its integration instead."""
+    script.groups = [{"id": "g1", "implies": ["g2"]}, {"id": "g2"}]
+    paused, release = threading.Event(), threading.Event()
+
+    def on_account(n):
+        if n == 1:
+            paused.set()
+            release.wait(20)
+
+    script.on_account = on_account
+    outcome = {}
+
+    def in_thread(name, work):
+        try:
+            outcome[name] = work()
+        except Exception as exc:
+            outcome[name] = exc
+        finally:
+            connection.close()
+
+    sync = threading.Thread(
+        target=in_thread, args=("sync", lambda: sync_integration(actor=admin_user, integration=scripted))
+    )
+    sync.start()
+    assert paused.wait(20)  # resources and roles written, accounts on their way, nothing committed
+    deleter = threading.Thread(
+        target=in_thread,
+        args=("delete", lambda: services.integration_delete(actor=admin_user, integration=scripted)),
+    )
+    deleter.start()
+    deleter.join(1.0)
+    assert deleter.is_alive()  # waiting for the sync
+    release.set()
+    sync.join(30)
+    deleter.join(30)
+    assert outcome["sync"].counts["permissions_created"] == 3
+    assert outcome["delete"]["integrations.Permission"] == 3
+    with connection.cursor() as c:
+        for table in ("resource", "role", "account", "permission"):
+            c.execute(f"SELECT count(*) FROM integrations_{table} WHERE integration_id = %s", [scripted.pk])
+            assert c.fetchone()[0] == 0, table
+        c.execute("SELECT count(*) FROM integrations_roleimplication")
+        assert c.fetchone()[0] == 0
+    with pytest.raises(SyncError, match="the integration was deleted"):
+        sync_integration(actor=admin_user, integration=scripted)
