@@ -10,13 +10,15 @@ the inventory and the saved delta state exactly as they were, and running it aga
 - A **delta** (stateful) run hands the connector the last committed state, applies
   ``deleted: true``, and saves the new state in the same transaction as its last batch.
 
-The connector runs in a thread of its own (it never touches the database) and hands over
-batches already mapped to rows, so reading the application overlaps with writing.
+The connector runs in a thread of its own and hands over batches already mapped to rows, so
+reading the application overlaps with writing. On an integration's first sync that thread
+also formats the rows as COPY text, with ids drawn from the sequences through a connection of
+its own (sequences are not transactional); the writing thread then only streams them.
 
 Two writers share one shape. On PostgreSQL:
 
-- an integration's first sync COPies resources, roles and accounts straight into their tables,
-  with ids drawn from the sequences (a key sent twice trips the table's unique key);
+- an integration's first sync COPies resources, roles, implications, accounts and permissions
+  straight into their tables (a key sent twice trips the table's unique key);
 - later syncs COPy each batch into a temporary table and merge it with ``INSERT … ON CONFLICT
   DO UPDATE … WHERE … IS DISTINCT FROM …`` (unchanged rows are not rewritten; what a full run
   saw is kept in temporary tables and removals are an anti-join);
@@ -127,9 +129,10 @@ class _Reader:
 
     Reading the application (its network round trips, the connector's and the SDK's work, the
     mapping to rows) then overlaps with writing the inventory, which waits on the database. At most ``READ_AHEAD``
-    batches wait in between, so memory stays bounded. Connectors never touch the database, so
-    the thread needs no connection; cancellation is checked here, between batches and while
-    waiting, and reaches the connector through an event it polls.
+    batches wait in between, so memory stays bounded. Connectors never touch the database; the
+    mapping may (to draw ids) through the thread's own connection, closed when it ends, and a
+    failure of its own is reported as the sync's, not the connector's. Cancellation is checked
+    here, between batches and while waiting, and reaches the connector through an event it polls.
     """
 
     READ_AHEAD = 2
@@ -254,7 +257,7 @@ class _Copy:
     columns: str
     data: bytes
     what: str  # the kind of object, named when a key was sent twice
-    counter: str  # the count the rows add to
+    counter: str | None  # the count the rows add to
     rows: int
     ids: list[int] = field(default_factory=list)
 
@@ -656,6 +659,10 @@ class _Ingest:
     def refresh_statistics(self) -> None:
         """Keep the planner's statistics in step with large changes (PostgreSQL)."""
 
+    def between_listings(self) -> None:
+        """After the entitlements, before the accounts: statistics for the account listing's lookups."""
+        self.refresh_statistics()
+
     # -- after ingest ---------------------------------------------------------------------------
     def apply_recommendations(self) -> None:
         integration = self.integration
@@ -869,7 +876,33 @@ class _PgIngest(_Ingest):
                 self.role_ids.update(zip((r["external_id"] for r in rows.roles), ids, strict=True))
                 if len(self.role_ids) > self.ROLE_CACHE_LIMIT:  # too many to keep: looked up per batch
                     self.roles_known, self.role_ids = False, {}
+        if rows.implications and self.roles_known:
+            copies += self._format_implications(rows)
         return copies
+
+    def _format_implications(self, rows: _EntitlementRows) -> list[_Copy]:
+        """Implications between roles whose ids are known (this batch's or earlier ones); the others,
+        on roles listed later, are left in ``rows`` to be linked at the end of the listing."""
+        role_ids, pairs, later = self.role_ids, [], []
+        for identity, implied in rows.implications:
+            pk = role_ids[identity]
+            unknown = []
+            for other in set(implied):
+                if other not in role_ids:
+                    unknown.append(other)
+                elif role_ids[other] != pk:
+                    pairs.append(f"{pk}\t{role_ids[other]}\n")
+            if unknown:
+                later.append((identity, unknown))
+        rows.implications = later
+        if not pairs:
+            return []
+        ids = self.draw_ids("integrations_roleimplication", len(pairs))
+        data = "".join(f"{pk}\t{pair}" for pk, pair in zip(ids, pairs, strict=True))
+        return [
+            _Copy("integrations_roleimplication", "id, role_id, implied_role_id", data.encode(), "implication",
+                  None, len(ids))
+        ]  # fmt: skip
 
     def map_accounts(self, batch: list[dict]) -> _AccountRows:
         rows = super().map_accounts(batch)
@@ -897,6 +930,7 @@ class _PgIngest(_Ingest):
         if self.role_lines is None:  # each role's part of a permission line, formatted once per run
             rest = f"\texternal\t{at}\t{at}\n"
             self.role_lines = {r: f"{pk}{rest}" for r, pk in self.role_ids.items()}
+            self.role_ids = {}  # the permissions of this first sync are formatted from role_lines
         role_lines, created, parts, n = self.role_lines, rows.created, [], 0
         for e, held in rows.held.items():
             mine = [role_lines[r] for r in set(held) if r in role_lines]
@@ -922,7 +956,8 @@ class _PgIngest(_Ingest):
                 raise DuplicateObject(
                     f"the connector sent the {copy.what} {key.group(1) if key else '?'!r} twice in one run"
                 ) from None
-            self.result.add(copy.counter, copy.rows)
+            if copy.counter:
+                self.result.add(copy.counter, copy.rows)
             if copy.table == "integrations_resource":
                 self.result.new_resource_ids += copy.ids
             elif copy.table == "integrations_role":
@@ -1269,6 +1304,10 @@ class _PgIngest(_Ingest):
                 ):  # the lookup columns only: autovacuum does the rest
                     c.execute(f"ANALYZE integrations_{table} ({self.STATISTICS[table][1]})")
 
+    def between_listings(self) -> None:
+        if not (self.fresh_accounts and self.roles_known):  # else the account listing looks nothing up
+            self.refresh_statistics()
+
     def mark_unseen_removed(self) -> None:
         iid, now = self.integration.pk, self.now
         with connection.cursor() as c:
@@ -1348,12 +1387,12 @@ def sync_integration(
                     raise SyncError("the integration was deleted")
                 ingest.begin()
                 run(ENTITLEMENT_LIST, ingest.map_entitlements, ingest.entitlements, "resources and roles")
-                ingest.refresh_statistics()
-                ingest.link_implications()
+                ingest.between_listings()
                 run(ACCOUNT_LIST, ingest.map_accounts, ingest.accounts, "accounts and permissions")
                 ingest.phase = "finishing"
                 ingest.progress(result.counts, ingest.phase)
                 ingest.refresh_statistics()
+                ingest.link_implications()
                 if full:
                     ingest.mark_unseen_removed()
                 ingest.apply_recommendations()

@@ -414,6 +414,25 @@ def test_implied_roles_follow_the_application(scripted, script, admin_user):
     assert implications(scripted) == {("g1", "g3")}
 
 
+def test_a_first_sync_links_implied_roles_listed_before_with_or_after_them(
+    scripted, script, admin_user, monkeypatch
+):
+    monkeypatch.setattr("integrations.services.sync.BATCH_SIZE", 2)
+    script.groups = [
+        {"id": "viewer"},
+        {"id": "admin", "implies": ["viewer", "member", "member", "admin", "owner", "missing"]},
+        {"id": "member", "implies": ["viewer"]},  # same batch as admin
+        {"id": "owner"},  # a later batch
+    ]
+    sync_integration(actor=admin_user, integration=scripted, full=True)
+    assert implications(scripted) == {
+        ("admin", "viewer"),
+        ("admin", "member"),
+        ("admin", "owner"),
+        ("member", "viewer"),
+    }
+
+
 def test_a_key_sent_twice_to_an_integration_that_has_data_is_named(scripted, script, admin_user):
     sync_integration(actor=admin_user, integration=scripted, full=True)
     before = inventory(scripted)
