@@ -88,6 +88,7 @@ def phase_sync(args) -> dict:
     from integrations.services.sync import sync_integration
 
     integration = Integration.objects.get(name=args.name)
+    integration.connector  # noqa: B018 - a worker imports its connectors at start-up (governance/celery.py)
     with connection.cursor() as c:
         c.execute("SELECT pg_stat_clear_snapshot()")
     written_before = rows_written()

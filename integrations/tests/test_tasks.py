@@ -187,3 +187,13 @@ def test_without_a_broker_sync_start_runs_in_process(make_integration, settings)
     assert job.counts["accounts_created"] == 40
     integration.refresh_from_db()
     assert integration.last_sync_status == Integration.SyncStatus.SUCCEEDED
+
+
+def test_a_worker_imports_its_connectors_at_start_up(monkeypatch):
+    from celery import signals
+
+    from connectors import registry
+
+    monkeypatch.setattr(registry, "_cache", None)
+    signals.worker_init.send(sender=None)
+    assert registry._cache is not None and "demo" in registry._cache
