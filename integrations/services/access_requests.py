@@ -234,11 +234,15 @@ def _alert_owner(request: AccessRequest, subject: str, text: str) -> None:
 
 
 def _locked(request: AccessRequest | int) -> AccessRequest:
-    return (
+    """The request, locked; its integration held against deletion, since granting writes accounts and
+    permissions into it that the database does not check (see ``IntegrationManager.hold``)."""
+    request = (
         AccessRequest.objects.select_for_update(of=("self",))
         .select_related("role__resource", "integration", "beneficiary", "account")
         .get(pk=getattr(request, "pk", request))
     )
+    Integration.objects.hold(request.integration_id)
+    return request
 
 
 def access_request_create(
@@ -461,7 +465,6 @@ def _hold(request: AccessRequest, account: Account, role: Role, now: datetime) -
     holds extends it: the later request takes over everything the earlier one granted.
     """
     until = expires_at(now, request.duration)
-    Integration.objects.hold(account.integration_id)  # the database does not check the reference
     live = (
         Permission.objects.select_for_update(of=("self",))
         .select_related("request")
@@ -721,7 +724,6 @@ def _read_account(integration: Integration, identity: str) -> dict | None:
 def _record_account(request: AccessRequest, out: dict, now: datetime) -> Account:
     """Record (or refresh) the account the connector returned, linked to the beneficiary, on the request."""
     integration, user = request.integration, request.beneficiary
-    Integration.objects.hold(integration.pk)  # the database does not check the reference
     key = out.get("key") or {}
     external_id = (
         (key.get("simple") or {}).get("id") or (key.get("compound") or {}).get("uniqueId") or out["identity"]
@@ -967,7 +969,6 @@ def access_ticket_close(
             account = request.account or find_account(integration, user)
             if account is None:
                 # Created by hand: recorded now; the next sync reconciles it with the application.
-                Integration.objects.hold(integration.pk)
                 account, _ = Account.objects.get_or_create(
                     integration=integration,
                     external_id=user.username,
