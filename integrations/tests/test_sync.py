@@ -1,6 +1,7 @@
 """The sync engine on the real PostgreSQL: full and delta runs, removals, failures, jobs, notifications."""
 
 import json
+import sys
 import threading
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -16,7 +17,7 @@ from governance.jobs import job_cancel
 from governance.models import AuditEvent, Job
 from integrations import services
 from integrations.models import Account, Integration, Permission, Resource, Role, RoleImplication
-from integrations.services.sync import SyncCancelled, SyncError, sync_integration, sync_start
+from integrations.services.sync import SyncCancelled, SyncError, _Reader, sync_integration, sync_start
 from integrations.tasks import due_integrations, tick
 
 from .scripted import Script, install
@@ -544,3 +545,11 @@ def test_deleting_an_integration_waits_for_its_sync_and_takes_what_it_wrote(scri
         assert c.fetchone()[0] == 0
     with pytest.raises(SyncError, match="the integration was deleted"):
         sync_integration(actor=admin_user, integration=scripted)
+
+
+def test_the_gil_is_handed_over_promptly_only_while_a_sync_reads(scripted, script, admin_user):
+    before, during = sys.getswitchinterval(), []
+    script.on_account = lambda n: during.append(sys.getswitchinterval())
+    sync_integration(actor=admin_user, integration=scripted, full=True)
+    assert during and set(during) == {min(before, _Reader.SWITCH_INTERVAL)}
+    assert sys.getswitchinterval() == before
