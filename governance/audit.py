@@ -252,6 +252,12 @@ def _before_save(sender, instance, raw=False, **kwargs):
         return
     old = sender._default_manager.filter(pk=instance.pk).first()
     instance._audit_before = snapshot(old) if old is not None else None
+    # The stored secrets, in memory only, to tell which were set, replaced or cleared (never their values).
+    instance._audit_secrets_before = {
+        f.attname: dict(getattr(old, f.attname) or {})
+        for f in sender._meta.concrete_fields
+        if isinstance(f, EncryptedJSONField) and old is not None
+    }
 
 
 def _after_save(sender, instance, created, raw=False, **kwargs):
@@ -263,8 +269,25 @@ def _after_save(sender, instance, created, raw=False, **kwargs):
         record(f"{_label(instance)}.create", obj=instance, details={"after": after})
         return
     changes = _diff(before, after)
-    if changes:
-        record(f"{_label(instance)}.update", obj=instance, details={"changes": changes})
+    secrets = _secret_changes(instance, getattr(instance, "_audit_secrets_before", {}))
+    if changes or secrets:
+        details = {"changes": changes, **({"secrets": secrets} if secrets else {})}
+        record(f"{_label(instance)}.update", obj=instance, details=details)
+
+
+def _secret_changes(instance: models.Model, before: dict[str, dict]) -> dict[str, str]:
+    """``{item: "set" | "replaced" | "cleared"}`` over the encrypted fields of ``instance``, by item name."""
+    out: dict[str, str] = {}
+    for attname, old in before.items():
+        new = getattr(instance, attname) or {}
+        for key in sorted({*old, *new}):
+            if key not in new:
+                out[key] = "cleared"
+            elif key not in old:
+                out[key] = "set"
+            elif old[key] != new[key]:
+                out[key] = "replaced"
+    return out
 
 
 def _after_delete(sender, instance, **kwargs):

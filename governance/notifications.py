@@ -17,6 +17,8 @@ import httpx
 from django.conf import settings
 from django.core.mail import send_mail
 
+from .netguard import ForbiddenTarget, check_url
+
 log = logging.getLogger(__name__)
 
 
@@ -50,6 +52,11 @@ def email_channel(n: Notification) -> None:
 def webhook_channel(n: Notification) -> None:
     urls = [u for u in dict.fromkeys([getattr(settings, "NOTIFICATION_WEBHOOK_URL", ""), *n.webhooks]) if u]
     for url in urls:
+        try:
+            check_url(url)  # again at sending: a name may point elsewhere since it was saved
+        except ForbiddenTarget as exc:
+            log.warning("webhook not sent: %s", exc)
+            continue
         text = f"*{n.subject}*\n{n.text}" + (f"\n<{n.link}>" if n.link else "")
         response = httpx.post(url, json={"text": text}, timeout=10)
         response.raise_for_status()

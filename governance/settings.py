@@ -17,6 +17,11 @@ Variables (all optional while ``DEBUG`` is on):
 - ``EMAIL_URL``: e.g. ``smtp://user:pw@mail:587``; default prints mail to the console.
 - ``DEFAULT_FROM_EMAIL``: sender of notifications.
 - ``NOTIFICATION_WEBHOOK_URL``: Slack-compatible incoming webhook receiving every notification.
+- ``SECRET_ENV_PREFIX``: the only environment names a connection's ``{"$env": NAME}`` secret may
+  reference (default ``GOVERNANCE_SECRET_``).
+- ``CONNECTOR_FILES_DIR``: the folder under which connections may name files (default ``var/connector-files``).
+- ``ALLOW_LINK_LOCAL_TARGETS``: allow webhooks and connections to link-local and cloud metadata
+  addresses (default off).
 - ``VAR_DIR``: folder of the embedded default's SQLite file and development keys (default ``var/``).
 
 With ``DEBUG`` on and no keys set, development keys are generated once into
@@ -201,6 +206,18 @@ vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="governance@localhost")
 # Incoming-webhook URL (Slack-compatible JSON) that receives every notification; integrations may add their own.
 NOTIFICATION_WEBHOOK_URL = env.str("NOTIFICATION_WEBHOOK_URL", default="")
+
+# Secrets of connections: an admin may store {"$env": "NAME"} instead of a value; only names with this
+# prefix resolve, so no connection can reach the portal's own settings (integrations/catalogue.py).
+SECRET_ENV_PREFIX = env.str("SECRET_ENV_PREFIX", default="GOVERNANCE_SECRET_")
+if not SECRET_ENV_PREFIX.strip() or not SECRET_ENV_PREFIX.isupper():
+    raise SystemExit(
+        "error: SECRET_ENV_PREFIX must be a non-empty upper-case prefix such as GOVERNANCE_SECRET_."
+    )
+# Files and folders a connection may name (CA files, the demo's provisioning folder) must lie under this folder.
+CONNECTOR_FILES_DIR = Path(env.str("CONNECTOR_FILES_DIR", default=str(VAR_DIR / "connector-files")))
+# Webhooks and connections to link-local and cloud metadata addresses (169.254.169.254...) are refused unless set.
+ALLOW_LINK_LOCAL_TARGETS = env.bool("ALLOW_LINK_LOCAL_TARGETS", default=False)
 
 if not DEBUG:
     SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)

@@ -6,11 +6,18 @@ config items are secret, is a config valid, are filter strings valid) goes throu
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from connectors import registry
 from connectors.sdk import ConfigError, Filter, FilterError
+from governance.netguard import ForbiddenTarget, check_host, check_url
 
 
 def connectors() -> dict:
@@ -42,6 +49,38 @@ def split_secrets(connector, config: dict) -> tuple[dict, dict]:
     plain = {k: v for k, v in config.items() if k not in secret_keys}
     secret = {k: v for k, v in config.items() if k in secret_keys}
     return plain, secret
+
+
+def env_reference(value) -> str | None:
+    """The variable name of a secret item holding an environment reference ``{"$env": NAME}``, else None."""
+    if isinstance(value, Mapping) and "$env" in value:
+        return str(value["$env"])
+    return None
+
+
+class SecretEnviron(Mapping):
+    """The process environment as connectors see it in the portal: only names beginning with
+    ``SECRET_ENV_PREFIX``. Nothing else (``SECRET_KEY``, ``FIELD_ENCRYPTION_KEY``, ``DATABASE_URL``...)
+    can be reached through an environment reference, and a missing name reads like a refused one."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+
+    def __getitem__(self, name: str) -> str:
+        if not (isinstance(name, str) and name.startswith(self.prefix)):
+            raise KeyError(name)
+        return os.environ[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k in os.environ if k.startswith(self.prefix))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def secret_environ() -> SecretEnviron:
+    """What environment references resolve against wherever the portal runs a connector."""
+    return SecretEnviron(settings.SECRET_ENV_PREFIX)
 
 
 def runtime_config(integration) -> dict:
@@ -103,11 +142,53 @@ def validate_integration_config(integration) -> None:
     connector = get_connector(integration.application)
     if not isinstance(integration.connection_config, dict):
         raise ValidationError({"connection_config": "The connection config must be a JSON object."})
+    config = {**integration.connection_config, **integration.connection_secrets}
     try:
-        connector.validate_config({**integration.connection_config, **integration.connection_secrets})
+        connector.validate_config(config)
     except ConfigError as exc:
         raise ValidationError({"connection_config": str(exc)}) from None
+    validate_connection_policy(connector, config)
     validate_connector_attributes(connector, integration.connector_attributes)
+    if integration.notification_webhook_url:
+        try:
+            check_url(integration.notification_webhook_url)
+        except ForbiddenTarget as exc:
+            raise ValidationError({"notification_webhook_url": str(exc)}) from None
+
+
+def validate_connection_policy(connector, config: Mapping) -> None:
+    """What the portal allows of a valid config: environment references only to names with the secret
+    prefix, local files only under ``CONNECTOR_FILES_DIR``, no link-local or metadata address."""
+    errors: list[str] = []
+    prefix = settings.SECRET_ENV_PREFIX
+    for key in connector.spec.secret_keys:
+        name = env_reference(config.get(key))
+        if name is not None and not name.startswith(prefix):
+            errors.append(
+                f"config item {key!r}: an environment reference must name a variable beginning with {prefix}."
+            )
+    root = Path(settings.CONNECTOR_FILES_DIR).resolve()
+    for key in connector.spec.local_path_keys:
+        value = config.get(key)
+        if not isinstance(value, str) or not value.strip() or "-----BEGIN" in value:
+            continue  # empty, or PEM text rather than a path
+        path = Path(value.strip())
+        resolved = (root / path).resolve() if not path.is_absolute() else path.resolve()
+        if resolved != root and root not in resolved.parents:
+            errors.append(f"config item {key!r}: files and folders of connectors must be under {root}.")
+    for key in connector.spec.address_keys:
+        value = config.get(key)
+        if not isinstance(value, str) or not value.strip() or "-----BEGIN" in value:
+            continue
+        try:
+            if "://" in value:
+                check_url(value.strip())
+            elif not value.strip().isdigit():
+                check_host(urlsplit("//" + value.strip()).hostname or value.strip())
+        except (ForbiddenTarget, ValueError) as exc:
+            errors.append(f"config item {key!r}: {exc}")
+    if errors:
+        raise ValidationError({"connection_config": errors})
 
 
 def test_connection(application: str, config: dict) -> tuple[bool, str]:
@@ -118,10 +199,17 @@ def test_connection(application: str, config: dict) -> tuple[bool, str]:
         connector = get_connector(application)
     except ValidationError as exc:
         return False, " ".join(exc.message_dict["application"])
+    try:
+        connector.validate_config(config)
+        validate_connection_policy(connector, config)
+    except ConfigError as exc:
+        return False, str(exc)
+    except ValidationError as exc:
+        return False, " ".join(exc.messages)
     if not connector.spec.supports("std:test-connection"):
         return True, f"The {connector.spec.label} connector cannot test connections; the config is valid."
     try:
-        connector.invoke("std:test-connection", config)
+        connector.invoke("std:test-connection", config, environ=secret_environ())
     except ConnectorError as exc:
         return False, str(exc)
     except Exception as exc:  # a connector bug must read as a failed test, not a server error

@@ -18,6 +18,7 @@ from connectors.sdk import (
     apply_changes,
     changes,
 )
+from connectors.sdk.config import config_int
 
 from .org import Organisation, OrgSettings
 
@@ -29,17 +30,6 @@ DEMO_USER, DEMO_PASSWORD = "admin", "demo"
 OVERLAY_FILE = "demo-directory.json"
 
 
-def _int(config: dict[str, Any], key: str, default: int, minimum: int = 0) -> int:
-    value = config.get(key)
-    if value is None or value == "":
-        return default
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(f"config item {key!r} must be a whole number ≥ {minimum}, got {value!r}", item=key)
-    return value
-
-
 def settings(config: dict[str, Any]) -> OrgSettings:
     mutation = config.get("mutation") or 0
     if not isinstance(mutation, (int, float)) or isinstance(mutation, bool) or not 0 <= mutation <= 1:
@@ -47,10 +37,10 @@ def settings(config: dict[str, Any]) -> OrgSettings:
             f"config item 'mutation' must be a fraction between 0 and 1, got {mutation!r}", item="mutation"
         )
     return OrgSettings(
-        users=_int(config, "users", 100),
-        groups=_int(config, "groups", 20),
-        memberships=_int(config, "memberships", 3),
-        seed=_int(config, "seed", 0),
+        users=config_int(config, "users", 100, 0, 10_000_000),
+        groups=config_int(config, "groups", 20, 0, 1_000_000),
+        memberships=config_int(config, "memberships", 3, 0, 1000),
+        seed=config_int(config, "seed", 0, 0, 2**31 - 1),
         mutation=float(mutation),
     )
 
@@ -80,7 +70,7 @@ def _generation(context, input: dict[str, Any]) -> int:
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise InputError(f"state 'generation' must be a whole number ≥ 0, got {value!r}")
         return value
-    return _int(context.config, "generation", 0)
+    return config_int(context.config, "generation", 0, 0, 1_000_000)
 
 
 # -- provisioning overlay -----------------------------------------------------------------------------

@@ -176,7 +176,13 @@ class Connector:
     # -- execution -----------------------------------------------------------------------------------
 
     def invoke(
-        self, command: str, config: Any, input: Any = None, *, should_cancel: Callable[[], bool] | None = None
+        self,
+        command: str,
+        config: Any,
+        input: Any = None,
+        *,
+        should_cancel: Callable[[], bool] | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> tuple[list[Any], Result]:
         """Run a command and collect its outputs in a list (tests, small commands)."""
         outputs: list[Any] = []
@@ -185,7 +191,7 @@ class Connector:
             if kind == "output":
                 outputs.append(data)
 
-        result = self.execute(command, config, input, emit=emit, should_cancel=should_cancel)
+        result = self.execute(command, config, input, emit=emit, should_cancel=should_cancel, environ=environ)
         return outputs, result
 
     def execute(
@@ -196,8 +202,11 @@ class Connector:
         *,
         emit: Emit,
         should_cancel: Callable[[], bool] | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> Result:
         """Run ``command``, streaming every message to ``emit(kind, data)`` as it is produced.
+
+        Secret references ``{"$env": NAME}`` resolve against ``environ`` (default: the process environment).
 
         ``kind`` is ``"output"`` (data: the object) or ``"keepAlive"`` (data: ``None``). Returns a
         :class:`Result` whose ``state`` is the last state saved, only when the handler finished.
@@ -206,7 +215,7 @@ class Connector:
         wrapping any other exception of the handler; all carry ``command`` and ``connector``.
         """
         try:
-            return self._execute(command, config, input, emit, should_cancel)
+            return self._execute(command, config, input, emit, should_cancel, environ)
         except ConnectorError as exc:
             if exc.command is None:
                 exc.command = command
@@ -221,12 +230,13 @@ class Connector:
         input: Any,
         emit: Emit,
         should_cancel: Callable[[], bool] | None,
+        environ: Mapping[str, str] | None = None,
     ) -> Result:
         started = time.perf_counter()
         handler = self.handlers.get(command)
         if handler is None or not self.spec.supports(command):
             raise UnsupportedCommand(f"unsupported command {command} for connector {self.slug}")
-        config = self.resolve_secrets(self.validate_config(config))
+        config = self.resolve_secrets(self.validate_config(config), environ)
         input = self._check_input(command, input)
         spec = self.spec
 

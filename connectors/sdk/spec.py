@@ -6,14 +6,18 @@ duplicate attribute names. Such things are recorded in :attr:`Spec.warnings`; on
 cannot work with (invalid JSON, a missing name, commands that are not a list...) is a :class:`SpecError`.
 
 Portal extensions (all optional, ignored by ISC): ``label``, ``icon``, ``docs``, ``exampleConfig``,
-``connectionOptions`` at the top level and ``hierarchy`` in an entitlement schema. They are described in
+``connectionOptions`` at the top level, ``hierarchy`` in an entitlement schema, and on a config item
+``address`` (the item says where the secrets go: changing it clears them), ``localPath`` (the item names
+a file or folder on the machine running the connector) and ``minimum`` / ``maximum`` (bounds of a number). They are described in
 ``connectors/README.md``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +83,10 @@ _NODE = {
         "key": {"type": "string", "minLength": 1},
         "label": {"type": "string"},
         "required": {"type": "boolean"},
+        "address": {"type": "boolean"},
+        "localPath": {"type": "boolean"},
+        "minimum": {"type": "number"},
+        "maximum": {"type": "number"},
         "items": {"type": "array", "items": {"$ref": "#/$defs/node"}},
         "options": {
             "type": "array",
@@ -204,6 +212,10 @@ class ConfigItem:
     section: str = ""
     menu: str = ""
     children: tuple[ConfigItem, ...] = ()  # the fields of each card of a ``cardList``
+    address: bool = False  # where the connection goes (host, URL, port, TLS trust...): secrets follow it
+    local_path: bool = False  # a file or folder on the machine running the connector
+    minimum: float | None = None
+    maximum: float | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -359,6 +371,11 @@ class Spec:
             else:
                 self._items_by_key[item.key] = item
         self.secret_keys: list[str] = [i.key for i in self._items_by_key.values() if i.is_secret]
+        # Items saying where the connection goes: a change of any of them clears the stored secrets.
+        self.address_keys: list[str] = [
+            i.key for i in self._items_by_key.values() if i.address and not i.is_secret
+        ]
+        self.local_path_keys: list[str] = [i.key for i in self._items_by_key.values() if i.local_path]
 
         self.connection_options: list[ConnectionOption] = []
         for opt in data.get("connectionOptions") or []:
@@ -474,6 +491,10 @@ class Spec:
             section=section,
             menu=menu,
             children=tuple(children),
+            address=bool(node["address"]) if "address" in node else _looks_like_address(node["key"], kind),
+            local_path=bool(node.get("localPath", False)),
+            minimum=node.get("minimum"),
+            maximum=node.get("maximum"),
             raw=node,
         )
 
@@ -694,9 +715,9 @@ class Spec:
             if isinstance(value, Mapping) and "$env" in value:
                 name = value["$env"]
                 if name not in env:
-                    raise SecretError(
-                        f"config item {key!r}: environment variable {name} is not set", item=key
-                    )
+                    # A restricted environment (the portal's) does not say whether the name exists elsewhere.
+                    why = "is not set" if environ is None else "is not available to connectors"
+                    raise SecretError(f"config item {key!r}: environment variable {name} {why}", item=key)
                 out[key] = env[name]
         return out
 
@@ -720,6 +741,21 @@ def _type_name(value: Any) -> str:
         float: "a number",
         type(None): "null",
     }.get(type(value), type(value).__name__)
+
+
+# Item keys that say where a connection goes, for specs that do not declare ``address`` themselves.
+_ADDRESS_WORDS = re.compile(
+    r"(url|uri|host|port|endpoint|server|domain|region|tenant|instance|basedn|base_dn|ssl|tls|cert)",
+    re.IGNORECASE,
+)
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _looks_like_address(key: str, kind: str) -> bool:
+    return kind == "url" or bool(_ADDRESS_WORDS.search(key))
 
 
 def _is_secret_ref(value: Any) -> bool:
@@ -776,6 +812,17 @@ def _check_item(item: ConfigItem, config: dict[str, Any], *, required: bool, pat
             config[item.key] = value
         elif isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad("a number")
+        number = config[item.key]
+        if not math.isfinite(number):
+            raise ConfigError(f"{where}{label} must be a finite number, got {value!r}", item=path)
+        low, high = item.minimum, item.maximum
+        if (low is not None and number < low) or (high is not None and number > high):
+            bounds = (
+                f"from {_num(low)} to {_num(high)}"
+                if low is not None and high is not None
+                else (f"at least {_num(low)}" if low is not None else f"at most {_num(high)}")
+            )
+            raise ConfigError(f"{where}{label} must be {bounds}, got {value!r}", item=path)
     elif kind in BOOLEAN_TYPES:
         if isinstance(value, str) and value.lower() in ("true", "false"):
             config[item.key] = value.lower() == "true"

@@ -130,7 +130,55 @@ def test_secret_references_resolve_at_execution_time():
     assert SPEC.resolve_secrets(config, {"PG_PASSWORD": "hunter2"})["password"] == "hunter2"
     with pytest.raises(SecretError) as caught:
         SPEC.resolve_secrets(config, {})
-    assert caught.value.item == "password" and "PG_PASSWORD is not set" in str(caught.value)
+    assert caught.value.item == "password" and "PG_PASSWORD is not available" in str(caught.value)
+    # Without a restricted environment, the process environment: a missing name is simply not set.
+    with pytest.raises(SecretError, match="PG_PASSWORD is not set"):
+        SPEC.resolve_secrets(config)
+
+
+def test_numbers_are_finite_and_within_the_items_bounds():
+    spec = Spec.from_dict(
+        {
+            "name": "bounded",
+            "commands": ["std:test-connection"],
+            "sourceConfig": [
+                {"key": "port", "type": "number", "minimum": 1, "maximum": 65535},
+                {"key": "ratio", "type": "number", "maximum": 0.5},
+                {"key": "free", "type": "number"},
+            ],
+        }
+    )
+    assert spec.validate_config({"port": "5432", "ratio": 0.25})["port"] == 5432
+    for config, words in (
+        ({"port": 0}, "'port' must be from 1 to 65535, got 0"),
+        ({"port": "70000"}, "must be from 1 to 65535"),
+        ({"ratio": 0.75}, "'ratio' must be at most 0.5"),
+        ({"free": "1e999"}, "'free' must be a finite number"),
+        ({"free": float("nan")}, "'free' must be a finite number"),
+    ):
+        with pytest.raises(ConfigError, match=words):
+            spec.validate_config(config)
+
+
+def test_address_items_are_declared_or_recognised():
+    spec = Spec.from_dict(
+        {
+            "name": "addressed",
+            "commands": ["std:test-connection"],
+            "sourceConfig": [
+                {"key": "instanceUrl", "type": "text"},
+                {"key": "dbHost", "type": "text"},
+                {"key": "api", "type": "url"},
+                {"key": "realm", "type": "text", "address": True},
+                {"key": "sslMode", "type": "select", "address": False},
+                {"key": "pageSize", "type": "number"},
+                {"key": "clientSecret", "type": "secret"},
+                {"key": "folder", "type": "text", "localPath": True},
+            ],
+        }
+    )
+    assert spec.address_keys == ["instanceUrl", "dbHost", "api", "realm"]
+    assert spec.local_path_keys == ["folder"]
 
 
 def test_secret_reference_only_in_secret_items():

@@ -7,6 +7,7 @@ the actor's audit context).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from contextlib import contextmanager
 
@@ -15,7 +16,8 @@ from django.db import transaction
 
 from governance.audit import audit_context
 
-from ..catalogue import get_connector, split_secrets
+from ..access import is_admin
+from ..catalogue import env_reference, get_connector, split_secrets
 from ..models import Integration, Maintainer, Resource, Role, RoleImplication, Tag
 from ..selectors import implication_cycle
 
@@ -47,17 +49,57 @@ def _apply(obj, fields: dict) -> None:
         setattr(obj, name, value)
 
 
-def _merge_connection(integration: Integration, config) -> None:
-    """Set the connection config; secret items left out or empty keep their stored value."""
+def _merge_connection(integration: Integration, config, *, actor, agent_changed: bool = False) -> None:
+    """Set the connection config; secret items left out or empty keep their stored value — unless the
+    connection now goes somewhere else (an address item of the spec changed, or the agent running it):
+    then the stored secrets are cleared, and only secrets given in the same change are kept. Environment
+    references (``{"$env": NAME}``) may be set by admins only."""
     if not isinstance(config, dict):
         raise ValidationError({"connection_config": "The connection config must be a JSON object."})
     connector = get_connector(integration.application)
     plain, secret = split_secrets(connector, config)
-    kept = {
-        k: v for k, v in integration.connection_secrets.items() if k not in secret or secret[k] in ("", None)
-    }
+    given = {k: v for k, v in secret.items() if v not in ("", None)}
+    stored = integration.connection_secrets or {}
+    if not is_admin(actor):
+        for key, value in given.items():
+            if env_reference(value) is not None and value != stored.get(key):
+                raise ValidationError(
+                    {"connection_config": f"config item {key!r}: only admins may set environment references."}
+                )
+    before = integration.connection_config or {}
+    moved = [k for k in connector.spec.address_keys if _as_text(before.get(k)) != _as_text(plain.get(k))]
+    if integration.pk is None or not (moved or agent_changed):
+        kept = {k: v for k, v in stored.items() if k not in given}
+    else:
+        kept = {}
+        cleared = sorted(k for k in stored if k not in given)
+        if cleared:
+            integration._secrets_cleared_because = (cleared, moved or ["agent"])
     integration.connection_config = plain
-    integration.connection_secrets = {**kept, **{k: v for k, v in secret.items() if v not in ("", None)}}
+    integration.connection_secrets = {**kept, **given}
+
+
+def _as_text(value) -> str:
+    """A config value as compared for a change of address: 5432 and "5432" are the same, "" is unset."""
+    if value is None:
+        return ""
+    return value.strip() if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def _record_cleared_secrets(integration: Integration) -> None:
+    """An audit event naming the secrets a change of address cleared, and why (never their values)."""
+    cleared = getattr(integration, "_secrets_cleared_because", None)
+    if not cleared:
+        return
+    from governance import audit
+
+    names, because = cleared
+    audit.record(
+        "integration.secrets_cleared",
+        obj=integration,
+        details={"secrets": names, "because_changed": because},
+    )
+    del integration._secrets_cleared_because
 
 
 def integration_create(
@@ -65,7 +107,7 @@ def integration_create(
 ) -> Integration:
     integration = Integration(application=application, name=name)
     get_connector(application)  # unknown application: a clear error before anything else
-    _merge_connection(integration, connection_config or {})
+    _merge_connection(integration, connection_config or {}, actor=actor)
     _apply(integration, fields)
     integration.full_clean()
     with _write(actor):
@@ -74,13 +116,34 @@ def integration_create(
 
 
 def integration_update(*, actor, integration: Integration, **fields) -> Integration:
-    if "connection_config" in fields:
-        _merge_connection(integration, fields.pop("connection_config"))
+    agent_changed = "agent" in fields and _pk(fields["agent"]) != integration.agent_id
+    if "connection_config" in fields or agent_changed:
+        config = fields.pop("connection_config", None)
+        if config is None:  # the agent alone changed: the stored config, without its secrets
+            config = dict(integration.connection_config)
+        _merge_connection(integration, config, actor=actor, agent_changed=agent_changed)
     _apply(integration, fields)
-    integration.full_clean()
+    try:
+        integration.full_clean()
+    except ValidationError as exc:
+        cleared = getattr(integration, "_secrets_cleared_because", None)
+        if cleared and "connection_config" in getattr(exc, "error_dict", {}):
+            names, because = cleared
+            exc.error_dict["connection_config"].append(
+                ValidationError(
+                    f"The connection now goes elsewhere ({', '.join(because)} changed), so the secrets stored "
+                    f"for the old one ({', '.join(names)}) are not used: give them again in the same change."
+                )
+            )
+        raise
     with _write(actor):
         integration.save()
+        _record_cleared_secrets(integration)
     return integration
+
+
+def _pk(value):
+    return getattr(value, "pk", value)
 
 
 def integration_set_connection(*, actor, integration: Integration, config) -> Integration:

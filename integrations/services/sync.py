@@ -59,7 +59,7 @@ from governance import audit, notifications
 from governance.jobs import JobRun, job_start
 from governance.models import Job
 
-from ..catalogue import runtime_config
+from ..catalogue import runtime_config, secret_environ
 from ..models import Account, Integration, Maintainer, Permission, Resource, Role, RoleImplication
 
 log = logging.getLogger(__name__)
@@ -184,7 +184,12 @@ class _Reader:
 
         try:
             outcome = self.connector.execute(
-                self.command, self.config, self.input, emit=emit, should_cancel=self._stop.is_set
+                self.command,
+                self.config,
+                self.input,
+                emit=emit,
+                should_cancel=self._stop.is_set,
+                environ=secret_environ(),
             )
             if buffer:
                 self._put(self._prepare(buffer))

@@ -298,11 +298,11 @@ def test_empty_secret_keeps_the_stored_value(make_integration):
     services.integration_set_connection(
         actor=None,
         integration=integration,
-        config={"url": "https://other.example.com", "connectionOption": "token", "apiToken": "", "users": 6},
+        config={"url": "https://d.example.com", "connectionOption": "token", "apiToken": "", "users": 6},
     )
     fresh = Integration.objects.get(pk=integration.pk)
     assert fresh.connection_secrets == {"apiToken": "t-1"}
-    assert fresh.connection_config["url"] == "https://other.example.com"
+    assert fresh.connection_config["users"] == 6
 
 
 # -- durations ------------------------------------------------------------------------------------

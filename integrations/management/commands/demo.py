@@ -133,7 +133,8 @@ class Command(BaseCommand):
         config = dict(spec["config"])
         if spec["application"] == "demo":  # where the demo application keeps what the portal provisions
             config.setdefault(
-                "dataDir", str(Path(settings.VAR_DIR) / "demo-provisioning" / slugify(spec["name"]))
+                "dataDir",
+                str(Path(settings.CONNECTOR_FILES_DIR) / "demo-provisioning" / slugify(spec["name"])),
             )
         for key in ("users", "groups"):
             if key in config:
