@@ -8,7 +8,8 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.utils.html import format_html
 
-from .catalogue import application_choices, get_connector, split_secrets
+from . import services
+from .catalogue import application_choices, get_connector
 from .durations import Duration
 from .models import (
     AccessDecision,
@@ -39,6 +40,7 @@ class DurationsField(forms.MultipleChoiceField):
 
 
 class IntegrationForm(forms.ModelForm):
+    actor = None  # the signed-in user, set by IntegrationAdmin.get_form
     application = forms.ChoiceField(choices=())
     allowed_durations = DurationsField()
     new_secrets = forms.CharField(
@@ -83,14 +85,25 @@ class IntegrationForm(forms.ModelForm):
         except ValidationError as exc:
             self.add_error("application", exc.message_dict["application"])
             return data
-        plain, typed_secrets = split_secrets(connector, config)
         unknown = sorted(set(new_secrets) - set(connector.spec.secret_keys))
         if unknown:
             self.add_error("new_secrets", f"Not secret items of this connector: {', '.join(unknown)}.")
             return data
-        data["connection_config"] = plain
-        updates = {k: v for k, v in {**typed_secrets, **new_secrets}.items() if v not in ("", None)}
-        self.instance.connection_secrets = {**self.instance.connection_secrets, **updates}
+        # The services' rule: secrets follow their address (a new URL, host or agent needs them again).
+        self.instance.application = application
+        agent = data.get("agent")
+        try:
+            services.connection_merge(
+                actor=self.actor,
+                integration=self.instance,
+                config={**config, **new_secrets},
+                agent_changed=self.instance.pk is not None
+                and getattr(agent, "pk", None) != self.instance.agent_id,
+            )
+        except ValidationError as exc:
+            self.add_error("connection_config", exc.messages)
+            return data
+        data["connection_config"] = self.instance.connection_config
         return data
 
 
@@ -134,6 +147,15 @@ class RolePrerequisiteInline(PrerequisiteInline):
 @admin.register(Integration)
 class IntegrationAdmin(admin.ModelAdmin):
     form = IntegrationForm
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"actor": request.user})
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        services.connection_record_cleared_secrets(obj)
+
     list_display = (
         "icon",
         "name",

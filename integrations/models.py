@@ -384,6 +384,13 @@ class Integration(DurationsMixin):
         except ValidationError as exc:
             for key, messages in exc.message_dict.items():
                 errors.setdefault(key, []).extend(messages)
+        cleared = getattr(self, "_secrets_cleared_because", None)  # see services.connection_merge
+        if cleared and "connection_config" in errors:
+            names, because = cleared
+            errors["connection_config"].append(
+                f"The connection now goes elsewhere ({', '.join(because)} changed), so the secrets stored "
+                f"for the old one ({', '.join(names)}) are not used: give them again in the same change."
+            )
         if errors:
             raise ValidationError(errors)
 

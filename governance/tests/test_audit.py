@@ -101,6 +101,30 @@ def test_admin_can_set_a_secret_without_seeing_it(admin_client, admin_user):
     }
 
 
+def test_admin_follows_the_address_rule_of_secrets(admin_client, admin_user):
+    """The Django admin merges a connection like the services: a new URL without the secrets again is
+    refused; with them, the ones not given are cleared and the clearing is audited."""
+    import json
+
+    config = {**DEMO_CONFIG, "password": "old-pass"}
+    integration = services.integration_create(
+        actor=admin_user, application="demo", name="Directory", connection_config=config
+    )
+    url = reverse("admin:integrations_integration_change", args=[integration.pk])
+    data = admin_form_data(admin_client.get(url))
+    moved = {**json.loads(data["connection_config"]), "url": "https://demo.example.com:443"}
+    data["connection_config"] = json.dumps(moved)
+    page = admin_client.post(url, data)
+    assert page.status_code == 200 and "give them again" in page.content.decode()
+    assert Integration.objects.get(pk=integration.pk).connection_secrets["password"] == "old-pass"
+
+    data["new_secrets"] = '{"apiToken": "demo"}'
+    assert admin_client.post(url, data).status_code == 302
+    assert Integration.objects.get(pk=integration.pk).connection_secrets == {"apiToken": "demo"}
+    cleared = AuditEvent.objects.get(action="integration.secrets_cleared")
+    assert cleared.details == {"secrets": ["password"], "because_changed": ["url"]}
+
+
 def test_admin_refuses_a_config_that_is_not_an_object(admin_client, admin_user):
     integration = services.integration_create(
         actor=admin_user, application="demo", name="Directory", connection_config=dict(DEMO_CONFIG)

@@ -25,6 +25,8 @@ __all__ = [
     "integration_create",
     "integration_update",
     "integration_set_connection",
+    "connection_merge",
+    "connection_record_cleared_secrets",
     "integration_delete",
     "resource_update",
     "role_update",
@@ -49,8 +51,8 @@ def _apply(obj, fields: dict) -> None:
         setattr(obj, name, value)
 
 
-def _merge_connection(integration: Integration, config, *, actor, agent_changed: bool = False) -> None:
-    """Set the connection config; secret items left out or empty keep their stored value — unless the
+def connection_merge(*, actor, integration: Integration, config, agent_changed: bool = False) -> None:
+    """Set (unsaved) the connection config; secret items left out or empty keep their stored value — unless the
     connection now goes somewhere else (an address item of the spec changed, or the agent running it):
     then the stored secrets are cleared, and only secrets given in the same change are kept. Environment
     references (``{"$env": NAME}``) may be set by admins only."""
@@ -86,7 +88,7 @@ def _as_text(value) -> str:
     return value.strip() if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
-def _record_cleared_secrets(integration: Integration) -> None:
+def connection_record_cleared_secrets(integration: Integration) -> None:
     """An audit event naming the secrets a change of address cleared, and why (never their values)."""
     cleared = getattr(integration, "_secrets_cleared_because", None)
     if not cleared:
@@ -107,7 +109,7 @@ def integration_create(
 ) -> Integration:
     integration = Integration(application=application, name=name)
     get_connector(application)  # unknown application: a clear error before anything else
-    _merge_connection(integration, connection_config or {}, actor=actor)
+    connection_merge(actor=actor, integration=integration, config=connection_config or {})
     _apply(integration, fields)
     integration.full_clean()
     with _write(actor):
@@ -121,24 +123,12 @@ def integration_update(*, actor, integration: Integration, **fields) -> Integrat
         config = fields.pop("connection_config", None)
         if config is None:  # the agent alone changed: the stored config, without its secrets
             config = dict(integration.connection_config)
-        _merge_connection(integration, config, actor=actor, agent_changed=agent_changed)
+        connection_merge(actor=actor, integration=integration, config=config, agent_changed=agent_changed)
     _apply(integration, fields)
-    try:
-        integration.full_clean()
-    except ValidationError as exc:
-        cleared = getattr(integration, "_secrets_cleared_because", None)
-        if cleared and "connection_config" in getattr(exc, "error_dict", {}):
-            names, because = cleared
-            exc.error_dict["connection_config"].append(
-                ValidationError(
-                    f"The connection now goes elsewhere ({', '.join(because)} changed), so the secrets stored "
-                    f"for the old one ({', '.join(names)}) are not used: give them again in the same change."
-                )
-            )
-        raise
+    integration.full_clean()
     with _write(actor):
         integration.save()
-        _record_cleared_secrets(integration)
+        connection_record_cleared_secrets(integration)
     return integration
 
 
