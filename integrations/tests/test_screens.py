@@ -349,6 +349,25 @@ def test_connection_sets_a_secret_and_refuses_unknown_filter_attribute(admin_cli
     assert "Unknown connector attribute" in bad.content.decode()
 
 
+def test_connection_screen_needs_the_secrets_again_for_a_new_address(client, integration, django_user_model):
+    """A maintainer on the screen: a new URL without the token is refused, with the reason; with the token
+    typed again it is saved."""
+    maintainer = django_user_model.objects.create_user("maint", password="pw")
+    services.maintainer_add(actor=None, integration=integration, user=maintainer)
+    client.force_login(maintainer)
+    url = f"/integrations/{integration.pk}/connection"
+    config = {k: v for k, v in DEMO_CONFIG.items() if k != "apiToken"}
+    moved = {**config, "url": "https://demo.example.com:443"}
+    bad = client.post(url, {"config": json.dumps(moved)})
+    assert bad.status_code == 400 and "give them again in the same change" in bad.content.decode()
+    integration.refresh_from_db()
+    assert integration.connection_config["url"] == DEMO_CONFIG["url"]
+    assert integration.connection_secrets == {"apiToken": "demo"}
+    assert client.post(url, {"config": json.dumps(moved), "secret__apiToken": "demo"}).status_code == 302
+    integration.refresh_from_db()
+    assert integration.connection_config["url"] == "https://demo.example.com:443"
+
+
 def test_test_connection_reports_and_audits(admin_client, integration):
     response = admin_client.post(f"/integrations/{integration.pk}/test", HTTP_HX_REQUEST="true")
     assert "Connection succeeded" in response.content.decode()
