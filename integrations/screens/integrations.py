@@ -280,10 +280,12 @@ def integration_delete(request, pk: int):
     }
     form = style_form(DeleteForm(request.POST or None, expected=integration.name))
     if request.method == "POST" and form.is_valid():
-        name = integration.name
-        services.integration_delete(actor=request.user, integration=integration)
-        toast(request, f"{name} and its inventory were deleted.")
-        return redirect("integrations:list")
+        job = services.integration_delete_start(actor=request.user, integration=integration)
+        if job.status == Job.Status.SKIPPED:
+            toast(request, f"{integration.name} is already being deleted.", "warning")
+        else:
+            toast(request, f"Deleting {integration.name} and its inventory.")
+        return redirect("integrations:job", pk=job.pk)
     return render(
         request,
         "integrations/delete.html",
