@@ -102,8 +102,14 @@ def integration_context(request, integration: Integration, **extra) -> dict:
         "permissions": Permission.objects.filter(integration=integration, ended_at=None).count(),
     }
     spec, secrets = _secrets(integration)
+    deletion_job = None
+    if integration.deletion_started_at:
+        deletion_job = (
+            Job.objects.filter(kind="delete", integration_id=integration.pk).order_by("-created_at").first()
+        )
     return {
         "integration": integration,
+        "deletion_job": deletion_job,
         "nav": "integrations",
         "counts": counts,
         "flags": [(FLAG_LABELS[f], getattr(integration, f)) for f in FLAG_FIELDS],

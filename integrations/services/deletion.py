@@ -206,6 +206,18 @@ def integration_delete(
     return counts
 
 
+def _readable(counts: dict[str, int]) -> dict[str, int]:
+    """The counts by model label as the job screen shows them: "Permissions", "Permissions: request cleared"."""
+    from django.apps import apps
+
+    out = {}
+    for label, n in counts.items():
+        app, model, *field = label.split(".")
+        name = str(apps.get_model(app, model)._meta.verbose_name_plural)
+        out[name[:1].upper() + name[1:] + (f": {field[0]} cleared" if field else "")] = n
+    return out
+
+
 # -- as a job -----------------------------------------------------------------------------------------
 
 
@@ -241,7 +253,7 @@ def integration_delete_run(*, job_id) -> Job:
         run.progress(phase="deleting", force=True)
 
         def progress(counts: dict, done: int) -> None:
-            run.progress(counts=counts, done=min(done, max(run.job.total or 0, done)))
+            run.progress(counts=_readable(counts), done=done, total=max(done, run.job.total or 0))
 
         try:
             counts = integration_delete(actor=job.created_by, integration=integration, progress=progress)
@@ -249,9 +261,7 @@ def integration_delete_run(*, job_id) -> Job:
             message = " ".join(exc.messages)
             return run.finish(Job.Status.FAILED, error=message, message=message)
         total = sum(counts.values())
-        run.progress(
-            counts=counts, done=total, total=max(total, run.job.total or 0), phase="done", force=True
-        )
+        run.progress(counts=_readable(counts), done=total, total=total, phase="done", force=True)
         return run.finish(
             Job.Status.SUCCEEDED, message=f"{job.params.get('name', integration)} deleted: {total:,} rows."
         )

@@ -97,13 +97,19 @@ def test_deleting_runs_as_a_job_in_batches_and_writes_one_summary(doomed, admin_
     assert counts["integrations.Maintainer"] == 2 and counts["integrations.Integration"] == 1
     assert counts["integrations.Permission.request"] == 1
     assert deletes[0].details["total"] == sum(counts.values()) and deletes[0].actor_id == admin_user.pk
-    assert job.done == deletes[0].details["total"] and job.counts == counts
+    assert job.done == job.total == deletes[0].details["total"]
+    assert job.counts["Permissions"] == 2 and job.counts["Permissions: request cleared"] == 1
 
 
-def test_an_integration_being_deleted_is_held_by_no_sync_and_deleting_again_finishes(doomed, admin_user):
+def test_an_integration_being_deleted_is_held_by_no_sync_and_deleting_again_finishes(
+    doomed, admin_user, client
+):
     doomed, kept, _ = doomed
     # A deletion that stopped half-way (its worker lost): the integration stays marked.
     Integration.objects.filter(pk=doomed.pk).update(deletion_started_at="2026-01-01T00:00:00Z")
+    client.force_login(admin_user)
+    page = client.get(f"/integrations/{doomed.pk}/").content.decode()
+    assert "Being deleted since 2026-01-01" in page and "Delete it again to finish" in page
     assert not Integration.objects.hold(doomed.pk) and Integration.objects.hold(kept.pk)
     job = sync_start(actor=None, integration=doomed)
     assert job.status == Job.Status.FAILED and job.error == "The integration was deleted."
