@@ -83,17 +83,14 @@ def build(integration_id: int, scale: float, *, permissions: int | None = None) 
         )
         # Each account holds roles spread over the integration: permission k of account a is role (a*7+k) mod R.
         c.execute(
-            """WITH roles AS (SELECT id, row_number() OVER (ORDER BY id) - 1 AS idx
-                              FROM integrations_role WHERE integration_id = %s),
-                    accounts AS (SELECT id, row_number() OVER (ORDER BY id) - 1 AS idx
-                                 FROM integrations_account WHERE integration_id = %s),
-                    nr AS (SELECT count(*) AS n FROM roles), na AS (SELECT count(*) AS n FROM accounts)
+            """WITH r AS (SELECT array_agg(id ORDER BY id) AS ids FROM integrations_role WHERE integration_id = %s),
+                    a AS (SELECT array_agg(id ORDER BY id) AS ids FROM integrations_account WHERE integration_id = %s)
                INSERT INTO integrations_permission (integration_id, account_id, role_id, source, granted_at,
                  last_seen_at)
-               SELECT %s, a.id, r.id, 'external', now(), now()
-               FROM generate_series(0, %s - 1) g, na, nr
-               JOIN accounts a ON true JOIN roles r ON true
-               WHERE a.idx = g %% na.n AND r.idx = ((g / na.n) * 7919 + g %% na.n) %% nr.n""",
+               SELECT %s, a.ids[1 + g %% cardinality(a.ids)],
+                      r.ids[1 + ((g / cardinality(a.ids)) * 7919 + g %% cardinality(a.ids)) %% cardinality(r.ids)],
+                      'external', now(), now()
+               FROM generate_series(0, %s - 1) g, a, r""",
             [i, i, i, n["permissions"]],
         )
         c.execute("ANALYZE")

@@ -117,6 +117,7 @@ def jobs_fail_lost(*, kind: str | None = None, integration_id: int | None = None
         )
         if not updated:
             continue
+        _beat_file(job.pk).unlink(missing_ok=True)
         failed += 1
         log.warning("job %s (%s) failed: %s", job.pk, job.kind, error)
         audit.record(
