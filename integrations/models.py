@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import connections, models, transaction
+from django.db import connections, models
 from django.db.models import Q
 from django.utils import timezone
 
@@ -226,10 +226,14 @@ class Tag(models.Model):
 
 class IntegrationQuerySet(models.QuerySet):
     def delete(self):
-        """Delete, once every sync or grant writing into these integrations has finished (see ``hold``)."""
-        with transaction.atomic(using=self.db):
-            list(self.select_for_update().values_list("pk", flat=True))
-            return super().delete()
+        """Delete each integration the way ``Integration.delete`` does; returns Django's (total, counts)."""
+        total, counts = 0, {}
+        for integration in self:
+            n, each = integration.delete()
+            total += n
+            for label, k in each.items():
+                counts[label] = counts.get(label, 0) + k
+        return total, counts
 
 
 class IntegrationManager(models.Manager.from_queryset(IntegrationQuerySet)):
@@ -376,11 +380,12 @@ class Integration(DurationsMixin):
         return self.name
 
     def delete(self, using=None, keep_parents=False):
-        """Delete, once every sync or grant writing into the integration has finished (see ``objects.hold``)."""
-        using = using or type(self).objects.db
-        with transaction.atomic(using=using):
-            list(type(self).objects.using(using).select_for_update().filter(pk=self.pk).values_list("pk"))
-            return super().delete(using=using, keep_parents=keep_parents)
+        """Delete the integration and everything that refers to it, set-based in batches, once every sync or
+        grant writing into it has finished (see ``integrations.services.deletion``); one audit event."""
+        from .services.deletion import integration_delete
+
+        counts = integration_delete(actor=None, integration=self)
+        return sum(counts.values()), counts
 
     # The connector and its catalogue entry -------------------------------------------------
     @property

@@ -125,3 +125,20 @@ def test_a_second_deletion_while_one_runs_is_skipped(doomed, admin_user):
     Job.objects.filter(pk=first.pk).update(heartbeat_at=timezone.now())
     job = services.integration_delete_start(actor=admin_user, integration=doomed)
     assert job.status == Job.Status.SKIPPED and Integration.objects.filter(pk=doomed.pk).exists()
+
+
+def test_the_django_admin_and_the_orm_delete_the_same_way(doomed, admin_user, client):
+    doomed, kept, _ = doomed
+    admin_user.is_superuser = True
+    admin_user.save()
+    client.force_login(admin_user)
+    url = f"/admin/integrations/integration/{doomed.pk}/delete/"
+    confirm = client.get(url).content.decode()
+    assert "Rows of their inventory (deleted by a background job)" in confirm
+    assert client.post(url, {"post": "yes"}).status_code == 302
+    assert Job.objects.get(kind="delete", integration_id=doomed.pk).status == Job.Status.SUCCEEDED
+    assert not Integration.objects.filter(pk=doomed.pk).exists()
+    total, counts = Integration.objects.filter(pk=kept.pk).delete()  # the ORM: no cascade of signals
+    assert counts["integrations.Integration"] == 1 and total == sum(counts.values())
+    assert AuditEvent.objects.filter(action="integration.delete").count() == 2
+    assert not AuditEvent.objects.filter(action__in=["maintainer.delete", "permission.delete"]).exists()
