@@ -245,6 +245,8 @@ def integration_sync(request, pk: int):
     job = start_sync(actor=request.user, integration=integration)
     if job.status == Job.Status.SKIPPED:
         toast(request, "A sync of this integration is already running.", "warning")
+    elif job.status == Job.Status.FAILED:
+        toast(request, f"The sync could not start: {job.error}", "error")
     else:
         toast(request, "Sync started.")
     if request.htmx:
@@ -289,6 +291,8 @@ def integration_delete(request, pk: int):
         job = services.integration_delete_start(actor=request.user, integration=integration)
         if job.status == Job.Status.SKIPPED:
             toast(request, f"{integration.name} is already being deleted.", "warning")
+        elif job.status == Job.Status.FAILED:
+            toast(request, f"The deletion could not start: {job.error}", "error")
         else:
             toast(request, f"Deleting {integration.name} and its inventory.")
         return redirect("integrations:job", pk=job.pk)
