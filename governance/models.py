@@ -119,7 +119,12 @@ class Job(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Set once the job's message was handed to the broker (or the in-process runner): a queued job
+    # without one after JOB_HEARTBEAT_LIMIT was never sent, and is failed.
     task_id = models.CharField(max_length=64, blank=True)
+    # Written every few seconds by the process running the job (see governance/jobs.py): a running
+    # job whose heartbeat is older than JOB_HEARTBEAT_LIMIT has lost its worker, and is failed.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -226,6 +226,25 @@ class IntegrationAdmin(admin.ModelAdmin):
             .annotate(_n_resources=Count("resources", filter=Q(resources__removed_at__isnull=True)))
         )
 
+    # Deleting runs as a job (integrations.services.deletion): the confirmation counts the inventory
+    # instead of listing it, and confirming starts the job.
+    def get_deleted_objects(self, objs, request):
+        from .services.deletion import integration_inventory_size
+
+        objs = list(objs)
+        rows = sum(integration_inventory_size(o.pk) for o in objs)
+        summary = {"integrations": len(objs), "rows of their inventory (deleted by a background job)": rows}
+        return [str(o) for o in objs], summary, set(), []
+
+    def delete_model(self, request, obj):
+        from .services.deletion import integration_delete_start
+
+        integration_delete_start(actor=request.user, integration=obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_model(request, obj)
+
     @admin.display(description="")
     def icon(self, obj):
         return format_html('<img src="{}" alt="" width="20" height="20">', obj.icon_url)

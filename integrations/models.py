@@ -7,7 +7,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
-from django.db import connections, models, transaction
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import connections, models
 from django.db.models import Q
 from django.utils import timezone
 
@@ -225,10 +226,14 @@ class Tag(models.Model):
 
 class IntegrationQuerySet(models.QuerySet):
     def delete(self):
-        """Delete, once every sync or grant writing into these integrations has finished (see ``hold``)."""
-        with transaction.atomic(using=self.db):
-            list(self.select_for_update().values_list("pk", flat=True))
-            return super().delete()
+        """Delete each integration the way ``Integration.delete`` does; returns Django's (total, counts)."""
+        total, counts = 0, {}
+        for integration in self:
+            n, each = integration.delete()
+            total += n
+            for label, k in each.items():
+                counts[label] = counts.get(label, 0) + k
+        return total, counts
 
 
 class IntegrationManager(models.Manager.from_queryset(IntegrationQuerySet)):
@@ -240,13 +245,29 @@ class IntegrationManager(models.Manager.from_queryset(IntegrationQuerySet)):
         checking them row by row cost more than a quarter of a sync. Writers of inventory rows
         take this lock instead, once (what each of those checks did), and deleting an integration
         waits for them, so it cascades to everything they wrote.
+
+        An integration being deleted (``deletion_started_at`` set, see ``integration_delete``) is
+        held by no one: its deletion runs in batches, and nothing may write into it meanwhile.
         """
         connection = connections[self.db]
         if connection.vendor != "postgresql":  # SQLite: one writer at a time
-            return self.filter(pk=pk).exists()
+            return self.filter(pk=pk, deletion_started_at=None).exists()
         with connection.cursor() as c:
-            c.execute(f"SELECT 1 FROM {self.model._meta.db_table} WHERE id = %s FOR KEY SHARE", [pk])
+            c.execute(
+                f"SELECT 1 FROM {self.model._meta.db_table} WHERE id = %s AND deletion_started_at IS NULL "
+                "FOR KEY SHARE",
+                [pk],
+            )
             return c.fetchone() is not None
+
+
+# Sync intervals are bounded: a scheduled sync at most every 5 minutes, at least every 90 days.
+SYNC_INTERVAL_MIN = timedelta(minutes=5)
+SYNC_INTERVAL_MAX = timedelta(days=90)
+SYNC_INTERVAL_VALIDATORS = [
+    MinValueValidator(SYNC_INTERVAL_MIN, "A sync interval is at least 5 minutes."),
+    MaxValueValidator(SYNC_INTERVAL_MAX, "A sync interval is at most 90 days."),
+]
 
 
 class Integration(DurationsMixin):
@@ -332,10 +353,14 @@ class Integration(DurationsMixin):
         default=dict, blank=True, help_text="Delta state saved per command and type."
     )
     resources_sync_interval = models.DurationField(
-        default=timedelta(hours=1), help_text="How often resources, roles and accounts are discovered."
+        default=timedelta(hours=1),
+        validators=SYNC_INTERVAL_VALIDATORS,
+        help_text="How often resources, roles and accounts are discovered (5 minutes to 90 days).",
     )
     permissions_sync_interval = models.DurationField(
-        default=timedelta(days=1), help_text="How often every permission is re-read."
+        default=timedelta(days=1),
+        validators=SYNC_INTERVAL_VALIDATORS,
+        help_text="How often every permission is re-read (5 minutes to 90 days).",
     )
     last_synced_at = models.DateTimeField(null=True, blank=True)
     resources_last_synced_at = models.DateTimeField(null=True, blank=True)
@@ -344,6 +369,9 @@ class Integration(DurationsMixin):
     last_sync_error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
+    deletion_started_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="Being deleted (by a job) since then."
+    )
 
     class Meta:
         ordering = ["name"]
@@ -352,11 +380,12 @@ class Integration(DurationsMixin):
         return self.name
 
     def delete(self, using=None, keep_parents=False):
-        """Delete, once every sync or grant writing into the integration has finished (see ``objects.hold``)."""
-        using = using or type(self).objects.db
-        with transaction.atomic(using=using):
-            list(type(self).objects.using(using).select_for_update().filter(pk=self.pk).values_list("pk"))
-            return super().delete(using=using, keep_parents=keep_parents)
+        """Delete the integration and everything that refers to it, set-based in batches, once every sync or
+        grant writing into it has finished (see ``integrations.services.deletion``); one audit event."""
+        from .services.deletion import integration_delete
+
+        counts = integration_delete(actor=None, integration=self)
+        return sum(counts.values()), counts
 
     # The connector and its catalogue entry -------------------------------------------------
     @property

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
-from django.db.models import F, Q
+from django.db import transaction
 from django.utils import timezone
 
 from .models import Integration
+
+log = logging.getLogger(__name__)
 
 
 def queue_for(integration: Integration) -> str:
@@ -33,33 +37,77 @@ def sync_integration_message(integration_id: int, full: bool | None = None) -> s
     return sync_start(actor=None, integration=integration, full=full).status
 
 
-def due_integrations(now=None) -> list[tuple[Integration, bool | None]]:
-    """Integrations whose discovery (``full=None``) or full permission sync (``full=True``) is due."""
+def _due(integration: Integration, now) -> bool | None | str:
+    """``True`` (a full sync is due), ``None`` (a discovery is due) or ``"no"``."""
+    full_due = integration.permissions_last_synced_at is None or (
+        integration.permissions_last_synced_at <= now - integration.permissions_sync_interval
+    )
+    if full_due:
+        return True
+    discovery_due = integration.resources_last_synced_at is None or (
+        integration.resources_last_synced_at <= now - integration.resources_sync_interval
+    )
+    return None if discovery_due else "no"
+
+
+def due_integrations(now=None, errors: list | None = None) -> list[tuple[Integration, bool | None]]:
+    """Integrations whose discovery (``full=None``) or full permission sync (``full=True``) is due.
+
+    Each integration is judged on its own: one whose schedule cannot be computed (an interval out of
+    range, saved before intervals were bounded) is left out and reported in ``errors`` as
+    ``(integration, exception)``; the others are still due."""
     now = now or timezone.now()
-    permissions_due = Q(permissions_last_synced_at__isnull=True) | Q(
-        permissions_last_synced_at__lte=now - F("permissions_sync_interval")
-    )
-    discovery_due = Q(resources_last_synced_at__isnull=True) | Q(
-        resources_last_synced_at__lte=now - F("resources_sync_interval")
-    )
     due = []
-    for integration in Integration.objects.filter(permissions_due | discovery_due).select_related("agent"):
-        full_due = integration.permissions_last_synced_at is None or (
-            integration.permissions_last_synced_at <= now - integration.permissions_sync_interval
-        )
-        due.append((integration, True if full_due else None))
+    integrations = Integration.objects.filter(deletion_started_at=None).select_related("agent")
+    for integration in integrations.iterator(chunk_size=500):
+        try:
+            full = _due(integration, now)
+        except (OverflowError, ValueError, TypeError) as exc:
+            if errors is not None:
+                errors.append((integration, exc))
+            continue
+        if full != "no":
+            due.append((integration, full))
     return due
+
+
+def _schedule_error(integration: Integration, exc: Exception) -> None:
+    """One integration's scheduling failed: logged and audited; the tick goes on with the others."""
+    from governance import audit
+
+    log.error("tick: could not schedule %s (%s): %s", integration, integration.pk, exc, exc_info=exc)
+    try:
+        audit.record(
+            "integration.schedule",
+            obj=integration,
+            status="error",
+            details={"error": f"{type(exc).__name__}: {exc}"},
+        )
+    except Exception:
+        log.exception("tick: could not audit the scheduling error of %s", integration.pk)
 
 
 @shared_task(name="integrations.tick")
 def tick() -> int:
-    """Celery beat, once a minute: queue every sync that is due (one at a time per integration)."""
+    """Celery beat, once a minute: fail the jobs whose worker is lost, then queue every sync that is due
+    (one at a time per integration). One integration's error never keeps the others from syncing."""
+    from governance.jobs import jobs_fail_lost
+
     from .services.sync import sync_start
 
+    jobs_fail_lost()
+    errors: list = []
     queued = 0
-    for integration, full in due_integrations():
-        job = sync_start(actor=None, integration=integration, full=full)
+    for integration, full in due_integrations(errors=errors):
+        try:
+            with transaction.atomic():
+                job = sync_start(actor=None, integration=integration, full=full)
+        except Exception as exc:
+            errors.append((integration, exc))
+            continue
         queued += job.status == "queued"
+    for integration, exc in errors:
+        _schedule_error(integration, exc)
     return queued
 
 
@@ -77,6 +125,14 @@ def expire_access() -> dict:
     from .services.access_requests import access_requests_expire
 
     return access_requests_expire()
+
+
+@shared_task(name="integrations.delete_integration")
+def delete_integration_task(job_id: str) -> str:
+    """Delete an integration and its inventory, as a job with progress."""
+    from .services.deletion import integration_delete_run
+
+    return integration_delete_run(job_id=job_id).status
 
 
 @shared_task(name="integrations.bulk_apply")

@@ -105,7 +105,10 @@ class InventoryViewSet(ScopedViewSet):
         "left out or empty keep their stored value."
     ),
     destroy=extend_schema(
-        description="Delete an integration and its inventory (admins).", responses={204: NO_BODY}
+        description="Delete an integration and its inventory (admins), as a job: answers 202 with the job at "
+        "once; follow it with GET /api/jobs/{id}/. While a deletion of the integration is queued or running "
+        "the returned job is `skipped`.",
+        responses={202: s.JobSerializer},
     ),
 )
 class IntegrationViewSet(
@@ -131,8 +134,9 @@ class IntegrationViewSet(
         services.integration_update(actor=request.user, integration=integration, **data)
         return self._out(integration)
 
-    def perform_destroy(self, instance):
-        services.integration_delete(actor=self.request.user, integration=instance)
+    def destroy(self, request, *args, **kwargs):
+        job = services.integration_delete_start(actor=request.user, integration=self.get_object())
+        return Response(s.JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
         request=s.SyncRequestSerializer,

@@ -102,8 +102,14 @@ def integration_context(request, integration: Integration, **extra) -> dict:
         "permissions": Permission.objects.filter(integration=integration, ended_at=None).count(),
     }
     spec, secrets = _secrets(integration)
+    deletion_job = None
+    if integration.deletion_started_at:
+        deletion_job = (
+            Job.objects.filter(kind="delete", integration_id=integration.pk).order_by("-created_at").first()
+        )
     return {
         "integration": integration,
+        "deletion_job": deletion_job,
         "nav": "integrations",
         "counts": counts,
         "flags": [(FLAG_LABELS[f], getattr(integration, f)) for f in FLAG_FIELDS],
@@ -239,6 +245,8 @@ def integration_sync(request, pk: int):
     job = start_sync(actor=request.user, integration=integration)
     if job.status == Job.Status.SKIPPED:
         toast(request, "A sync of this integration is already running.", "warning")
+    elif job.status == Job.Status.FAILED:
+        toast(request, f"The sync could not start: {job.error}", "error")
     else:
         toast(request, "Sync started.")
     if request.htmx:
@@ -280,10 +288,14 @@ def integration_delete(request, pk: int):
     }
     form = style_form(DeleteForm(request.POST or None, expected=integration.name))
     if request.method == "POST" and form.is_valid():
-        name = integration.name
-        services.integration_delete(actor=request.user, integration=integration)
-        toast(request, f"{name} and its inventory were deleted.")
-        return redirect("integrations:list")
+        job = services.integration_delete_start(actor=request.user, integration=integration)
+        if job.status == Job.Status.SKIPPED:
+            toast(request, f"{integration.name} is already being deleted.", "warning")
+        elif job.status == Job.Status.FAILED:
+            toast(request, f"The deletion could not start: {job.error}", "error")
+        else:
+            toast(request, f"Deleting {integration.name} and its inventory.")
+        return redirect("integrations:job", pk=job.pk)
     return render(
         request,
         "integrations/delete.html",

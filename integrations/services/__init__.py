@@ -28,6 +28,7 @@ __all__ = [
     "connection_merge",
     "connection_record_cleared_secrets",
     "integration_delete",
+    "integration_delete_start",
     "resource_update",
     "role_update",
     "role_set_implied_roles",
@@ -140,11 +141,19 @@ def integration_set_connection(*, actor, integration: Integration, config) -> In
     return integration_update(actor=actor, integration=integration, connection_config=config)
 
 
-def integration_delete(*, actor, integration: Integration) -> dict[str, int]:
-    """Delete an integration and its inventory; returns what was deleted, by model."""
-    with _write(actor):
-        _, counts = integration.delete()
-    return counts
+def integration_delete(*, actor, integration: Integration, progress=None) -> dict[str, int]:
+    """Delete an integration and its inventory now, set-based in batches; returns what was deleted, by
+    model. The screens and the API start :func:`integration_delete_start` (a job) instead."""
+    from .deletion import integration_delete as delete
+
+    return delete(actor=actor, integration=integration, progress=progress)
+
+
+def integration_delete_start(*, actor, integration: Integration):
+    """Queue the deletion of an integration as a job with progress; returns the job."""
+    from .deletion import integration_delete_start as start
+
+    return start(actor=actor, integration=integration)
 
 
 def tags_for(names: Iterable[str]) -> list[Tag]:

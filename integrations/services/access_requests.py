@@ -363,9 +363,16 @@ def _queue_grant(request: AccessRequest) -> None:
     from ..tasks import grant_access_task, queue_for
 
     integration = request.integration
-    transaction.on_commit(
-        lambda: grant_access_task.apply_async(args=[request.pk], queue=queue_for(integration))
-    )
+
+    def send() -> None:
+        try:
+            grant_access_task.apply_async(args=[request.pk], queue=queue_for(integration))
+        except Exception:  # the broker down: the expiry pass retries the grant at next_attempt_at
+            log.warning(
+                "could not queue the grant of request %s; it is retried later", request.pk, exc_info=True
+            )
+
+    transaction.on_commit(send)
 
 
 def _decide(*, actor, request: AccessRequest, approve: bool, comment: str) -> AccessRequest:

@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
 
-from governance.jobs import JobRun, job_start
+from governance.jobs import JobRun, job_send, job_start
 from governance.models import Job
 
 from .changes import apply_changes_audited, validate_changes
@@ -43,7 +42,7 @@ def bulk_start(*, actor, target: str, ids: Sequence[int], changes: dict) -> Job:
     job.save(update_fields=["total"])
     from ..tasks import bulk_apply_task
 
-    transaction.on_commit(lambda: bulk_apply_task.apply_async(args=[str(job.pk)]))
+    job_send(job, bulk_apply_task)
     job.refresh_from_db()
     return job
 
@@ -54,20 +53,20 @@ def bulk_run(*, job_id) -> int:
     job = Job.objects.get(pk=job_id)
     if job.is_finished:
         return 0
-    run = JobRun(job)
-    run.start("Applying changes")
-    params = job.params
-    try:
-        changed = bulk_apply(
-            actor=job.created_by,
-            target=params["target"],
-            ids=params["ids"],
-            changes=params["changes"],
-            progress=lambda done, total: run.progress(done=done, total=total),
-        )
-    except Exception as exc:
-        run.finish(Job.Status.FAILED, error=str(exc), message=f"Failed: {exc}")
-        raise
-    run.job.counts = {"selected": len(params["ids"]), "changed": changed}
-    run.finish(Job.Status.SUCCEEDED, message=f"{changed} of {len(params['ids'])} objects changed.")
+    with JobRun(job) as run:
+        run.start("Applying changes")
+        params = job.params
+        try:
+            changed = bulk_apply(
+                actor=job.created_by,
+                target=params["target"],
+                ids=params["ids"],
+                changes=params["changes"],
+                progress=lambda done, total: run.progress(done=done, total=total),
+            )
+        except Exception as exc:
+            run.finish(Job.Status.FAILED, error=str(exc), message=f"Failed: {exc}")
+            raise
+        run.job.counts = {"selected": len(params["ids"]), "changed": changed}
+        run.finish(Job.Status.SUCCEEDED, message=f"{changed} of {len(params['ids'])} objects changed.")
     return changed

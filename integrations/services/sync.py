@@ -56,7 +56,7 @@ from psycopg import errors as psycopg_errors
 
 from connectors.sdk import Cancelled, ConnectorError
 from governance import audit, notifications
-from governance.jobs import JobRun, job_start
+from governance.jobs import JobRun, job_send, job_start
 from governance.models import Job
 
 from ..catalogue import runtime_config, secret_environ
@@ -1542,8 +1542,8 @@ def sync_start(*, actor, integration: Integration, full: bool | None = None) -> 
         actor=actor, kind="sync", integration_id=integration.pk, subject=integration, params={"full": full}
     )
     if job.status == Job.Status.QUEUED:
-        queue = queue_for(integration)
-        transaction.on_commit(lambda: run_sync_job.apply_async(args=[str(job.pk)], queue=queue))
+        job_send(job, run_sync_job, queue=queue_for(integration))
+        job.refresh_from_db()  # sent (or run, without a broker), or failed to send
     return job
 
 
@@ -1553,10 +1553,14 @@ def sync_run(*, job_id) -> Job:
     job = Job.objects.get(pk=job_id)
     if job.is_finished:
         return job
-    run = JobRun(job)
+    with JobRun(job) as run:
+        return _sync_run(job, run)
+
+
+def _sync_run(job: Job, run: JobRun) -> Job:
     if job.cancel_requested:
         return run.finish(Job.Status.CANCELLED, message="Cancelled before it started.")
-    integration = Integration.objects.filter(pk=job.integration_id).first()
+    integration = Integration.objects.filter(pk=job.integration_id, deletion_started_at=None).first()
     if integration is None:
         return run.finish(Job.Status.FAILED, error="The integration was deleted.")
     run.start(phase="connecting")

@@ -161,8 +161,13 @@ def test_admin_journeys(live_server, admin_page: Page):
     shot(page, "delete-integration")
     page.get_by_label("Type the integration's name to confirm").fill("Browser Directory")
     page.get_by_role("button", name="Delete Browser Directory").click()
+    # Deleting is a job: the screen follows its progress.
+    expect(page.get_by_role("heading", name="Deleting Browser Directory")).to_be_visible()
     expect(
-        page.locator(".toast", has_text="were deleted").first
+        page.locator(".toast", has_text="Deleting Browser Directory").first
     ).to_be_visible()  # other toasts may still show
+    expect(page.get_by_test_id("job-status")).to_have_text("Succeeded", timeout=30_000)
+    expect(page.locator("#job")).to_contain_text("Permissions")
+    assert AuditEvent.objects.filter(action="integration.delete", object_id=str(integration.pk)).count() == 1
     page.goto(f"{base}/integrations/{integration.pk}/")
     expect(page.get_by_text("This page does not exist")).to_be_visible()

@@ -421,14 +421,23 @@ def test_workflow_maintainers_prerequisites(
     assert "write" in options and ">read<" not in options
 
 
-def test_delete_names_counts_and_wants_the_name(admin_client, integration, inventory):
+@pytest.mark.django_db(transaction=True, databases=["default", "jobs"])
+def test_delete_names_counts_and_wants_the_name(
+    admin_client, integration, inventory, django_capture_on_commit_callbacks
+):
     url = f"/integrations/{integration.pk}/delete"
     page = admin_client.get(url).content.decode()
     assert "<strong>3</strong> resources" in page and "<strong>6</strong> roles" in page
     wrong = admin_client.post(url, {"confirm": "nope"})
     assert wrong.status_code == 400 and Integration.objects.filter(pk=integration.pk).exists()
-    assert admin_client.post(url, {"confirm": integration.name}).status_code == 302
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(url, {"confirm": integration.name})
+    job = Job.objects.get(kind="delete", integration_id=integration.pk)
+    assert response.status_code == 302 and response.url == f"/jobs/{job.pk}/"
+    assert job.status == Job.Status.SUCCEEDED
     assert not Integration.objects.filter(pk=integration.pk).exists()
+    progress = admin_client.get(response.url).content.decode()
+    assert f"Deleting {integration.name}" in progress and "Succeeded" in progress
 
 
 # -- add integration -----------------------------------------------------------------------------

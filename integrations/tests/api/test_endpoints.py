@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from governance.models import ApiToken, AuditEvent, Job
 from governance.tokens import api_token_create
-from integrations.models import ApprovalWorkflow, Integration, Resource
+from integrations.models import ApprovalWorkflow, Integration, Maintainer, Resource
 
 pytestmark = pytest.mark.django_db
 
@@ -88,11 +88,26 @@ def test_create_integration_admins_only(client_for, world, who, status):
     assert b"s3cr3t-x" not in response.content
 
 
-@pytest.mark.parametrize("who, status", [("admin", 204), ("owner", 403), ("maintainer", 403), ("other", 403)])
-def test_delete_integration_admins_only(client_for, world, who, status):
-    response = client_for(who).delete(f"/api/integrations/{world['mine'].pk}/")
+@pytest.mark.django_db(transaction=True, databases=["default", "jobs"])
+@pytest.mark.parametrize("who, status", [("admin", 202), ("owner", 403), ("maintainer", 403), ("other", 403)])
+def test_delete_integration_admins_only(client_for, world, who, status, django_capture_on_commit_callbacks):
+    """Deleting answers at once with the deletion job (202), which deletes the integration and its
+    maintainers and writes one audit event with the counts."""
+    pk = world["mine"].pk
+    assert Maintainer.objects.filter(integration_id=pk).exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_for(who).delete(f"/api/integrations/{pk}/")
     assert response.status_code == status
-    assert Integration.objects.filter(pk=world["mine"].pk).exists() == (status != 204)
+    assert Integration.objects.filter(pk=pk).exists() == (status != 202)
+    if status == 202:
+        assert response.json()["kind"] == "delete"
+        job = Job.objects.get(pk=response.json()["id"])
+        assert job.status == Job.Status.SUCCEEDED, job.error
+        (event,) = AuditEvent.objects.filter(action="integration.delete", object_id=str(pk))
+        assert event.details["counts"]["integrations.Maintainer"] >= 1
+        assert not AuditEvent.objects.filter(
+            action="maintainer.delete"
+        ).exists()  # one summary, not a row each
 
 
 @pytest.mark.parametrize(
