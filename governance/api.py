@@ -281,7 +281,12 @@ class ApiTokenViewSet(
     mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
 ):
-    """The caller's own personal API tokens. DELETE revokes (the row stays, for the audit log)."""
+    """The caller's own personal API tokens. DELETE revokes (the row stays, for the audit log).
+
+    Creating one needs the browser session: a request authenticated by a token answers 403.
+    Without ``expires_at`` a token gets the longest lifetime (``API_TOKEN_MAX_DAYS``); a later
+    expiry answers 400.
+    """
 
     serializer_class = ApiTokenSerializer
     permission_classes = [IsAuthenticatedUser]
@@ -294,6 +299,10 @@ class ApiTokenViewSet(
         return ApiToken.objects.filter(user=self.request.user)
 
     def create(self, request, *args, **kwargs):
+        if isinstance(request.auth, ApiToken):
+            raise exceptions.PermissionDenied(
+                "An API token cannot create tokens: create one signed in, on the API tokens screen."
+            )
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         row, secret = api_token_create(actor=request.user, **serializer.validated_data)
