@@ -59,7 +59,9 @@ def api_token_create(
         raise ValidationError({"expires_at": "The expiry must be in the future."})
     elif expires_at > now + max_lifetime():
         raise ValidationError(
-            {"expires_at": f"A token lives at most {settings.API_TOKEN_MAX_DAYS} days: choose an earlier expiry."}
+            {
+                "expires_at": f"A token lives at most {settings.API_TOKEN_MAX_DAYS} days: choose an earlier expiry."
+            }
         )
     prefix = secrets.token_hex(4)
     while ApiToken.objects.filter(prefix=prefix).exists():  # 4 bytes: collisions are rare, not impossible

@@ -28,7 +28,10 @@ def _iso(when) -> str:
 def test_a_token_cannot_create_a_token():
     alice = User.objects.create_user("alice")
     _, short = api_token_create(actor=alice, name="ci", expires_at=timezone.now() + timedelta(minutes=10))
-    for body in ({"name": "forever"}, {"name": "later", "expires_at": _iso(timezone.now() + timedelta(days=30))}):
+    for body in (
+        {"name": "forever"},
+        {"name": "later", "expires_at": _iso(timezone.now() + timedelta(days=30))},
+    ):
         response = _bearer(short).post("/api/tokens/", body, format="json")
         assert response.status_code == 403, response.content
         error = response.json()["error"]
@@ -51,14 +54,20 @@ def test_the_session_creates_tokens_with_at_most_the_maximum_lifetime(settings):
     assert created.json()["expires_at"] is not None
 
     too_long = client.post(
-        "/api/tokens/", {"name": "too long", "expires_at": _iso(timezone.now() + timedelta(days=31))}, format="json"
+        "/api/tokens/",
+        {"name": "too long", "expires_at": _iso(timezone.now() + timedelta(days=31))},
+        format="json",
     )
     assert too_long.status_code == 400
-    assert too_long.json()["error"]["fields"]["expires_at"] == ["A token lives at most 30 days: choose an earlier expiry."]
+    assert too_long.json()["error"]["fields"]["expires_at"] == [
+        "A token lives at most 30 days: choose an earlier expiry."
+    ]
     assert client.post("/api/tokens/", {"name": "null", "expires_at": None}, format="json").status_code == 201
     assert ApiToken.objects.get(name="null").expires_at is not None
     ok = client.post(
-        "/api/tokens/", {"name": "a week", "expires_at": _iso(timezone.now() + timedelta(days=7))}, format="json"
+        "/api/tokens/",
+        {"name": "a week", "expires_at": _iso(timezone.now() + timedelta(days=7))},
+        format="json",
     )
     assert ok.status_code == 201
     assert not ApiToken.objects.filter(name="too long").exists()
