@@ -100,7 +100,9 @@ def test_full_sync_builds_the_inventory(scripted, admin_user, django_user_model)
 
 
 def test_a_second_identical_full_sync_writes_no_rows(scripted, admin_user):
-    call_command("demo", scale=0.02, verbosity=0)  # a bigger, realistic neighbour in the same tables
+    call_command(
+        "demo", scale=0.02, verbosity=0, password="demo-admin-test-pw"
+    )  # a bigger, realistic neighbour in the same tables
     directory = Integration.objects.get(name="Corporate Directory")
     before = inventory(directory)
     written = rows_written()

@@ -1,5 +1,8 @@
 """Load the demo organisation: an admin, people, groups, workflows and synced integrations.
 
+The admin's password defaults to ``admin`` (``--password`` or ``DEMO_ADMIN_PASSWORD`` change
+it); with ``DEBUG`` off the command refuses to create an admin with that default password.
+
 Idempotent: running it again changes nothing that is already there (use --resync to
 sync the integrations again).
 """
@@ -46,12 +49,19 @@ def _matches(value, test: dict) -> bool:
     return False
 
 
+DEFAULT_ADMIN_PASSWORD = "admin"
+
+
 class Command(BaseCommand):
     help = "Load the demo organisation (idempotent) and print the admin login."
 
     def add_arguments(self, parser):
         parser.add_argument("--file", default=str(ORGANISATION), help="Organisation file (JSON).")
-        parser.add_argument("--password", default=os.environ.get("DEMO_ADMIN_PASSWORD", "admin"))
+        parser.add_argument(
+            "--password",
+            default=os.environ.get("DEMO_ADMIN_PASSWORD", DEFAULT_ADMIN_PASSWORD),
+            help=f"Password of the admin when it is created (default {DEFAULT_ADMIN_PASSWORD!r}, only with DEBUG on).",
+        )
         parser.add_argument(
             "--people-password",
             default=os.environ.get("DEMO_PEOPLE_PASSWORD", "demo"),
@@ -70,6 +80,15 @@ class Command(BaseCommand):
         except (OSError, json.JSONDecodeError) as exc:
             raise CommandError(f"cannot read the organisation file {file}: {exc}") from None
         User = get_user_model()
+        if (
+            password == DEFAULT_ADMIN_PASSWORD
+            and not settings.DEBUG
+            and not User.objects.filter(username=org["admin"]["username"]).exists()
+        ):
+            raise CommandError(
+                f"refusing to create the admin {org['admin']['username']!r} with the password "
+                f"{DEFAULT_ADMIN_PASSWORD!r} while DEBUG is off: pass --password or set DEMO_ADMIN_PASSWORD."
+            )
         admin, created = User.objects.get_or_create(
             username=org["admin"]["username"],
             defaults={**org["admin"], "is_staff": True, "is_superuser": True},
