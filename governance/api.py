@@ -4,7 +4,8 @@ The domain builds its endpoints on these (``integrations/api``); nothing here kn
 
 - Authentication: the browser's session, or a personal API token sent as
   ``Authorization: Bearer <token>`` (see :mod:`governance.tokens`). A missing, malformed,
-  unknown, expired or revoked token answers 401.
+  unknown, expired or revoked token answers 401; an address with too many failed tokens gets 429
+  for every token until its window ends (``token_failure`` rate). Only a session creates tokens.
 - Throttling: per token (``token`` rate), per signed-in user (``user``), per client address
   for anonymous calls (``anon``); 429 with ``Retry-After``. Rates live in
   ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]``.

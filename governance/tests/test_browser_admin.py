@@ -41,7 +41,9 @@ def test_admin_journey_in_chromium(live_server, signed_in: Page):
     expect(rows).to_have_count(6)
     icon = page.locator("#result_list tbody tr img").first
     expect(icon).to_be_visible()
-    assert page.evaluate("img => img.naturalWidth", icon.element_handle()) > 0  # the connector's icon loads
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=icon.element_handle()
+    )  # it loads
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "admin-integrations.png"), full_page=True)
 

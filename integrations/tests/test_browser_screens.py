@@ -55,7 +55,7 @@ def test_admin_journeys(live_server, admin_page: Page):
     expect(page.locator("table tbody tr")).to_have_count(5)
     icon = page.locator("table tbody tr img").first
     expect(icon).to_be_visible()
-    assert page.evaluate("img => img.naturalWidth", icon.element_handle()) > 0
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=icon.element_handle())
     shot(page, "integrations")
 
     # Add an integration: a bad connection is refused with the connector's error, a good one syncs.
