@@ -23,6 +23,7 @@ DEMO_CONFIG = {
 
 # The demo admin's password in tests: they run with DEBUG off, where the demo refuses "admin".
 DEMO_ADMIN_PASSWORD = "demo-admin-test-pw"
+DEMO_PEOPLE_PASSWORD = "demo-people-test-pw"
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 from playwright.sync_api import Page, expect
 
-from conftest import DEMO_ADMIN_PASSWORD, DEMO_CONFIG
+from conftest import DEMO_ADMIN_PASSWORD, DEMO_CONFIG, DEMO_PEOPLE_PASSWORD
 from governance.models import AuditEvent, User
 from integrations import services
 from integrations.models import Integration
@@ -16,7 +16,9 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 @pytest.fixture
 def signed_in(live_server, page: Page, transactional_db):
-    call_command("demo", scale=0.05, verbosity=0, password=DEMO_ADMIN_PASSWORD)
+    call_command(
+        "demo", scale=0.05, verbosity=0, password=DEMO_ADMIN_PASSWORD, people_password=DEMO_PEOPLE_PASSWORD
+    )
     page.goto(live_server.url + "/admin/")
     expect(page).to_have_url(live_server.url + "/admin/login/?next=/admin/")
     page.fill("#id_username", "admin")

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from playwright.sync_api import Page, expect
 
-from conftest import DEMO_ADMIN_PASSWORD
+from conftest import DEMO_ADMIN_PASSWORD, DEMO_PEOPLE_PASSWORD
 from governance.models import User
 from integrations.models import AccessRequest, Integration, Resource, Role, Rule
 from integrations.selectors import effective_settings, requestable_roles
@@ -37,7 +37,9 @@ def test_production_sends_hsts_and_a_csp_without_inline_scripts(client):
 
 
 def test_every_screen_passes_the_csp_in_chromium(live_server, page: Page):
-    call_command("demo", scale=0.05, verbosity=0, password=DEMO_ADMIN_PASSWORD)
+    call_command(
+        "demo", scale=0.05, verbosity=0, password=DEMO_ADMIN_PASSWORD, people_password=DEMO_PEOPLE_PASSWORD
+    )
     admin = User.objects.get(username="admin")
     role = requestable_roles().filter(integration__name="Corporate Directory").first()
     dorothy = User.objects.get(username="dorothy")

@@ -7,7 +7,7 @@ import pytest
 from django.core.management import call_command
 from playwright.sync_api import Page, expect
 
-from conftest import DEMO_ADMIN_PASSWORD, DEMO_CONFIG
+from conftest import DEMO_ADMIN_PASSWORD, DEMO_CONFIG, DEMO_PEOPLE_PASSWORD
 from governance.models import AuditEvent, User
 from integrations.models import Integration, Resource, Role, Rule
 
@@ -36,7 +36,9 @@ def assert_clear_of_header(page: Page, toast) -> None:
 
 @pytest.fixture
 def admin_page(live_server, page: Page):
-    call_command("demo", scale=0.05, verbosity=0, password=DEMO_ADMIN_PASSWORD)
+    call_command(
+        "demo", scale=0.05, verbosity=0, password=DEMO_ADMIN_PASSWORD, people_password=DEMO_PEOPLE_PASSWORD
+    )
     page.set_viewport_size({"width": 1440, "height": 900})
     page.goto(live_server.url + "/")
     expect(page).to_have_url(live_server.url + "/login/?next=/")

@@ -100,7 +100,7 @@ def test_a_demo_employee_requests_access_and_her_manager_approves(
     assert Permission.objects.filter(role=role, request=access, ended_at=None, source="portal").exists()
 
 
-def test_demo_refuses_the_default_admin_password_when_debug_is_off(db, settings, tmp_path):
+def test_demo_refuses_its_default_passwords_when_debug_is_off(db, settings, tmp_path):
     settings.VAR_DIR = tmp_path
     settings.DEBUG = False
     with pytest.raises(CommandError) as refused:
@@ -110,5 +110,11 @@ def test_demo_refuses_the_default_admin_password_when_debug_is_off(db, settings,
     assert not User.objects.exists()  # nothing half-loaded
     with pytest.raises(CommandError):
         call_command("demo", scale=0.02, verbosity=0, password="admin")  # explicitly: still the default
-    call_command("demo", scale=0.02, verbosity=0, password="a-real-secret-9")
+    with pytest.raises(CommandError) as refused:  # the people's default password is refused too
+        call_command("demo", scale=0.02, verbosity=0, password="a-real-secret-9")
+    assert "DEMO_PEOPLE_PASSWORD" in str(refused.value)
+    call_command(
+        "demo", scale=0.02, verbosity=0, password="a-real-secret-9", people_password="people-secret-9"
+    )
     assert User.objects.get(username="admin").check_password("a-real-secret-9")
+    assert User.objects.get(username="dorothy").check_password("people-secret-9")
