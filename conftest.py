@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,11 @@ DEMO_CONFIG = {
     "memberships": 2,
     "seed": 3,
 }
+
+
+# The demo admin's password in tests: they run with DEBUG off, where the demo refuses "admin".
+DEMO_ADMIN_PASSWORD = "demo-admin-test-pw"
+DEMO_PEOPLE_PASSWORD = "demo-people-test-pw"
 
 
 @pytest.fixture
@@ -65,6 +71,34 @@ def portal_process(transactional_db, tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture
+def web_server(portal_process, tmp_path):
+    """``start(env) -> base URL``: a gunicorn server of the portal on the test database (see portal_process),
+    with ``env`` as its whole environment besides the test settings; waits until it serves the sign-in page."""
+    import httpx
+
+    from connectors.testing import free_port
+
+    def start(env: dict[str, str]) -> str:
+        port = free_port()
+        args = ["gunicorn", "governance.wsgi", "--bind", f"127.0.0.1:{port}",
+                "--workers", "1", "--threads", "4", "--worker-class", "gthread"]  # fmt: skip
+        proc = portal_process(f"gunicorn-{port}", args, env)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, (tmp_path / f"gunicorn-{port}.log").read_text()
+            try:
+                if httpx.get(f"{url}/login/", timeout=2).status_code == 200:
+                    return url
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"{url} did not start"
+            time.sleep(0.2)
+
+    return start
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ The domain builds its endpoints on these (``integrations/api``); nothing here kn
 
 - Authentication: the browser's session, or a personal API token sent as
   ``Authorization: Bearer <token>`` (see :mod:`governance.tokens`). A missing, malformed,
-  unknown, expired or revoked token answers 401.
+  unknown, expired or revoked token answers 401; an address with too many failed tokens gets 429
+  for every token until its window ends (``token_failure`` rate). Only a session creates tokens.
 - Throttling: per token (``token`` rate), per signed-in user (``user``), per client address
   for anonymous calls (``anon``); 429 with ``Retry-After``. Rates live in
   ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]``.
@@ -281,7 +282,12 @@ class ApiTokenViewSet(
     mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
 ):
-    """The caller's own personal API tokens. DELETE revokes (the row stays, for the audit log)."""
+    """The caller's own personal API tokens. DELETE revokes (the row stays, for the audit log).
+
+    Creating one needs the browser session: a request authenticated by a token answers 403.
+    Without ``expires_at`` a token gets the longest lifetime (``API_TOKEN_MAX_DAYS``); a later
+    expiry answers 400.
+    """
 
     serializer_class = ApiTokenSerializer
     permission_classes = [IsAuthenticatedUser]
@@ -294,6 +300,10 @@ class ApiTokenViewSet(
         return ApiToken.objects.filter(user=self.request.user)
 
     def create(self, request, *args, **kwargs):
+        if isinstance(request.auth, ApiToken):
+            raise exceptions.PermissionDenied(
+                "An API token cannot create tokens: create one signed in, on the API tokens screen."
+            )
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         row, secret = api_token_create(actor=request.user, **serializer.validated_data)

@@ -1,7 +1,9 @@
 """Platform models: users, the append-only audit log, jobs."""
 
 import uuid
+from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
@@ -175,4 +177,6 @@ class ApiToken(models.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.revoked_at is None and (self.expires_at is None or self.expires_at > timezone.now())
+        # No expiry (stored by an earlier version): the longest lifetime from its creation.
+        expires_at = self.expires_at or self.created_at + timedelta(days=settings.API_TOKEN_MAX_DAYS)
+        return self.revoked_at is None and expires_at > timezone.now()

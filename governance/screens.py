@@ -22,7 +22,7 @@ class TokenForm(forms.Form):
     expires_at = forms.DateTimeField(
         required=False,
         label="Expires",
-        help_text="Empty: until revoked. In UTC.",
+        help_text="Empty: the longest allowed (API_TOKEN_MAX_DAYS, 365 days by default). In UTC.",
         input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"],
         widget=forms.DateTimeInput(attrs={"type": "datetime-local", "class": "form-control"}),
     )

@@ -22,6 +22,21 @@ Variables (all optional while ``DEBUG`` is on):
 - ``CONNECTOR_FILES_DIR``: the folder under which connections may name files (default ``var/connector-files``).
 - ``ALLOW_LINK_LOCAL_TARGETS``: allow webhooks and connections to link-local and cloud metadata
   addresses (default off).
+- ``API_RATE_TOKEN``, ``API_RATE_USER``, ``API_RATE_ANON``: API rate limits per token, per
+  signed-in browser user, per anonymous address (``1200/min``, ``1200/min``, ``60/min``).
+- ``API_RATE_TOKEN_FAILURES``: failed bearer-token authentications allowed per client address
+  (default ``20/hour``); beyond it, every bearer request from that address answers 429 with
+  ``Retry-After`` until the window ends, even with a valid token.
+- ``API_TOKEN_MAX_DAYS``: the longest lifetime of a personal API token (default 365); a token
+  created without an expiry expires after it.
+- ``LOGIN_FAILURE_LIMIT``, ``LOGIN_LOCKOUT_MINUTES``: failed sign-ins (screen and Django admin)
+  after which an account, and separately a client address, is locked out, and for how long
+  (defaults 5 and 15). django-axes keeps the attempts in the database.
+- ``NUM_PROXIES``: reverse proxies in front of the web process that append to
+  ``X-Forwarded-For`` (default 0: the connection's address is the client's).
+- ``SECURE_HSTS_SECONDS``, ``SECURE_HSTS_INCLUDE_SUBDOMAINS``: HTTP Strict Transport Security when
+  ``DEBUG`` is off (defaults one year, off). A Content-Security-Policy without inline scripts
+  is sent too when ``DEBUG`` is off.
 - ``VAR_DIR``: folder of the embedded default's SQLite file and development keys (default ``var/``).
 
 With ``DEBUG`` on and no keys set, development keys are generated once into
@@ -95,6 +110,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "governance",
     "integrations",
 ]
@@ -110,6 +126,9 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last: turns a locked-out sign-in into the "too many attempts" page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "governance.urls"
@@ -168,6 +187,14 @@ except Exception as exc:  # an unknown scheme or a malformed URL: one clear line
     raise SystemExit(f"error: CACHE_URL is not a cache URL Django understands ({exc}).") from None
 # Query options such as ?key_prefix=gov&timeout=600 are top-level settings (environ lower-cases them).
 CACHES = {"default": {key.upper(): value for key, value in _cache.items()}}
+if CACHES["default"]["BACKEND"].endswith("RedisCache"):
+    # A Redis that is down or paused must not hang requests: short socket timeouts (the API then
+    # goes on without rate limits, with a warning: governance/api_core.py). ?socket_timeout= overrides.
+    CACHES["default"]["OPTIONS"] = {
+        "socket_connect_timeout": 1,
+        "socket_timeout": 1,
+        **_cache.get("OPTIONS", {}),
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "governance.User"
@@ -199,6 +226,24 @@ WHITENOISE_USE_FINDERS = DEBUG
 # Without collectstatic (tests, a bare checkout) fall back to unhashed names instead of failing.
 WHITENOISE_MANIFEST_STRICT = False
 
+# Sign-in throttling (django-axes) on the sign-in screen and the Django admin: an account, and
+# separately a client address, is locked after LOGIN_FAILURE_LIMIT failed sign-ins for
+# LOGIN_LOCKOUT_MINUTES. Attempts are kept in the database (no cache needed).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("LOGIN_LOCKOUT_MINUTES", default=15.0) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own: per account and per address
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked.html"
+AXES_CLIENT_IP_CALLABLE = "governance.api_core.client_address"
+AXES_VERBOSE = False
+# How many reverse proxies in front of the web process append to X-Forwarded-For: 0 trusts only the
+# connection's address (REMOTE_ADDR); sign-in lockouts and the API's per-address limits use this.
+NUM_PROXIES = env.int("NUM_PROXIES", default=0)
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 
@@ -224,6 +269,26 @@ if not DEBUG:
     CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_CONTENT_TYPE_NOSNIFF = True
+    # HTTP Strict Transport Security: browsers use HTTPS only for this long (0 turns it off).
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+    SECURE_HSTS_PRELOAD = False
+    # Content-Security-Policy (django-csp): scripts and styles from this site only, no inline
+    # scripts (the screens' behaviour lives in static/js); inline style attributes are allowed.
+    CONTENT_SECURITY_POLICY = {
+        "DIRECTIVES": {
+            "default-src": ["'self'"],
+            "script-src": ["'self'"],
+            "style-src": ["'self'", "'unsafe-inline'"],
+            "img-src": ["'self'", "data:"],
+            "font-src": ["'self'", "data:"],
+            "connect-src": ["'self'"],
+            "object-src": ["'none'"],
+            "base-uri": ["'self'"],
+            "form-action": ["'self'"],
+            "frame-ancestors": ["'none'"],
+        }
+    }
 
 # Celery: with no broker, tasks run in-process (the embedded default).
 CELERY_TASK_ALWAYS_EAGER = not env.str("CELERY_BROKER_URL", default="")
@@ -265,6 +330,8 @@ CELERY_BEAT_SCHEDULE = {
 }
 # Pending access requests nobody decided within this many hours expire.
 ACCESS_REQUEST_PENDING_MAX_AGE_HOURS = env.int("ACCESS_REQUEST_PENDING_MAX_AGE_HOURS", default=14 * 24)
+# The longest lifetime of a personal API token, in days (governance/tokens.py).
+API_TOKEN_MAX_DAYS = env.int("API_TOKEN_MAX_DAYS", default=365)
 
 LOGGING = {
     "version": 1,
@@ -292,7 +359,11 @@ REST_FRAMEWORK = {
         "token": env.str("API_RATE_TOKEN", default="1200/min"),
         "user": env.str("API_RATE_USER", default="1200/min"),
         "anon": env.str("API_RATE_ANON", default="60/min"),
+        # Failed bearer-token authentications per client address; beyond it every token from that
+        # address answers 429 until the window ends.
+        "token_failure": env.str("API_RATE_TOKEN_FAILURES", default="20/hour"),
     },
+    "NUM_PROXIES": NUM_PROXIES,
     "DEFAULT_PAGINATION_CLASS": "governance.api_core.ApiCursorPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

@@ -4,6 +4,12 @@ A token reads ``gov_<prefix>_<secret>``: the prefix is a visible id (shown in li
 user can tell tokens apart), the secret 32 random bytes. Only the prefix and the SHA-256 of
 the whole token are stored, so a database leak yields no usable token; the token is shown
 once, when it is created.
+
+Every token expires: at most ``API_TOKEN_MAX_DAYS`` (default 365) after it is created, which is
+also the expiry of a token created without one (tokens stored without an expiry by an earlier
+version expire that long after their creation). Tokens cannot create tokens: the API refuses a
+token-authenticated creation (``governance.api``), so a short-lived or leaked token cannot mint
+a longer-lived one; a signed-in session creates them.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import hmac
 import secrets
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -29,16 +36,33 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def max_lifetime() -> timedelta:
+    """The longest lifetime of a token (``API_TOKEN_MAX_DAYS``)."""
+    return timedelta(days=settings.API_TOKEN_MAX_DAYS)
+
+
 def api_token_create(
     *, actor, name: str, expires_at: datetime | None = None, user=None
 ) -> tuple[ApiToken, str]:
-    """Create a token for ``user`` (default: the actor). Returns the token row and the token, once."""
+    """Create a token for ``user`` (default: the actor). Returns the token row and the token, once.
+
+    No expiry: the longest allowed (:func:`max_lifetime`); a later one is refused.
+    """
     user = user or actor
     name = (name or "").strip()
     if not name:
         raise ValidationError({"name": "Name the token (what it is for)."})
-    if expires_at is not None and expires_at <= timezone.now():
+    now = timezone.now()
+    if expires_at is None:
+        expires_at = now + max_lifetime()
+    elif expires_at <= now:
         raise ValidationError({"expires_at": "The expiry must be in the future."})
+    elif expires_at > now + max_lifetime():
+        raise ValidationError(
+            {
+                "expires_at": f"A token lives at most {settings.API_TOKEN_MAX_DAYS} days: choose an earlier expiry."
+            }
+        )
     prefix = secrets.token_hex(4)
     while ApiToken.objects.filter(prefix=prefix).exists():  # 4 bytes: collisions are rare, not impossible
         prefix = secrets.token_hex(4)
@@ -74,7 +98,8 @@ def api_token_authenticate(raw: str) -> ApiToken:
     if row.revoked_at is not None:
         raise InvalidToken("This API token was revoked.")
     now = timezone.now()
-    if row.expires_at is not None and row.expires_at <= now:
+    expires_at = row.expires_at or row.created_at + max_lifetime()
+    if expires_at <= now:
         raise InvalidToken("This API token has expired.")
     if not row.user.is_active:
         raise InvalidToken("The token's user is inactive.")

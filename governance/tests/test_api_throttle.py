@@ -8,7 +8,6 @@ each server counts alone.
 from __future__ import annotations
 
 import os
-import socket
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -23,14 +22,8 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
 RATE = 10  # per hour: far from a window's end for the whole test (checked below)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def servers(portal_process, tmp_path):
+def servers(web_server):
     """Start gunicorn servers on the test database; returns their base URLs."""
     redis.Redis.from_url(REDIS_URL).ping()  # a missing Redis is a failure, not a skip
 
@@ -40,25 +33,7 @@ def servers(portal_process, tmp_path):
             "API_RATE_TOKEN": f"{RATE}/hour",
             **({"CACHE_URL": cache_url} if cache_url else {}),
         }
-        urls, procs = [], []
-        for _ in range(count):
-            port = _free_port()
-            args = ["gunicorn", "governance.wsgi", "--bind", f"127.0.0.1:{port}",
-                    "--workers", "1", "--threads", "4", "--worker-class", "gthread"]  # fmt: skip
-            procs.append(portal_process(f"gunicorn-{port}", args, env))
-            urls.append(f"http://127.0.0.1:{port}")
-        deadline = time.monotonic() + 60
-        for url, proc in zip(urls, procs, strict=True):
-            while True:
-                assert proc.poll() is None, (tmp_path / f"gunicorn-{url.rsplit(':', 1)[1]}.log").read_text()
-                try:
-                    if httpx.get(f"{url}/login/", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, f"{url} did not start"
-                time.sleep(0.2)
-        return urls
+        return [web_server(env) for _ in range(count)]
 
     return start
 

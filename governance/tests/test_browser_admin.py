@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 from playwright.sync_api import Page, expect
 
-from conftest import DEMO_CONFIG
+from conftest import DEMO_ADMIN_PASSWORD, DEMO_CONFIG, DEMO_PEOPLE_PASSWORD
 from governance.models import AuditEvent, User
 from integrations import services
 from integrations.models import Integration
@@ -16,11 +16,13 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 @pytest.fixture
 def signed_in(live_server, page: Page, transactional_db):
-    call_command("demo", scale=0.05, verbosity=0)
+    call_command(
+        "demo", scale=0.05, verbosity=0, password=DEMO_ADMIN_PASSWORD, people_password=DEMO_PEOPLE_PASSWORD
+    )
     page.goto(live_server.url + "/admin/")
     expect(page).to_have_url(live_server.url + "/admin/login/?next=/admin/")
     page.fill("#id_username", "admin")
-    page.fill("#id_password", "admin")
+    page.fill("#id_password", DEMO_ADMIN_PASSWORD)
     page.click("input[type=submit]")
     expect(page.get_by_role("heading", name="Power edits")).to_be_visible()
     return page
@@ -41,7 +43,9 @@ def test_admin_journey_in_chromium(live_server, signed_in: Page):
     expect(rows).to_have_count(6)
     icon = page.locator("#result_list tbody tr img").first
     expect(icon).to_be_visible()
-    assert page.evaluate("img => img.naturalWidth", icon.element_handle()) > 0  # the connector's icon loads
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=icon.element_handle()
+    )  # it loads
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "admin-integrations.png"), full_page=True)
 

@@ -7,7 +7,7 @@ import pytest
 from django.core.management import call_command
 from playwright.sync_api import Page, expect
 
-from conftest import DEMO_CONFIG
+from conftest import DEMO_ADMIN_PASSWORD, DEMO_CONFIG, DEMO_PEOPLE_PASSWORD
 from governance.models import AuditEvent, User
 from integrations.models import Integration, Resource, Role, Rule
 
@@ -36,13 +36,15 @@ def assert_clear_of_header(page: Page, toast) -> None:
 
 @pytest.fixture
 def admin_page(live_server, page: Page):
-    call_command("demo", scale=0.05, verbosity=0)
+    call_command(
+        "demo", scale=0.05, verbosity=0, password=DEMO_ADMIN_PASSWORD, people_password=DEMO_PEOPLE_PASSWORD
+    )
     page.set_viewport_size({"width": 1440, "height": 900})
     page.goto(live_server.url + "/")
     expect(page).to_have_url(live_server.url + "/login/?next=/")
     shot(page, "login")
     page.fill("#id_username", "admin")
-    page.fill("#id_password", "admin")
+    page.fill("#id_password", DEMO_ADMIN_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Integrations")).to_be_visible()
     return page
@@ -55,7 +57,7 @@ def test_admin_journeys(live_server, admin_page: Page):
     expect(page.locator("table tbody tr")).to_have_count(5)
     icon = page.locator("table tbody tr img").first
     expect(icon).to_be_visible()
-    assert page.evaluate("img => img.naturalWidth", icon.element_handle()) > 0
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=icon.element_handle())
     shot(page, "integrations")
 
     # Add an integration: a bad connection is refused with the connector's error, a good one syncs.

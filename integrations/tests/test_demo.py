@@ -2,7 +2,8 @@
 
 import pytest
 from django.contrib import admin
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
+from django.http import HttpRequest
 from django.urls import reverse
 
 from governance.models import AuditEvent, User
@@ -21,6 +22,7 @@ def _counts():
 @pytest.fixture
 def demo(db, settings, tmp_path):
     settings.VAR_DIR = tmp_path  # the demo application keeps what the portal provisions under it
+    settings.DEBUG = True  # as scripts/demo.sh runs it: the admin gets the password "admin"
     call_command("demo", scale=0.5, verbosity=0)
 
 
@@ -78,7 +80,7 @@ def test_a_demo_employee_requests_access_and_her_manager_approves(
     from integrations.models import AccessRequest
     from integrations.selectors import effective_settings, requestable_roles
 
-    assert client.login(username="dorothy", password="demo")
+    assert client.login(request=HttpRequest(), username="dorothy", password="demo")
     home = client.get("/")
     assert home.status_code == 302 and home.url == "/request/"  # she owns nothing: she requests access
     role = requestable_roles().filter(integration__name="Corporate Directory").first()
@@ -87,10 +89,32 @@ def test_a_demo_employee_requests_access_and_her_manager_approves(
     access = AccessRequest.objects.get(role=role, beneficiary__username="dorothy")
     assert filed.status_code == 302 and access.status == "pending"
 
-    assert client.login(username="annie", password="demo")  # her manager: "Manager approval"
+    assert client.login(
+        request=HttpRequest(), username="annie", password="demo"
+    )  # her manager: "Manager approval"
     assert f"/requests/{access.pk}/" in client.get("/approvals/").content.decode()
     with django_capture_on_commit_callbacks(execute=True):
         client.post(f"/requests/{access.pk}/approve", {"comment": "ok"})
     access.refresh_from_db()
     assert access.status == "granted", access.error
     assert Permission.objects.filter(role=role, request=access, ended_at=None, source="portal").exists()
+
+
+def test_demo_refuses_its_default_passwords_when_debug_is_off(db, settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    settings.DEBUG = False
+    with pytest.raises(CommandError) as refused:
+        call_command("demo", scale=0.02, verbosity=0)
+    message = str(refused.value)
+    assert "refusing" in message and "DEBUG is off" in message and "--password" in message
+    assert not User.objects.exists()  # nothing half-loaded
+    with pytest.raises(CommandError):
+        call_command("demo", scale=0.02, verbosity=0, password="admin")  # explicitly: still the default
+    with pytest.raises(CommandError) as refused:  # the people's default password is refused too
+        call_command("demo", scale=0.02, verbosity=0, password="a-real-secret-9")
+    assert "DEMO_PEOPLE_PASSWORD" in str(refused.value)
+    call_command(
+        "demo", scale=0.02, verbosity=0, password="a-real-secret-9", people_password="people-secret-9"
+    )
+    assert User.objects.get(username="admin").check_password("a-real-secret-9")
+    assert User.objects.get(username="dorothy").check_password("people-secret-9")

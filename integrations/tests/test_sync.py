@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
-from conftest import DEMO_CONFIG
+from conftest import DEMO_ADMIN_PASSWORD, DEMO_CONFIG, DEMO_PEOPLE_PASSWORD
 from governance.jobs import job_cancel
 from governance.models import AuditEvent, Job
 from integrations import services
@@ -100,7 +100,10 @@ def test_full_sync_builds_the_inventory(scripted, admin_user, django_user_model)
 
 
 def test_a_second_identical_full_sync_writes_no_rows(scripted, admin_user):
-    call_command("demo", scale=0.02, verbosity=0)  # a bigger, realistic neighbour in the same tables
+    # A bigger, realistic neighbour in the same tables.
+    call_command(
+        "demo", scale=0.02, verbosity=0, password=DEMO_ADMIN_PASSWORD, people_password=DEMO_PEOPLE_PASSWORD
+    )
     directory = Integration.objects.get(name="Corporate Directory")
     before = inventory(directory)
     written = rows_written()

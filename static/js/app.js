@@ -1,4 +1,7 @@
 // The portal's small behaviours: toasts fade out, destructive forms ask first.
+// Every script of the screens lives in static files like this one: the Content-Security-Policy
+// forbids inline <script> blocks and on...= attributes, so templates mark elements with data-*
+// attributes and the listeners below act on them.
 (function () {
   function hideToasts(root) {
     (root || document).querySelectorAll(".toast[data-autohide]").forEach(function (el) {
@@ -44,6 +47,10 @@
     if (evt.target.matches(".approver-kind")) {
       evt.target.closest(".approver-row").dataset.kind = evt.target.value;
     }
+  });
+  // <input data-select-on-click>: a click selects the whole value (a token shown once, to copy).
+  document.addEventListener("click", function (evt) {
+    if (evt.target.matches && evt.target.matches("[data-select-on-click]")) evt.target.select();
   });
   // Select-all checkbox of bulk tables.
   document.addEventListener("change", function (evt) {

@@ -1,5 +1,9 @@
 """Load the demo organisation: an admin, people, groups, workflows and synced integrations.
 
+The admin's password defaults to ``admin`` (``--password`` or ``DEMO_ADMIN_PASSWORD`` change
+it), the demo people's ``demo`` (``--people-password``, ``DEMO_PEOPLE_PASSWORD``); with ``DEBUG``
+off the command refuses to create accounts with these default passwords.
+
 Idempotent: running it again changes nothing that is already there (use --resync to
 sync the integrations again).
 """
@@ -46,16 +50,24 @@ def _matches(value, test: dict) -> bool:
     return False
 
 
+DEFAULT_ADMIN_PASSWORD = "admin"
+DEFAULT_PEOPLE_PASSWORD = "demo"
+
+
 class Command(BaseCommand):
     help = "Load the demo organisation (idempotent) and print the admin login."
 
     def add_arguments(self, parser):
         parser.add_argument("--file", default=str(ORGANISATION), help="Organisation file (JSON).")
-        parser.add_argument("--password", default=os.environ.get("DEMO_ADMIN_PASSWORD", "admin"))
+        parser.add_argument(
+            "--password",
+            default=os.environ.get("DEMO_ADMIN_PASSWORD", DEFAULT_ADMIN_PASSWORD),
+            help=f"Password of the admin when it is created (default {DEFAULT_ADMIN_PASSWORD!r}, only with DEBUG on).",
+        )
         parser.add_argument(
             "--people-password",
-            default=os.environ.get("DEMO_PEOPLE_PASSWORD", "demo"),
-            help="Password of the demo people (set when they are created).",
+            default=os.environ.get("DEMO_PEOPLE_PASSWORD", DEFAULT_PEOPLE_PASSWORD),
+            help=f"Password of the demo people when they are created (default {DEFAULT_PEOPLE_PASSWORD!r}, only with DEBUG on).",
         )
         parser.add_argument(
             "--resync", action="store_true", help="Sync integrations that were synced before."
@@ -70,6 +82,26 @@ class Command(BaseCommand):
         except (OSError, json.JSONDecodeError) as exc:
             raise CommandError(f"cannot read the organisation file {file}: {exc}") from None
         User = get_user_model()
+        if not settings.DEBUG:  # production: no account is created with a password everyone knows
+            weak = []
+            if (
+                password == DEFAULT_ADMIN_PASSWORD
+                and not User.objects.filter(username=org["admin"]["username"]).exists()
+            ):
+                weak.append(
+                    f"the admin {org['admin']['username']!r} with the password {DEFAULT_ADMIN_PASSWORD!r} "
+                    "(pass --password or set DEMO_ADMIN_PASSWORD)"
+                )
+            usernames = [p["username"] for p in org["people"]]
+            if people_password == DEFAULT_PEOPLE_PASSWORD and User.objects.filter(
+                username__in=usernames
+            ).count() < len(usernames):
+                weak.append(
+                    f"the demo people with the password {DEFAULT_PEOPLE_PASSWORD!r} "
+                    "(pass --people-password or set DEMO_PEOPLE_PASSWORD)"
+                )
+            if weak:
+                raise CommandError(f"refusing to create {' and '.join(weak)} while DEBUG is off.")
         admin, created = User.objects.get_or_create(
             username=org["admin"]["username"],
             defaults={**org["admin"], "is_staff": True, "is_superuser": True},

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from governance.models import ApiToken, AuditEvent, Job
 from governance.tokens import api_token_create
@@ -460,7 +461,9 @@ def test_unknown_api_path_is_json_404(client_for):
 
 def test_tokens_created_once_listed_without_secret_and_private(client_for, people, tokens):
     owner = client_for("owner")
-    response = owner.post("/api/tokens/", {"name": "terraform"}, format="json")
+    session = APIClient()  # tokens are created from a signed-in session (a token may not make tokens)
+    session.force_login(people["owner"])
+    response = session.post("/api/tokens/", {"name": "terraform"}, format="json")
     assert response.status_code == 201
     secret = response.json()["token"]
     assert secret.startswith("gov_" + response.json()["prefix"] + "_")
@@ -475,8 +478,10 @@ def test_tokens_created_once_listed_without_secret_and_private(client_for, peopl
     assert owner.delete(f"/api/tokens/{admin_token.pk}/").status_code == 404
     assert ApiToken.objects.get(pk=admin_token.pk).revoked_at is None
     # Users who manage nothing still manage their own tokens.
-    assert client_for("other").post("/api/tokens/", {"name": "mine"}, format="json").status_code == 201
-    bad = owner.post("/api/tokens/", {"name": "old", "expires_at": "2000-01-01T00:00:00Z"}, format="json")
+    other = APIClient()
+    other.force_login(people["other"])
+    assert other.post("/api/tokens/", {"name": "mine"}, format="json").status_code == 201
+    bad = session.post("/api/tokens/", {"name": "old", "expires_at": "2000-01-01T00:00:00Z"}, format="json")
     assert bad.status_code == 400 and "expires_at" in bad.json()["error"]["fields"]
     assert client_for(None).get("/api/tokens/").status_code == 401
 

@@ -1,0 +1,99 @@
+"""A Redis outage does not take the API down: the rate limits fail open, with a warning in the log.
+
+A real gunicorn server of the portal with ``CACHE_URL`` pointing at a private redis-server that
+the test kills, or pauses (SIGSTOP: connections hang instead of being refused).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from connectors.testing import free_port, stop_process
+from governance.tokens import api_token_create
+
+
+@pytest.fixture
+def private_redis():
+    """``(port, process)`` of a redis-server of this test's own, which the test may stop or pause."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed (apt-get install redis-server)")
+    folder = Path(tempfile.mkdtemp(prefix="gov-cache-"))
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(folder), "--daemonize", "no", "--logfile", ""],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            redis.Redis(port=port).ping()
+            break
+        except redis.ConnectionError:
+            assert proc.poll() is None and time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.02)
+    yield port, proc
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGCONT)
+    stop_process(proc)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _get(url: str, token: str | None = None) -> tuple[httpx.Response, float]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    started = time.monotonic()
+    response = httpx.get(f"{url}/api/tokens/", headers=headers, timeout=30)
+    return response, time.monotonic() - started
+
+
+@pytest.mark.parametrize("outage", ["stopped", "paused"])
+def test_the_api_answers_while_the_cache_is_down(
+    outage, private_redis, web_server, django_user_model, tmp_path
+):
+    port, proc = private_redis
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "CACHE_URL"},
+        "CACHE_URL": f"redis://127.0.0.1:{port}/0",
+    }
+    url = web_server(env)
+    user = django_user_model.objects.create(username="scripted")
+    _, token = api_token_create(actor=user, name="terraform")
+
+    response, _ = _get(url, token)
+    assert response.status_code == 200
+    assert redis.Redis(port=port).keys("*throttle_token_*")  # counted in this Redis
+
+    if outage == "stopped":
+        stop_process(proc)
+    else:
+        os.kill(proc.pid, signal.SIGSTOP)
+    for _ in range(3):
+        response, seconds = _get(url, token)
+        assert response.status_code == 200, response.text  # not 500: the API goes on without rate limits
+        assert seconds < 5  # a paused Redis costs the socket timeout, never a hung request
+    # An unknown token is still refused, without being counted, and without a 500.
+    response, _ = _get(url, "gov_deadbeef_wrong")
+    assert response.status_code == 401 and response.json()["error"]["code"] == "authentication_failed"
+    # Anonymous calls are refused as before.
+    assert _get(url)[0].status_code == 401
+
+    log = next(tmp_path.glob("gunicorn-*.log")).read_text()
+    assert "The cache (CACHE_URL) is unavailable, rate limiting is skipped" in log
+    assert log.count("rate limiting is skipped") == 1  # once a minute, not once per request
+    assert "Traceback" not in log
+
+    if outage == "paused":  # back: counting resumes
+        os.kill(proc.pid, signal.SIGCONT)
+        assert _get(url, token)[0].status_code == 200
+        assert redis.Redis(port=port).keys("*throttle_token_*")
