@@ -27,7 +27,7 @@ from django_tables2 import RequestConfig
 from django_tables2.data import TableQuerysetData
 
 from .. import services
-from ..access import manageable_integrations, manageable_resources, manageable_roles
+from ..access import can_change_policy, manageable_integrations, manageable_resources, manageable_roles
 from ..filters import IntegrationFilter, ResourceFilter, RoleFilter
 from ..models import ApprovalStep, Permission, PrerequisitePermission, Resource, Role
 from . import tables
@@ -187,10 +187,16 @@ def prerequisites(**scope) -> QuerySet:
     )
 
 
-def policy_context(obj, *, workflow_id, effective_workflow) -> dict:
-    """The sections every object page has: its approval workflow (own and effective) and prerequisites."""
+def policy_context(obj, *, user, workflow_id, effective_workflow, settings_form=None) -> dict:
+    """The sections every object page has: its approval workflow (own and effective) and prerequisites.
+    Who may not change the object's owner and workflow (``access.can_change_policy``) sees them
+    without the means to change them (``settings_form``'s owner is shown read-only)."""
     kind = obj._meta.model_name
+    editable = can_change_policy(user, obj)
+    if settings_form is not None and not editable and "owner" in settings_form.fields:
+        settings_form.fields["owner"].disabled = True
     return {
+        "policy_editable": editable,
         "workflow_form": style_form(WorkflowForm(initial={"workflow": workflow_id})),
         "workflow_steps": workflow_steps(effective_workflow),
         "prerequisites": prerequisites(**{kind: obj}),

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from contextlib import contextmanager
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
 from governance.audit import audit_context
 
+from ..access import can_change_policy, policy_changes
 from ..catalogue import get_connector, split_secrets
 from ..models import Integration, Maintainer, Resource, Role, RoleImplication, Tag
 from ..selectors import implication_cycle
@@ -38,6 +39,20 @@ __all__ = [
 def _write(actor):
     with audit_context(actor=actor), transaction.atomic():
         yield
+
+
+def check_policy_change(actor, obj, fields: dict) -> None:
+    """Refuse a change of ``obj``'s owner or approval workflow by someone the access rule does not
+    allow (``actor`` None: the portal itself, e.g. a rule an admin wrote, applied by a sync)."""
+    if actor is None:
+        return
+    changed = policy_changes(obj, fields)
+    if changed and not can_change_policy(actor, obj):
+        what = " and ".join(name.replace("_", " ") for name in changed)
+        raise PermissionDenied(
+            f"Only admins and the integration's owner may change the {what} of {obj}; "
+            "an integration's own owner and maintainers, and a resource's owner, may not."
+        )
 
 
 def _apply(obj, fields: dict) -> None:
@@ -74,6 +89,7 @@ def integration_create(
 
 
 def integration_update(*, actor, integration: Integration, **fields) -> Integration:
+    check_policy_change(actor, integration, fields)
     if "connection_config" in fields:
         _merge_connection(integration, fields.pop("connection_config"))
     _apply(integration, fields)
@@ -103,6 +119,7 @@ def tags_for(names: Iterable[str]) -> list[Tag]:
 
 
 def _update_with_tags(actor, obj, fields: dict):
+    check_policy_change(actor, obj, fields)
     tags = fields.pop("tags", None)
     _apply(obj, fields)
     obj.full_clean()
