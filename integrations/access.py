@@ -28,7 +28,7 @@ from datetime import timedelta
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from .models import Account, Integration, Maintainer, Permission, Resource, Role
+from .models import Account, ApprovalWorkflow, Integration, Maintainer, Permission, Resource, Role
 
 
 def is_admin(user) -> bool:
@@ -107,9 +107,12 @@ def can_delete_integration(user, integration: Integration) -> bool:
     return is_admin(user)
 
 
-# The fields holding an object's owner and approval workflow, by model (attnames, as audited).
+# The field naming each object's approval workflow (attnames, as audited).
+WORKFLOW_FIELDS = {Integration: "default_workflow_id", Resource: "workflow_id", Role: "workflow_id"}
+# The fields deciding an object's owner and approval workflow, by model: also the integration's flag
+# that lets its syncs set the owners the application recommends for its resources.
 POLICY_FIELDS = {
-    Integration: ("owner_id", "default_workflow_id"),
+    Integration: ("owner_id", "default_workflow_id", "auto_assign_recommended_owners"),
     Resource: ("owner_id", "workflow_id"),
     Role: ("workflow_id",),
 }
@@ -165,8 +168,9 @@ WORKFLOW_CHANGE_WINDOW = timedelta(days=30)
 
 def self_interested(user, role: Role) -> str:
     """Why ``user`` may not be the only one to decide on access to ``role`` ('' when nothing): they own
-    or maintain the role's resource or integration, or changed the approval workflow of the role, its
-    resource or its integration in the last 30 days (read from the audit log)."""
+    or maintain the role's resource or integration, or in the last 30 days (read from the audit log)
+    changed which approval workflow the role, its resource or its integration names, or edited one of
+    those workflows."""
     from django.contrib.contenttypes.models import ContentType
 
     from governance.models import AuditEvent
@@ -183,11 +187,15 @@ def self_interested(user, role: Role) -> str:
     ).filter(Q(user=user) | Q(group__in=user.groups.all()))
     if maintains.exists():
         return "maintains the resource or integration"
-    types = ContentType.objects.get_for_models(Integration, Resource, Role)
+    types = ContentType.objects.get_for_models(Integration, Resource, Role, ApprovalWorkflow)
     changed = Q()
     for model, pk in ((Integration, integration.pk), (Resource, resource.pk), (Role, role.pk)):
-        workflow = POLICY_FIELDS[model][-1]
-        changed |= Q(object_type=types[model], object_id=str(pk), details__changes__has_key=workflow)
+        changed |= Q(
+            object_type=types[model], object_id=str(pk), details__changes__has_key=WORKFLOW_FIELDS[model]
+        )
+    # Or edited the steps of a workflow set on the role, its resource or its integration.
+    workflows = {role.workflow_id, resource.workflow_id, integration.default_workflow_id} - {None}
+    changed |= Q(object_type=types[ApprovalWorkflow], object_id__in=[str(pk) for pk in workflows])
     recent = AuditEvent.objects.filter(
         changed, actor_id=user.pk, occurred_at__gte=timezone.now() - WORKFLOW_CHANGE_WINDOW
     )

@@ -45,6 +45,13 @@ def test_a_maintainer_sees_no_delete_and_no_workflow_change(live_server, page: P
     expect(page.get_by_text("Only admins, and the owner of the integration")).to_have_count(1)
     expect(page.locator(f'form[action="/integrations/{world["mine"].pk}/workflow"]')).to_have_count(0)
     expect(page.locator("#id_owner")).to_be_disabled()
+    # Saving the settings (the owner shown read-only, not posted) keeps the owner.
+    page.locator('a[href="#settings-form"]').click()
+    page.locator("#id_name").fill("Mine renamed")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.get_by_text("Settings of Mine renamed saved.")).to_be_visible()
+    world["mine"].refresh_from_db()
+    assert world["mine"].name == "Mine renamed" and world["mine"].owner == world["owner"]
 
     # The prerequisite picker of a role offers the roles of its own integration only.
     page.goto(f"{base}/roles/{world['mine_role'].pk}/")

@@ -195,7 +195,7 @@ def test_the_integration_owner_and_workflow_are_for_admins(people, world, who):
     screen = browser(user)
     taker = people["member"] if who == "owner" else user  # away from the owner, or to themselves
     settings = {"name": mine.name, "owner": taker.pk, "read_only": "on"}
-    assert screen.post(f"/integrations/{mine.pk}/settings", settings).status_code == 403
+    screen.post(f"/integrations/{mine.pk}/settings", settings)  # the owner field is read-only: ignored
     assert screen.post(f"/integrations/{mine.pk}/workflow", {"workflow": other.pk}).status_code == 403
     client = api(user)
     assert (
@@ -209,11 +209,22 @@ def test_the_integration_owner_and_workflow_are_for_admins(people, world, who):
         assert response.status_code == 403, response.content
     mine.refresh_from_db()
     assert mine.owner == people["owner"] and mine.default_workflow == world["auto"]
-    # Other settings are still theirs to change (the owner posted unchanged).
-    same = {"name": "Mine renamed", "owner": people["owner"].pk, "read_only": "on"}
+    assert not mine.auto_assign_recommended_owners
+    # Nor may they let the syncs set owners from the application's recommendations.
+    flags = {"name": mine.name, "owner": people["owner"].pk, "read_only": "on"}
+    auto = {**flags, "auto_assign_recommended_owners": "on"}
+    screen.post(f"/integrations/{mine.pk}/settings", auto)
+    assert (
+        client.patch(
+            f"/api/integrations/{mine.pk}/", {"auto_assign_recommended_owners": True}, format="json"
+        ).status_code
+        == 403
+    )
+    # Other settings are still theirs to change (a browser posts no disabled owner field).
+    same = {"name": "Mine renamed", "read_only": "on"}
     assert screen.post(f"/integrations/{mine.pk}/settings", same).status_code == 302
     mine.refresh_from_db()
-    assert mine.name == "Mine renamed"
+    assert mine.name == "Mine renamed" and mine.owner == people["owner"]
 
 
 def test_an_admin_sets_the_integration_owner_everywhere(people, world):
@@ -237,7 +248,7 @@ def test_resource_policy_is_the_integration_owners_not_the_resource_owners(peopl
         assert screen.post(f"/roles/{role.pk}/workflow", {"workflow": other.pk}).status_code == 403
         taker = people["member"] if who == "res_owner" else people[who]
         settings = {"name": res.name, "owner": taker.pk}
-        assert screen.post(f"/resources/{res.pk}/settings", settings).status_code == 403
+        screen.post(f"/resources/{res.pk}/settings", settings)  # read-only for them: ignored
         client = api(people[who])
         assert (
             client.patch(f"/api/resources/{res.pk}/", {"workflow": other.pk}, format="json").status_code
@@ -405,3 +416,17 @@ def test_a_workflow_changed_through_a_bulk_action_counts_too(people, world):
     )
     assert self_interested(people["admin"], role) == "changed its approval workflow in the last 30 days"
     assert ApprovalWorkflow.objects.count() == 2
+
+
+def test_editing_the_workflow_a_role_uses_counts_as_changing_it(people, world):
+    from integrations.services.workflows import workflow_update
+
+    role = _requestable(world)
+    other_admin = User.objects.create_superuser("root2", "root2@example.com", "pw")
+    assert self_interested(other_admin, role) == ""
+    # The workflow Mine names (Automatic) edited by this admin: their own request waits for the owner.
+    workflow_update(actor=other_admin, workflow=world["auto"], description="Approves at once")
+    assert self_interested(other_admin, role) == "changed its approval workflow in the last 30 days"
+    request = ar.access_request_create(actor=other_admin, role=role, duration="1d", justification="me")
+    assert request.status == AccessRequest.Status.PENDING
+    assert request.steps[0]["approvers"][0]["users"] == [people["owner"].pk]
