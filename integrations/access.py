@@ -25,8 +25,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.contrib.contenttypes.models import ContentType
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+
+from governance.models import AuditEvent
 
 from .models import Account, ApprovalWorkflow, Integration, Maintainer, Permission, Resource, Role
 
@@ -171,10 +174,6 @@ def self_interested(user, role: Role) -> str:
     or maintain the role's resource or integration, or in the last 30 days (read from the audit log)
     changed which approval workflow the role, its resource or its integration names, or edited one of
     those workflows."""
-    from django.contrib.contenttypes.models import ContentType
-
-    from governance.models import AuditEvent
-
     if user is None or user.pk is None:
         return ""
     resource, integration = role.resource, role.integration

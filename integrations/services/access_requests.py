@@ -159,7 +159,7 @@ def _entry_users(approver: Approver, role: Role, requester) -> tuple[bool, list[
     return False, [manager.pk] if manager else [], f"Manager ({manager or 'none'})"
 
 
-def _snapshot(rule, role: Role, requester, beneficiary) -> list[dict]:
+def _snapshot(rule, role: Role, requester, beneficiary, prerequisites=()) -> list[dict]:
     """The rule's steps with who may approve each entry; nobody approves a request for themselves.
 
     Separation of duties: when the beneficiary owns or maintains the role (its resource or
@@ -168,7 +168,8 @@ def _snapshot(rule, role: Role, requester, beneficiary) -> list[dict]:
     the requester), so a person other than the beneficiary always approves.
     """
     me = {requester.pk, beneficiary.pk}
-    interested = self_interested(beneficiary, role)
+    # The prerequisites are granted with the role: owning or maintaining one of them counts too.
+    interested = next(filter(None, (self_interested(beneficiary, r) for r in (role, *prerequisites))), "")
     admins = None
     steps = []
     for step in rule.steps.order_by("position").prefetch_related("approvers__user", "approvers__group"):
@@ -308,8 +309,8 @@ def access_request_create(
                 "duration": f"No rule of the workflow {workflow.name} accepts this request; try a shorter duration."
             }
         )
-    steps = _snapshot(rule, role, actor, beneficiary)
     prerequisites = missing_prerequisites(role, beneficiary)
+    steps = _snapshot(rule, role, actor, beneficiary, prerequisites)
     foreign = [r for r in prerequisites if r.integration_id != role.integration_id]
     if foreign:
         raise ValidationError(

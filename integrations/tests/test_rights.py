@@ -430,3 +430,17 @@ def test_editing_the_workflow_a_role_uses_counts_as_changing_it(people, world):
     request = ar.access_request_create(actor=other_admin, role=role, duration="1d", justification="me")
     assert request.status == AccessRequest.Status.PENDING
     assert request.steps[0]["approvers"][0]["users"] == [people["owner"].pk]
+
+
+def test_owning_a_prerequisite_granted_with_the_role_counts_too(people, world):
+    """The owner of another resource of Mine requests a role whose prerequisite is a role of that resource."""
+    role = _requestable(world)
+    theirs_too = Resource.objects.create(
+        integration=world["mine"], external_id="own", name="own", owner=people["member"], requestable=True
+    )
+    needed = Role.objects.create(resource=theirs_too, external_id="own-admin", name="admin")
+    prerequisite_add(actor=people["admin"], alternatives=[needed], role=role)
+    request = ar.access_request_create(actor=people["member"], role=role, duration="1d", justification="x")
+    assert list(request.prerequisite_roles.all()) == [needed]
+    assert request.status == AccessRequest.Status.PENDING
+    assert request.steps[0]["approvers"][0]["users"] == [people["owner"].pk]
