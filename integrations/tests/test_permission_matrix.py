@@ -878,8 +878,8 @@ def endpoints() -> dict[str, tuple[str, Any]]:
 def api_methods(callback) -> set[str]:
     """The HTTP methods an API view answers (besides HEAD and OPTIONS)."""
     actions = getattr(callback, "actions", None)
-    if actions:
-        return set(actions)
+    if actions:  # DRF adds "head" to a viewset's actions once it served a GET
+        return set(actions) - {"head", "options"}
     cls = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
     return {m for m in cls.http_method_names if m not in ("head", "options") and hasattr(cls, m)}
 
