@@ -165,7 +165,9 @@ class ApiToken(models.Model):
     prefix = models.CharField(max_length=16, unique=True, editable=False)
     token_hash = models.CharField(max_length=64, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
-    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: expires API_TOKEN_MAX_DAYS after it was created.")
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="Empty: expires API_TOKEN_MAX_DAYS after it was created."
+    )
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from ..access import is_admin, manages_inventory
+from ..access import can_delete_integration, is_admin, manages_inventory
 
 
 class ManagesInventory(BasePermission):
@@ -44,3 +44,12 @@ class IsAdmin(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return is_admin(request.user)
+
+
+class CanDeleteIntegration(BasePermission):
+    """Deleting an integration: the screens' rule (``access.can_delete_integration``)."""
+
+    message = "Only admins may delete an integration."
+
+    def has_object_permission(self, request, view, obj) -> bool:
+        return getattr(view, "action", None) != "destroy" or can_delete_integration(request.user, obj)

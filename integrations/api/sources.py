@@ -36,7 +36,7 @@ PATCHABLE_DOC = """Patchable paths (others answer 400 `path_not_allowed`; `test`
 | path | value |
 |---|---|
 | `/name` | the integration's name (unique) |
-| `/owner` | `{"type": "IDENTITY", "id": "<user id or username>"}`, or `null` / `remove` for none |
+| `/owner` | `{"type": "IDENTITY", "id": "<user id or username>"}`, or `null` / `remove` for none (admins only: 403 otherwise) |
 | `/connectorAttributes/filterString` | a filter string: objects of every type that match are excluded |
 | `/connectorAttributes/<type>.filterString` | a filter for one object type, e.g. `group.filterString` |
 | `/connectorAttributes/stateful` | `true` for delta syncs, when the connector supports them |

@@ -41,7 +41,7 @@ from ..services import rules as rule_services
 from ..services import workflows as workflow_services
 from ..services.sync import sync_start
 from . import serializers as s
-from .permissions import AdminForWrites, ManagesInventory
+from .permissions import AdminForWrites, CanDeleteIntegration, ManagesInventory
 
 FIELDS_PARAM = OpenApiParameter(
     "fields",
@@ -117,8 +117,8 @@ class IntegrationViewSet(
     serializer_class = s.IntegrationSerializer
     queryset = Integration.objects.none()
     filterset_class = IntegrationFilter
-    permission_classes = [IsAuthenticatedUser, ManagesInventory, AdminForWrites]
-    admin_actions = {"create", "destroy"}
+    permission_classes = [IsAuthenticatedUser, ManagesInventory, AdminForWrites, CanDeleteIntegration]
+    admin_actions = {"create"}
 
     def scoped(self, user):
         return manageable_integrations(user).prefetch_related("maintainers")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -165,7 +165,7 @@ def bulk_apply_view(request):
             toast(request, f"Changing {len(selected):,} {target} in the background.")
             return redirect("integrations:job", pk=job.pk)
         changed = bulk_apply(actor=request.user, target=target, ids=selected, changes=changes)
-    except (ValidationError, ValueError) as exc:
+    except (ValidationError, ValueError, PermissionDenied) as exc:
         toast(request, " ".join(getattr(exc, "messages", [str(exc)])), "error")
         return redirect(back)
     toast(request, f"{changed:,} of {len(selected):,} {target} changed.")

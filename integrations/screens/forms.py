@@ -145,11 +145,18 @@ class MaintainerForm(forms.Form):
 
 
 class PrerequisiteForm(forms.Form):
+    """``roles``: the roles that may be chosen (``access.prerequisite_roles`` of the user and scope)."""
+
     alternatives = forms.ModelMultipleChoiceField(
-        queryset=Role.objects.all(),
+        queryset=Role.objects.none(),
         label="Roles (any one satisfies the prerequisite)",
         error_messages={"required": "Choose at least one role."},
     )
+
+    def __init__(self, *args, roles=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if roles is not None:
+            self.fields["alternatives"].queryset = roles
 
 
 class TagsField(forms.CharField):

@@ -14,7 +14,12 @@ from django.views.decorators.http import require_POST
 from governance.models import AuditEvent, Job
 
 from .. import catalogue, services
-from ..access import is_admin, manageable_resources
+from ..access import (
+    can_delete_integration,
+    is_admin,
+    manageable_resources,
+    prerequisite_roles,
+)
 from ..models import Account, Integration, Maintainer, Permission, PrerequisitePermission, Resource, Role
 from ..services.prerequisites import prerequisite_add, prerequisite_remove
 from .common import add_errors, get_managed, manages_integrations, require_admin, style_form, toast
@@ -107,15 +112,17 @@ def integration_context(request, integration: Integration, **extra) -> dict:
         deletion_job = (
             Job.objects.filter(kind="delete", integration_id=integration.pk).order_by("-created_at").first()
         )
+    settings_form = style_form(
+        IntegrationSettingsForm(initial=IntegrationSettingsForm.initial_for(integration))
+    )
     return {
         "integration": integration,
         "deletion_job": deletion_job,
         "nav": "integrations",
         "counts": counts,
         "flags": [(FLAG_LABELS[f], getattr(integration, f)) for f in FLAG_FIELDS],
-        "settings_form": style_form(
-            IntegrationSettingsForm(initial=IntegrationSettingsForm.initial_for(integration))
-        ),
+        "settings_form": settings_form,
+        "can_delete": can_delete_integration(request.user, integration),
         "connection_form": style_form(_connection_form(integration, [k for k, _ in secrets])),
         "spec": spec,
         "secrets": secrets,
@@ -128,6 +135,8 @@ def integration_context(request, integration: Integration, **extra) -> dict:
         "resource_filter": resource_filter,
         **policy_context(
             integration,
+            user=request.user,
+            settings_form=settings_form,
             workflow_id=integration.default_workflow_id,
             effective_workflow=integration.default_workflow,
         ),
@@ -209,7 +218,7 @@ def scope_url(kind: str, obj) -> str:
 @require_POST
 def prerequisite_create(request, kind: str, pk: int):
     obj = scope_of(kind, pk, request)
-    form = PrerequisiteForm(request.POST)
+    form = PrerequisiteForm(request.POST, roles=prerequisite_roles(request.user, obj))
     if form.is_valid():
         try:
             prerequisite_add(
@@ -280,6 +289,8 @@ def integration_sync_cancel(request, pk: int):
 @login_required
 def integration_delete(request, pk: int):
     integration = _integration(request, pk)
+    if not can_delete_integration(request.user, integration):
+        raise PermissionDenied("Only admins may delete an integration.")
     counts = {
         "resources": Resource.objects.filter(integration=integration).count(),
         "roles": Role.objects.filter(integration=integration).count(),

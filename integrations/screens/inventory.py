@@ -108,6 +108,7 @@ def resource_context(request, resource: Resource, **extra) -> dict:
         users=Count("account__user", distinct=True),
     )
     effective = effective_settings(resource)
+    settings_form = style_form(ResourceSettingsForm(initial=ResourceSettingsForm.initial_for(resource)))
     return {
         "resource": resource,
         "integration": resource.integration,
@@ -115,11 +116,17 @@ def resource_context(request, resource: Resource, **extra) -> dict:
         "effective": effective,
         "roles": [(r, grants[r.pk]) for r in roles],
         "stats": stats,
-        "settings_form": style_form(ResourceSettingsForm(initial=ResourceSettingsForm.initial_for(resource))),
+        "settings_form": settings_form,
         "maintainers": Maintainer.objects.filter(resource=resource).select_related("user", "group"),
         "maintainer_form": style_form(MaintainerForm()),
         "events": AuditEvent.objects.filter(object_type__model="resource", object_id=str(resource.pk))[:10],
-        **policy_context(resource, workflow_id=resource.workflow_id, effective_workflow=effective.workflow),
+        **policy_context(
+            resource,
+            user=request.user,
+            settings_form=settings_form,
+            workflow_id=resource.workflow_id,
+            effective_workflow=effective.workflow,
+        ),
         **extra,
     }
 
@@ -174,7 +181,9 @@ def role_context(request, role: Role, **extra) -> dict:
         "grants": grants_for([role.pk])[role.pk],
         "settings_form": style_form(RoleSettingsForm(initial=RoleSettingsForm.initial_for(role))),
         "holders": table,
-        **policy_context(role, workflow_id=role.workflow_id, effective_workflow=effective.workflow),
+        **policy_context(
+            role, user=request.user, workflow_id=role.workflow_id, effective_workflow=effective.workflow
+        ),
         **extra,
     }
 
@@ -196,6 +205,9 @@ def role_options(request):
     require_manager(request)
     q = request.GET.get("q", "").strip()
     roles = manageable_roles(request.user).filter(removed_at=None).select_related("resource", "integration")
+    integration = request.GET.get("integration", "")
+    if integration.isdigit() and len(integration) < 19:  # a prerequisite picker: that integration's roles
+        roles = roles.filter(integration_id=int(integration))
     if q:
         roles = roles.filter(Q(name__icontains=q) | Q(resource__name__icontains=q))
     return render(

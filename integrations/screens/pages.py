@@ -27,7 +27,7 @@ from django_tables2 import RequestConfig
 from django_tables2.data import TableQuerysetData
 
 from .. import services
-from ..access import manageable_integrations, manageable_resources, manageable_roles
+from ..access import can_change_policy, manageable_integrations, manageable_resources, manageable_roles
 from ..filters import IntegrationFilter, ResourceFilter, RoleFilter
 from ..models import ApprovalStep, Permission, PrerequisitePermission, Resource, Role
 from . import tables
@@ -187,10 +187,32 @@ def prerequisites(**scope) -> QuerySet:
     )
 
 
-def policy_context(obj, *, workflow_id, effective_workflow) -> dict:
-    """The sections every object page has: its approval workflow (own and effective) and prerequisites."""
+# Settings fields that decide an object's owner (``access.POLICY_FIELDS``), as the settings forms name them.
+POLICY_FORM_FIELDS = ("owner", "auto_assign_recommended_owners")
+
+
+def lock_policy_fields(form, user, obj) -> bool:
+    """Show the owner fields of ``obj``'s settings form read-only to who may not change them
+    (``access.can_change_policy``): disabled, so a posted value is ignored for the stored one.
+    Returns whether ``user`` may change them."""
+    if can_change_policy(user, obj):
+        return True
+    for name in POLICY_FORM_FIELDS:
+        if name in form.fields:
+            form.fields[name].disabled = True
+            form.fields[name].initial = getattr(obj, "owner_id" if name == "owner" else name)
+    return False
+
+
+def policy_context(obj, *, user, workflow_id, effective_workflow, settings_form=None) -> dict:
+    """The sections every object page has: its approval workflow (own and effective) and prerequisites.
+    Who may not change the object's owner and workflow sees them without the means to change them."""
     kind = obj._meta.model_name
+    editable = can_change_policy(user, obj)
+    if settings_form is not None:
+        lock_policy_fields(settings_form, user, obj)
     return {
+        "policy_editable": editable,
         "workflow_form": style_form(WorkflowForm(initial={"workflow": workflow_id})),
         "workflow_steps": workflow_steps(effective_workflow),
         "prerequisites": prerequisites(**{kind: obj}),
@@ -234,6 +256,7 @@ class ObjectPage:
         form_name: str | None = None,
         form_kwargs: Callable[[Any], dict] | None = None,
         rename: dict[str, str] | None = None,
+        prepare: Callable[[Any, Any, Any], Any] | None = None,
     ):
         """The view of a section's form (POST only). Valid: ``save(actor, obj, cleaned_data)`` (a service),
         a toast (``message``, formatted with ``obj``), back to the section. Invalid or refused by the
@@ -244,6 +267,8 @@ class ObjectPage:
         def view(request, pk: int):
             obj = self.get(request, pk)
             form = style_form(form_class(request.POST, **(form_kwargs(obj) if form_kwargs else {})))
+            if prepare is not None:  # ``prepare(form, user, obj)``, before validation
+                prepare(form, request.user, obj)
             if form.is_valid():
                 try:
                     save(request.user, obj, form.cleaned_data)
@@ -273,6 +298,7 @@ class ObjectPage:
             "settings",
             save=lambda actor, obj, data: update(actor, obj, **data),
             message="Settings of {obj.name} saved.",
+            prepare=lock_policy_fields,
         )
         workflow = self.section(
             WorkflowForm,

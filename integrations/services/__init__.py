@@ -11,12 +11,12 @@ import json
 from collections.abc import Iterable
 from contextlib import contextmanager
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
 from governance.audit import audit_context
 
-from ..access import is_admin
+from ..access import can_change_policy, is_admin, policy_changes
 from ..catalogue import env_reference, get_connector, split_secrets
 from ..models import Integration, Maintainer, Resource, Role, RoleImplication, Tag
 from ..selectors import implication_cycle
@@ -45,6 +45,20 @@ def _write(actor):
         yield
 
 
+def check_policy_change(actor, obj, fields: dict) -> None:
+    """Refuse a change of ``obj``'s owner or approval workflow by someone the access rule does not
+    allow (``actor`` None: the portal itself, e.g. a rule an admin wrote, applied by a sync)."""
+    if actor is None:
+        return
+    changed = policy_changes(obj, fields)
+    if changed and not can_change_policy(actor, obj):
+        what = " and ".join(name.replace("_", " ") for name in changed)
+        raise PermissionDenied(
+            f"Only admins and the integration's owner may change the {what} of {obj}; "
+            "an integration's own owner and maintainers, and a resource's owner, may not."
+        )
+
+
 def _apply(obj, fields: dict) -> None:
     for name, value in fields.items():
         if not hasattr(obj, name):
@@ -63,7 +77,7 @@ def connection_merge(*, actor, integration: Integration, config, agent_changed: 
     plain, secret = split_secrets(connector, config)
     given = {k: v for k, v in secret.items() if v not in ("", None)}
     stored = integration.connection_secrets or {}
-    if not is_admin(actor):
+    if actor is not None and not is_admin(actor):  # None: the portal itself (the demo, a migration)
         for key, value in given.items():
             if env_reference(value) is not None and value != stored.get(key):
                 raise ValidationError(
@@ -119,6 +133,7 @@ def integration_create(
 
 
 def integration_update(*, actor, integration: Integration, **fields) -> Integration:
+    check_policy_change(actor, integration, fields)
     agent_changed = "agent" in fields and _pk(fields["agent"]) != integration.agent_id
     if "connection_config" in fields or agent_changed:
         config = fields.pop("connection_config", None)
@@ -165,6 +180,7 @@ def tags_for(names: Iterable[str]) -> list[Tag]:
 
 
 def _update_with_tags(actor, obj, fields: dict):
+    check_policy_change(actor, obj, fields)
     tags = fields.pop("tags", None)
     _apply(obj, fields)
     obj.full_clean()

@@ -37,7 +37,7 @@ from connectors.sdk import ConnectorError, ObjectNotFound, as_list
 from governance import audit, notifications
 from governance.audit import audit_context
 
-from ..access import can_manage, is_admin
+from ..access import can_manage, is_admin, self_interested
 from ..catalogue import runtime_config, secret_environ
 from ..durations import Duration, expires_at
 from ..models import (
@@ -159,15 +159,27 @@ def _entry_users(approver: Approver, role: Role, requester) -> tuple[bool, list[
     return False, [manager.pk] if manager else [], f"Manager ({manager or 'none'})"
 
 
-def _snapshot(rule, role: Role, requester, beneficiary) -> list[dict]:
-    """The rule's steps with who may approve each entry; nobody approves a request for themselves."""
+def _snapshot(rule, role: Role, requester, beneficiary, prerequisites=()) -> list[dict]:
+    """The rule's steps with who may approve each entry; nobody approves a request for themselves.
+
+    Separation of duties: when the beneficiary owns or maintains the role (its resource or
+    integration) or changed its approval workflow lately (``access.self_interested``), an automatic
+    approval becomes the integration owner's approval (admins' when the owner is the beneficiary or
+    the requester), so a person other than the beneficiary always approves.
+    """
     me = {requester.pk, beneficiary.pk}
+    # The prerequisites are granted with the role: owning or maintaining one of them counts too.
+    interested = next(filter(None, (self_interested(beneficiary, r) for r in (role, *prerequisites))), "")
     admins = None
     steps = []
     for step in rule.steps.order_by("position").prefetch_related("approvers__user", "approvers__group"):
         entries = []
         for approver in step.approvers.all():
             automatic, users, label = _entry_users(approver, role, requester)
+            if automatic and interested:
+                owner = role.integration.owner
+                automatic, users = False, [owner.pk] if owner else []
+                label = f"Integration owner ({owner or 'none'}), not automatic: {beneficiary} {interested}"
             users = [u for u in dict.fromkeys(users) if u not in me]
             if not automatic and not users:
                 # Nobody left to approve this entry (no owner, or only the requester): admins decide.
@@ -297,8 +309,16 @@ def access_request_create(
                 "duration": f"No rule of the workflow {workflow.name} accepts this request; try a shorter duration."
             }
         )
-    steps = _snapshot(rule, role, actor, beneficiary)
     prerequisites = missing_prerequisites(role, beneficiary)
+    steps = _snapshot(rule, role, actor, beneficiary, prerequisites)
+    foreign = [r for r in prerequisites if r.integration_id != role.integration_id]
+    if foreign:
+        raise ValidationError(
+            {
+                "role": f"{role} requires {foreign[0]}, a role of another integration; request that role "
+                "on its own first, or ask an admin to fix the prerequisite."
+            }
+        )
     with audit_context(actor=actor), transaction.atomic():
         request = AccessRequest.objects.create(
             requester=actor,
@@ -680,6 +700,11 @@ def access_request_grant(*, request_id: int, now: datetime | None = None) -> Acc
                 return request
             try:
                 roles = _roles_of(request)
+                foreign = [r for r in roles if r.integration_id != integration.pk]
+                if foreign:  # never through this integration's connector, past the other's owner and workflow
+                    raise GrantError(
+                        f"{foreign[0]} belongs to another integration: it is not granted with this request."
+                    )
                 if request.created_account and request.account_id is None:
                     # The intent was there before this attempt: an earlier one may have made the account.
                     account = _create_account(request, roles, now, recovering=creating)

@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from governance.jobs import JobRun, job_send, job_start
 from governance.models import Job
 
-from .changes import apply_changes_audited, validate_changes
+from .changes import apply_changes_audited, check_policy_actions, validate_changes
 
 BACKGROUND_THRESHOLD = 5000
 JOB_KIND = "bulk"
@@ -35,6 +35,7 @@ def bulk_start(*, actor, target: str, ids: Sequence[int], changes: dict) -> Job:
     if not ids:
         raise ValidationError("No objects are selected: nothing to change.")
     changes = validate_changes(target, changes)
+    check_policy_actions(actor, target, changes, ids)
     job = job_start(
         actor=actor, kind=JOB_KIND, params={"target": target, "ids": sorted(set(ids)), "changes": changes}
     )

@@ -14,13 +14,14 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from governance import audit
 
+from ..access import can_write_policy_rules, policy_editable
 from ..durations import normalize_durations
 from ..models import ApprovalWorkflow, Integration, Maintainer, Resource, Role
 
@@ -308,11 +309,37 @@ def apply_changes(
     return changed_total
 
 
+POLICY_ACTIONS = ("owner", "workflow")
+
+
+def check_policy_actions(actor, target: str, changes: dict, ids: Iterable[int] | None = None) -> None:
+    """Refuse a change set that sets an owner or a workflow where ``actor`` may not (``access``'s rule):
+    on ``ids`` of ``target`` (a bulk action), or on whatever a rule will match (``ids`` None). ``actor``
+    None is the portal itself applying what an admin set up."""
+    keys = [k for k in POLICY_ACTIONS if k in (changes or {})]
+    if not keys or actor is None:
+        return
+    what = " and ".join(keys)
+    if ids is None:
+        if not can_write_policy_rules(actor):
+            raise PermissionDenied(f"Only admins may write rules that set the {what}.")
+        return
+    model = model_for(target)
+    editable = policy_editable(actor, model).values("pk")
+    if model.objects.filter(pk__in=list(ids)).exclude(pk__in=editable).exists():
+        raise PermissionDenied(
+            f"You may not change the {what} of some of these {target}: only admins, and the owner of an "
+            "integration for its resources and roles, may."
+        )
+
+
 def apply_changes_audited(
     *, actor, target: str, ids: Iterable[int], changes: dict, via: str, progress=None
 ) -> int:
     """Validate and apply a change set as ``actor`` in one transaction."""
     changes = validate_changes(target, changes)
+    ids = list(ids)
+    check_policy_actions(actor, target, changes, ids)
     with audit.audit_context(actor=actor), transaction.atomic():
         return apply_changes(target=target, ids=list(ids), changes=changes, via=via, progress=progress)
 
@@ -323,6 +350,7 @@ __all__ = [
     "TARGETS",
     "apply_changes",
     "apply_changes_audited",
+    "check_policy_actions",
     "describe",
     "differs",
     "model_for",

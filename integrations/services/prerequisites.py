@@ -1,4 +1,11 @@
-"""Prerequisite permissions: access to an integration, resource or role first requires one of some roles."""
+"""Prerequisite permissions: access to an integration, resource or role first requires one of some roles.
+
+A prerequisite's roles belong to the same integration as what requires them, and the person adding
+it must manage each of them (``access.prerequisite_roles``): a prerequisite is granted with the
+request that needs it, through that request's integration, connector, owner and workflow, so a
+role of another integration would be granted past its own owner and workflow. Cross-integration
+prerequisites are therefore refused; request the other integration's role on its own.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ from django.db import transaction
 
 from governance.audit import audit_context
 
+from ..access import prerequisite_roles
 from ..models import PrerequisitePermission, Role
 
 
@@ -19,6 +27,26 @@ def prerequisite_add(*, actor, alternatives: Iterable[Role], integration=None, r
         raise ValidationError({"alternatives": "Choose at least one role."})
     if role is not None and any(r.pk == role.pk for r in alternatives):
         raise ValidationError({"alternatives": "A role cannot be its own prerequisite."})
+    scope = role or resource or integration
+    if scope is None:
+        raise ValidationError("A prerequisite is required by an integration, a resource or a role.")
+    integration_id = scope.pk if scope is integration else scope.integration_id
+    foreign = [r for r in alternatives if r.integration_id != integration_id]
+    if foreign:
+        raise ValidationError(
+            {
+                "alternatives": f"{foreign[0]} belongs to another integration: a prerequisite is granted "
+                "through the integration that requires it, so it must be one of its roles."
+            }
+        )
+    if actor is not None:
+        allowed = set(
+            prerequisite_roles(actor, scope)
+            .filter(pk__in=[r.pk for r in alternatives])
+            .values_list("pk", flat=True)
+        )
+        if any(r.pk not in allowed for r in alternatives):
+            raise ValidationError({"alternatives": "Choose only roles you manage."})
     prerequisite = PrerequisitePermission(integration=integration, resource=resource, role=role)
     prerequisite.full_clean()
     with audit_context(actor=actor), transaction.atomic():

@@ -21,7 +21,7 @@ from django.utils import timezone
 from governance import audit
 
 from ..models import Integration, Rule
-from .changes import apply_changes, differs, model_for, validate_changes
+from .changes import apply_changes, check_policy_actions, differs, model_for, validate_changes
 
 # field -> the operators it accepts
 CONDITION_FIELDS: dict[str, tuple[str, ...]] = {
@@ -263,6 +263,7 @@ def rule_create(*, actor, **fields) -> Rule:
         raise ValidationError({f: "Unknown field." for f in unknown})
     rule = Rule(**fields)
     rule.full_clean()
+    check_policy_actions(actor, rule.target, rule.actions)
     with audit.audit_context(actor=actor), transaction.atomic():
         rule.save()
     return rule
@@ -274,6 +275,7 @@ def rule_update(*, actor, rule: Rule, **fields) -> Rule:
             raise ValidationError({name: "Unknown field."})
         setattr(rule, name, value)
     rule.full_clean()
+    check_policy_actions(actor, rule.target, rule.actions)
     with audit.audit_context(actor=actor), transaction.atomic():
         rule.save()
     return rule
@@ -295,6 +297,7 @@ def rule_apply(*, actor, rule: Rule) -> int:
     if not rule.enabled:
         raise ValidationError({"enabled": "Enable the rule before applying it."})
     actions = validate_changes(rule.target, rule.actions)
+    check_policy_actions(actor, rule.target, actions)
     with audit.audit_context(actor=actor), transaction.atomic():
         matches = rule_matches(rule)
         ids = list(matches.filter(differs(rule.target, actions)).values_list("pk", flat=True).distinct())

@@ -1,4 +1,7 @@
-"""The permission matrix of the endpoints not covered by test_endpoints' inventory matrix.
+"""Response shapes and statuses of the API's list endpoints by role, and rules written by admins.
+
+The full permission matrix — every screen URL and every API endpoint, as every kind of user, the
+screens compared with the API — is ``integrations/tests/test_permission_matrix.py``.
 
 Inventory-like endpoints (workflows, rules, jobs, audit events) are for managers: 403 for
 someone who manages nothing. Tokens and access requests are everyone's own: 200 for any
