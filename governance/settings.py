@@ -99,6 +99,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "governance.inputs.BadInputMiddleware",  # no NUL in query strings and form fields
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "governance.audit.AuditMiddleware",
@@ -260,10 +261,10 @@ REST_FRAMEWORK = {
         "user": env.str("API_RATE_USER", default="1200/min"),
         "anon": env.str("API_RATE_ANON", default="60/min"),
     },
-    "DEFAULT_PAGINATION_CLASS": "governance.api_core.ApiCursorPagination",
+    "DEFAULT_PAGINATION_CLASS": "governance.paging.ApiCursorPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["governance.inputs.JSONParser"],  # bounded depth, no NUL
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "governance.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

@@ -16,11 +16,11 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from connectors.sdk import Filter, FilterError
 from governance.api import ApiError, IsAuthenticatedUser
+from governance.inputs import JSONParser
 
 from .. import services
 from ..access import manageable_integrations
@@ -50,6 +50,8 @@ The whole patch applies or nothing does."""
 
 
 class JsonPatchParser(JSONParser):
+    """The API's bounded JSON parser (depth, no NUL), for RFC 6902's media type."""
+
     media_type = PATCH_MEDIA_TYPE
 
 
@@ -112,13 +114,16 @@ SourceSchema = inline_serializer(
     },
 )
 
-PatchOperation = inline_serializer(
+# The body of a PATCH: an array of these (a component of the schema, so clients and schema-driven tests
+# generate real patches).
+PatchOperations = inline_serializer(
     "JsonPatchOperation",
     fields={
         "op": serializers.ChoiceField(choices=OPS),
         "path": serializers.CharField(),
         "value": serializers.JSONField(required=False),
     },
+    many=True,
 )
 
 
@@ -156,9 +161,7 @@ class SourceView(GenericAPIView):
         operation_id="source_patch",
         summary="Patch a source (RFC 6902 JSON Patch, SailPoint ISC-compatible)",
         description=PATCHABLE_DOC + "\n\nAlso served at `/v3/sources/{id}` for scripts written for ISC.",
-        request={
-            PATCH_MEDIA_TYPE: {"type": "array", "items": {"$ref": "#/components/schemas/JsonPatchOperation"}}
-        },
+        request={PATCH_MEDIA_TYPE: PatchOperations},
         responses={
             200: SourceSchema,
             400: OpenApiResponse(
