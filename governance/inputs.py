@@ -6,7 +6,7 @@ URLs, as the 400 page on the screens — and never reaches a place where it woul
 - **JSON** (API bodies, JSON typed into a screen's form): at most :data:`MAX_JSON_DEPTH` levels of
   arrays and objects, and no NUL character in any string or key (PostgreSQL's text and jsonb cannot
   store one). :func:`load_json` parses, :class:`JSONParser` is the API's parser.
-- **Query strings and form fields**: no NUL character (:class:`BadInputMiddleware`).
+- **Headers, query strings and form fields**: no NUL character (:class:`BadInputMiddleware`).
 - **Oversized or malformed requests** (``DATA_UPLOAD_MAX_MEMORY_SIZE``, ``DATA_UPLOAD_MAX_NUMBER_FIELDS``,
   ``BadRequest`` raised anywhere): :func:`bad_request`, the project's ``handler400``.
 - **Ids** typed or posted: :func:`parse_id` (ASCII digits that fit a bigint, nothing else).
@@ -126,13 +126,17 @@ def _has_nul(query) -> str | None:
 
 
 class BadInputMiddleware:
-    """Refuses a NUL character in the query string or a form field (400) before any view reads it:
-    no screen or filter can store or search for one, and PostgreSQL would refuse it with a 500."""
+    """Refuses a NUL character in a header, the query string or a form field (400) before any view reads
+    it: no screen, filter or token lookup can store or search for one, and PostgreSQL would refuse it
+    with a 500."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
+        for key, value in request.META.items():
+            if key.startswith("HTTP_") and isinstance(value, str) and "\x00" in value:
+                raise BadRequest(f"The header {key[5:].replace('_', '-').title()} contains a NUL character.")
         field = _has_nul(request.GET)
         if field is None and request.method == "POST":
             field = _has_nul(request.POST)  # empty unless form-encoded: JSON bodies are the parser's
