@@ -5,7 +5,8 @@ URLs, as the 400 page on the screens — and never reaches a place where it woul
 
 - **JSON** (API bodies, JSON typed into a screen's form): at most :data:`MAX_JSON_DEPTH` levels of
   arrays and objects, and no NUL character in any string or key (PostgreSQL's text and jsonb cannot
-  store one). :func:`load_json` parses, :class:`JSONParser` is the API's parser.
+  store one). :func:`load_json` parses, :class:`JSONParser` is the API's parser, :class:`BoundedJSONDecoder`
+  the decoder of the Django admin's JSON fields.
 - **Headers, query strings and form fields**: no NUL character (:class:`BadInputMiddleware`).
 - **Oversized or malformed requests** (``DATA_UPLOAD_MAX_MEMORY_SIZE``, ``DATA_UPLOAD_MAX_NUMBER_FIELDS``,
   ``BadRequest`` raised anywhere): :func:`bad_request`, the project's ``handler400``.
@@ -65,6 +66,19 @@ def load_json(text: str | bytes) -> Any:
     except RecursionError:  # deeper than the interpreter's stack: far beyond the limit
         raise InputError(f"The JSON is nested deeper than {MAX_JSON_DEPTH} levels.") from None
     return check_json(value)
+
+
+class BoundedJSONDecoder(json.JSONDecoder):
+    """``json.JSONDecoder`` with the bounds of :func:`check_json`, for Django's ``forms.JSONField``
+    (``decoder=``): JSON too deep or with a NUL is a ``JSONDecodeError``, the field's "Enter a valid JSON"."""
+
+    def decode(self, s, *args, **kwargs):
+        try:
+            return check_json(super().decode(s, *args, **kwargs))
+        except RecursionError:
+            raise json.JSONDecodeError(f"nested deeper than {MAX_JSON_DEPTH} levels", s, 0) from None
+        except InputError as exc:
+            raise json.JSONDecodeError(str(exc), s, 0) from None
 
 
 class JSONParser(parsers.JSONParser):

@@ -353,3 +353,12 @@ def test_a_ticket_the_user_may_not_see_is_404(client, pending, admin_user, integ
     assert response.status_code == 404 and list(get_messages(response.wsgi_request)) == []
     ticket.refresh_from_db()
     assert ticket.status == "open"
+
+
+def test_json_typed_into_the_admin_is_bounded(screens, integration):
+    url = f"/admin/integrations/integration/{integration.pk}/change/"
+    form = {"name": integration.name, "connection_config": "{}", "connector_attributes": "{}"}
+    for field in ("connection_config", "connector_attributes", "new_secrets"):
+        for text in (deep(5000), '{"url": "a\\u0000"}'):
+            page = screens.post(url, {**form, field: text})
+            assert page.status_code == 200 and b"errornote" in page.content, (field, text[:20])
