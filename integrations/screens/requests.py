@@ -28,6 +28,7 @@ from .common import add_errors, safe_next, style_form, toast
 from .workflows import RULES_PREFETCH, rules_summary
 
 PAGE = 50
+LONG_LIST = 200  # the most rows of the lists without pages (my requests, approvals)
 
 
 class RequestForm(forms.Form):
@@ -109,7 +110,7 @@ def my_requests(request):
     return render(
         request,
         "requests/mine.html",
-        {"nav": "mine", "requests": mine[:200], "access": access.distinct()[:200]},
+        {"nav": "mine", "requests": mine[:LONG_LIST], "access": access.distinct()[:LONG_LIST]},
     )
 
 
@@ -125,6 +126,8 @@ def approvals(request):
     )
     if not is_admin(request.user):
         tickets = tickets.filter(assignee=request.user)
+    # Bounded like every list: the oldest first, the work to do next.
+    waiting, tickets = waiting[:LONG_LIST], tickets.order_by("opened_at", "pk")[:LONG_LIST]
     return render(
         request, "requests/approvals.html", {"nav": "approvals", "waiting": waiting, "tickets": tickets}
     )

@@ -362,3 +362,17 @@ def test_json_typed_into_the_admin_is_bounded(screens, integration):
         for text in (deep(5000), '{"url": "a\\u0000"}'):
             page = screens.post(url, {**form, field: text})
             assert page.status_code == 200 and b"errornote" in page.content, (field, text[:20])
+
+
+def test_the_approvals_list_is_bounded(screens, admin_user, role, django_user_model):
+    alice = django_user_model.objects.create_user("alice")
+    rows = AccessRequest.objects.bulk_create(
+        AccessRequest(requester=alice, beneficiary=alice, role=role, integration=role.integration, duration="1d",
+                      justification="x", status="pending")
+        for _ in range(205)
+    )  # fmt: skip
+    AccessRequest.pending_approvers.through.objects.bulk_create(
+        AccessRequest.pending_approvers.through(accessrequest_id=r.pk, user_id=admin_user.pk) for r in rows
+    )
+    page = screens.get("/approvals/")
+    assert page.status_code == 200 and page.content.count(b'data-testid="approval-') == 200
