@@ -170,10 +170,22 @@ def test_every_api_operation_answers_malformed_input_without_a_500(world, settin
         if failure := _api_failure(response, what):
             failures.append(failure)
 
-    for path, method, op in _operations(schema):
+    def url_of(path):
         segment = path.strip("/").split("/")[2 if path.startswith(("/api/v3/", "/v3/")) else 1]
         segment = "sources" if "sources" in path else segment
-        url = path.replace("{id}", str(world[API_IDS[segment]].pk)) if "{id}" in path else path
+        return path.replace("{id}", str(world[API_IDS[segment]].pk)) if "{id}" in path else path
+
+    # First, while every object is there: a body nested 5,000 levels is refused before anything else.
+    for path, method, op in _operations(schema):
+        if method in ("post", "patch", "put"):
+            content = op.get("requestBody", {}).get("content", {})
+            media = next(iter(content), "application/json")
+            response = getattr(client, method)(url_of(path), "[" * 5000 + "]" * 5000, content_type=media)
+            _check_api(response, (method, path, "deep"))
+            if content and response.status_code != 400:  # an operation reading a body
+                failures.append((response.status_code, method, path, "nested 5,000 levels"))
+    for path, method, op in _operations(schema):
+        url = url_of(path)
         seen.add((method, path))
         if method == "delete":
             deletes.append(url)
@@ -201,10 +213,6 @@ def test_every_api_operation_answers_malformed_input_without_a_500(world, settin
             continue
         content = op.get("requestBody", {}).get("content", {})
         media = next(iter(content), "application/json")
-        response = send(url, "[" * 5000 + "]" * 5000, content_type=media)
-        _check_api(response, (method, path, "deep"))
-        if content and response.status_code != 400:  # an operation reading a body refuses this one first
-            failures.append((response.status_code, method, path, "nested 5,000 levels"))
         body_schema = content.get(media, {}).get("schema", {})
         if media == "application/json-patch+json":
             for target in ("/name", "/owner", "/connectorAttributes/filterString", "", "/a\x00", "²"):
@@ -214,6 +222,8 @@ def test_every_api_operation_answers_malformed_input_without_a_500(world, settin
             continue
         for prop in _properties(schema, body_schema):
             for value in SHAPES:
+                if path.endswith("/sync/") and value in (None, True):
+                    continue  # a valid request: a sync would mark the world's objects removed
                 _check_api(send(url, {prop: value}, format="json"), (method, path, prop, str(value)[:40]))
     for url in deletes:  # last: they remove what the others use
         for bad in ("²", "99999999999999999999"):
