@@ -215,6 +215,9 @@ def test_an_oversized_body_answers_400_in_the_api_error_shape(api, screens, sett
     assert error["code"] == "too_large" and "10,000 bytes" in error["message"]
     page = screens.post("/bulk/preview", {"target": "roles", "query": "x" * 20_000})
     assert page.status_code == 400 and b"larger than the 10,000 bytes" in page.content
+    many = "&".join(f"f{i}=1" for i in range(1001))  # DATA_UPLOAD_MAX_NUMBER_FIELDS
+    assert assert_api_error(api.get(f"/api/roles/?{many}"))["code"] == "too_many_fields"
+    assert screens.get(f"/roles/?{many}").status_code == 400
 
 
 def test_nul_characters_in_query_strings_and_forms_answer_400(screens, api, role, integration):
