@@ -172,7 +172,7 @@ def test_every_api_operation_answers_malformed_input_without_a_500(world, settin
 
     def url_of(path):
         segment = path.strip("/").split("/")[2 if path.startswith(("/api/v3/", "/v3/")) else 1]
-        segment = "sources" if "sources" in path else segment
+        segment = "sources" if "/sources/" in path else segment
         return path.replace("{id}", str(world[API_IDS[segment]].pk)) if "{id}" in path else path
 
     # First, while every object is there: a body nested 5,000 levels is refused before anything else.
