@@ -30,13 +30,13 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from .api_core import (
-    ApiCursorPagination,
     ApiRateThrottle,
     BearerTokenAuthentication,
     IsAuthenticatedUser,
     SessionAuthentication,
 )
 from .models import ApiToken
+from .paging import ApiCursorPagination
 from .tokens import api_token_create, api_token_revoke
 
 __all__ = [
@@ -207,6 +207,28 @@ class SparseFieldsMixin:
 # -- CSV --------------------------------------------------------------------------------------------------
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """A cell a spreadsheet shows as text, never runs: text starting like a formula (``=``, ``+``, ``-``,
+    ``@``, tab, carriage return) gets a leading single quote (OWASP's advice against CSV injection).
+    Numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+class _SafeWriter:
+    """``csv.writer`` whose every cell goes through :func:`csv_cell`: the only CSV writer of the portal."""
+
+    def __init__(self, stream):
+        self._writer = csv.writer(stream)
+
+    def writerow(self, row):
+        return self._writer.writerow([csv_cell(v) for v in row])
+
+
 class CSVRenderer(BaseRenderer):
     """``text/csv`` (``?format=csv``). Lists stream through :func:`stream_csv`; this renders the rest."""
 
@@ -216,7 +238,7 @@ class CSVRenderer(BaseRenderer):
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
         buffer = io.StringIO()
-        writer = csv.writer(buffer)
+        writer = _SafeWriter(buffer)
         if isinstance(data, Mapping) and "error" in data:
             writer.writerow(["code", "message"])
             writer.writerow([data["error"].get("code", ""), data["error"].get("message", "")])
@@ -232,8 +254,9 @@ class _Echo:
 
 
 def stream_csv(header: list[str], rows: Iterable[list], filename: str) -> StreamingHttpResponse:
-    """A CSV download written row by row as it is read (memory stays flat however long)."""
-    writer = csv.writer(_Echo())
+    """A CSV download written row by row as it is read (memory stays flat however long); cells that would
+    start a formula are neutralised (:func:`csv_cell`)."""
+    writer = _SafeWriter(_Echo())
 
     def lines():
         yield writer.writerow(header)

@@ -1,4 +1,5 @@
-"""Authentication, permission, throttling and pagination classes of the REST API (settings point here).
+"""Authentication, permission and throttling classes of the REST API (settings point here; paging is in
+:mod:`governance.paging`).
 
 Kept apart from :mod:`governance.api` because DRF imports them while ``rest_framework.views``
 loads: this module must import nothing that imports the views.
@@ -14,7 +15,6 @@ from redis.exceptions import RedisError
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.authentication import SessionAuthentication as _SessionAuthentication
-from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
@@ -93,8 +93,8 @@ class BearerTokenAuthentication(BaseAuthentication):
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header:
             return None
-        parts = header.split()
-        if parts[0].lower() != self.keyword.lower():
+        parts = header.split()  # a header of only whitespace (e.g. "\xa0") has no parts: malformed
+        if parts and parts[0].lower() != self.keyword.lower():
             return None  # another scheme: not ours to judge
         rate = api_settings.DEFAULT_THROTTLE_RATES.get("token_failure")
         limit, duration = ApiRateThrottle().parse_rate(rate) if rate else (None, None)
@@ -192,41 +192,3 @@ class ApiRateThrottle(SimpleRateThrottle):
 
     def wait(self):
         return self._wait
-
-
-# -- pagination -------------------------------------------------------------------------------------------
-
-
-class ApiCursorPagination(CursorPagination):
-    """Cursor pages (stable under inserts, fast at any depth). ``?page_size=`` up to 1000.
-
-    The view names its ordering in ``cursor_ordering`` (unique, or nearly: ties are paged
-    by offset).
-    """
-
-    page_size = 100
-    page_size_query_param = "page_size"
-    max_page_size = 1000
-    ordering = "-pk"
-
-    def get_ordering(self, request, queryset, view):
-        ordering = getattr(view, "cursor_ordering", None) or self.ordering
-        return (ordering,) if isinstance(ordering, str) else tuple(ordering)
-
-    def get_page_size(self, request):
-        raw = request.query_params.get(self.page_size_query_param)
-        if raw is not None:
-            try:
-                size = int(raw)
-            except ValueError:
-                raise exceptions.ValidationError({"page_size": "A whole number from 1 to 1000."}) from None
-            if not 1 <= size <= self.max_page_size:
-                raise exceptions.ValidationError({"page_size": "A whole number from 1 to 1000."})
-            return size
-        return self.page_size
-
-    def decode_cursor(self, request):
-        try:
-            return super().decode_cursor(request)
-        except exceptions.NotFound:
-            raise exceptions.ValidationError({"cursor": "Invalid cursor."}) from None

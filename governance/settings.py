@@ -120,6 +120,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "governance.inputs.BadInputMiddleware",  # no NUL in query strings and form fields
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "governance.audit.AuditMiddleware",
@@ -364,10 +365,10 @@ REST_FRAMEWORK = {
         "token_failure": env.str("API_RATE_TOKEN_FAILURES", default="20/hour"),
     },
     "NUM_PROXIES": NUM_PROXIES,
-    "DEFAULT_PAGINATION_CLASS": "governance.api_core.ApiCursorPagination",
+    "DEFAULT_PAGINATION_CLASS": "governance.paging.ApiCursorPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["governance.inputs.JSONParser"],  # bounded depth, no NUL
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "governance.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

@@ -4,6 +4,8 @@ from django.urls import include, path
 
 from . import screens
 
+handler400 = "governance.inputs.bad_request"  # the API's error shape on API URLs, the 400 page elsewhere
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),

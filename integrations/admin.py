@@ -8,6 +8,8 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.utils.html import format_html
 
+from governance.inputs import BoundedJSONDecoder
+
 from . import services
 from .catalogue import application_choices, get_connector
 from .durations import Duration
@@ -58,6 +60,8 @@ class IntegrationForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["application"].choices = application_choices()
+        for name in ("connection_config", "connector_attributes"):  # bounded: depth, no NUL
+            self.fields[name].decoder = BoundedJSONDecoder
         if self.instance.pk:
             self.fields["application"].disabled = True
 
@@ -71,7 +75,7 @@ class IntegrationForm(forms.ModelForm):
             self.add_error("connection_config", "The connection config must be a JSON object.")
             return data
         try:
-            new_secrets = json.loads(data.get("new_secrets") or "{}")
+            new_secrets = json.loads(data.get("new_secrets") or "{}", cls=BoundedJSONDecoder)
         except json.JSONDecodeError as exc:
             self.add_error(
                 "new_secrets", f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."

@@ -46,7 +46,7 @@ def normalize_durations(value) -> list[str]:
     """Validate a list of duration keys; return it deduplicated in canonical order."""
     if not isinstance(value, (list, tuple)):
         raise ValidationError("Allowed durations must be a list of duration keys.")
-    unknown = [v for v in value if v not in _ORDER]
+    unknown = [v for v in value if not isinstance(v, str) or v not in _ORDER]
     if unknown:
         raise ValidationError(
             "Unknown duration %(unknown)s; choose from %(known)s.",

@@ -10,7 +10,7 @@ from django.db.models import Q, QuerySet
 
 from governance.models import AuditEvent
 
-from .access import is_admin, manageable_integrations
+from .access import is_admin, manageable_integrations, manageable_roles
 from .durations import ALL_DURATIONS
 from .models import (
     AccessDecision,
@@ -190,6 +190,15 @@ def requestable_roles(q: str = "") -> QuerySet[Role]:
             | Q(resource__integration__name__icontains=word)
         )
     return roles.order_by("resource__integration__name", "resource__name", "name")
+
+
+def roles_open_to(user) -> QuerySet[Role]:
+    """The roles ``user`` may open the request form of and file a request for: the catalogue's
+    (:func:`requestable_roles`) and those they manage. Any other role is 404 to them, on the request
+    screen as in the API: its description, owner and workflow are not theirs to read."""
+    return Role.objects.filter(
+        Q(pk__in=requestable_roles().values("pk")) | Q(pk__in=manageable_roles(user).values("pk"))
+    )
 
 
 def visible_access_requests(user) -> QuerySet[AccessRequest]:

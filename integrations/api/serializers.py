@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db.models import Q
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -31,7 +30,7 @@ from ..models import (
     Role,
     Rule,
 )
-from ..selectors import access_request_events, effective_settings, requestable_roles
+from ..selectors import access_request_events, effective_settings, roles_open_to
 
 User = get_user_model()
 
@@ -514,10 +513,7 @@ class AccessRequestCreateSerializer(StrictSerializer):
         fields = super().get_fields()
         request = self.context.get("request")
         if request is not None and request.user.is_authenticated:
-            fields["role"].queryset = Role.objects.filter(
-                Q(pk__in=requestable_roles().values("pk"))
-                | Q(pk__in=manageable_roles(request.user).values("pk"))
-            )
+            fields["role"].queryset = roles_open_to(request.user)
         return fields
 
 

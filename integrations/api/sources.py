@@ -15,12 +15,13 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.exceptions import NotFound
 from rest_framework.generics import GenericAPIView
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from connectors.sdk import Filter, FilterError
 from governance.api import ApiError, IsAuthenticatedUser
+from governance.inputs import JSONParser, parse_id
 
 from .. import services
 from ..access import manageable_integrations
@@ -50,6 +51,8 @@ The whole patch applies or nothing does."""
 
 
 class JsonPatchParser(JSONParser):
+    """The API's bounded JSON parser (depth, no NUL), for RFC 6902's media type."""
+
     media_type = PATCH_MEDIA_TYPE
 
 
@@ -112,13 +115,16 @@ SourceSchema = inline_serializer(
     },
 )
 
-PatchOperation = inline_serializer(
+# The body of a PATCH: an array of these (a component of the schema, so clients and schema-driven tests
+# generate real patches).
+PatchOperations = inline_serializer(
     "JsonPatchOperation",
     fields={
         "op": serializers.ChoiceField(choices=OPS),
         "path": serializers.CharField(),
         "value": serializers.JSONField(required=False),
     },
+    many=True,
 )
 
 
@@ -136,12 +142,10 @@ class SourceView(GenericAPIView):
         return manageable_integrations(self.request.user).select_related("owner")
 
     def get_object(self):
-        raw = self.kwargs["id"]
-        if not raw.isdigit() or len(raw) > 18:
-            from rest_framework.exceptions import NotFound
-
+        pk = parse_id(self.kwargs["id"])
+        if pk is None:
             raise NotFound("No such source.")
-        self.kwargs["pk"] = int(raw)
+        self.kwargs["pk"] = pk
         return super().get_object()
 
     @extend_schema(
@@ -156,9 +160,7 @@ class SourceView(GenericAPIView):
         operation_id="source_patch",
         summary="Patch a source (RFC 6902 JSON Patch, SailPoint ISC-compatible)",
         description=PATCHABLE_DOC + "\n\nAlso served at `/v3/sources/{id}` for scripts written for ISC.",
-        request={
-            PATCH_MEDIA_TYPE: {"type": "array", "items": {"$ref": "#/components/schemas/JsonPatchOperation"}}
-        },
+        request={PATCH_MEDIA_TYPE: PatchOperations},
         responses={
             200: SourceSchema,
             400: OpenApiResponse(
@@ -288,9 +290,9 @@ class SourceView(GenericAPIView):
             )
         users = get_user_model().objects.filter(is_active=True)
         ref = str(ref)
-        user = (
-            users.filter(pk=int(ref)).first() if ref.isdigit() and len(ref) < 18 else None
-        ) or users.filter(username=ref).first()
+        user = (users.filter(pk=pk).first() if (pk := parse_id(ref)) else None) or users.filter(
+            username=ref
+        ).first()
         if user is None:
             raise ApiError(f"No user {ref!r}.", fields={"/owner": [f"No user {ref!r}."]})
         return user

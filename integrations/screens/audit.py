@@ -8,7 +8,6 @@ from django import forms
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 from django.utils import timezone
-from django_tables2 import RequestConfig
 
 from governance import audit
 from governance.api import stream_csv
@@ -18,7 +17,7 @@ from governance.models import AuditEvent
 from ..access import is_admin, manageable_integrations
 from ..models import Integration
 from .common import require_manager, style_filter
-from .pages import filtered, per_page
+from .pages import filtered, paginate
 from .tables import AuditTable
 
 
@@ -51,7 +50,7 @@ def audit_log(request):
     filterset, events = _events(request)
     names = dict(Integration.objects.values_list("pk", "name"))
     table = AuditTable(events, integration_names=names, empty_text="No audit event matches these filters.")
-    RequestConfig(request, paginate={"per_page": per_page(request, 50)}).configure(table)
+    paginate(request, table, 50)
     return render(
         request,
         "audit/list.html",

@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from governance.inputs import load_json, parse_id
 from governance.models import Job
 
 from ..services.bulk import BACKGROUND_THRESHOLD, bulk_apply, bulk_start
@@ -54,7 +55,7 @@ def selection(user, target: str, query: str, scope: str, ids: list[str]) -> list
         )
     qs = filterset.qs
     if scope != "all":
-        wanted = [int(i) for i in ids if str(i).isdigit()]
+        wanted = [pk for pk in map(parse_id, ids) if pk is not None]
         qs = qs.filter(pk__in=wanted)
     return list(qs.order_by().values_list("pk", flat=True).distinct())
 
@@ -158,7 +159,7 @@ def bulk_apply_view(request):
     )
     back = reverse("integrations:bulk") + f"?target={target}&{query}"
     try:
-        changes = json.loads(request.POST.get("changes") or "{}")
+        changes = load_json(request.POST.get("changes") or "{}")
         selected = selection(request.user, target, query, scope, ids)
         if len(selected) > BACKGROUND_THRESHOLD:
             job = bulk_start(actor=request.user, target=target, ids=selected, changes=changes)

@@ -7,7 +7,11 @@ import json
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
 from django.shortcuts import get_object_or_404
+from django.utils.http import url_has_allowed_host_and_scheme
+
+from governance.inputs import InputError, load_json
 
 from ..access import can_manage, is_admin, manageable_integrations, manages_inventory
 
@@ -28,11 +32,24 @@ def manages_integrations(user) -> bool:
 
 
 def get_managed(request, queryset, **lookup):
-    """The object, 404 if it does not exist, 403 if the user may not manage it."""
+    """The object, found as the API finds it: 403 for someone who manages nothing, 404 when it does not
+    exist or the user may not manage it (whether it exists is not theirs to learn)."""
+    require_manager(request)
     obj = get_object_or_404(queryset, **lookup)
     if not can_manage(request.user, obj):
-        raise PermissionDenied("You do not own or maintain this.")
+        raise Http404("No such object.")
     return obj
+
+
+def safe_next(request, default: str) -> str:
+    """Where to go after a POST: its ``next`` when that is a path of this site, else ``default``. Never
+    another site (``https://evil.example``, ``//evil.example``), a scheme (``javascript:``) or a bare word."""
+    target = request.POST.get("next") or ""
+    if target.startswith("/") and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return default
 
 
 # Filters whose choices can run into the hundred thousands: set by links, not picked from a list.
@@ -94,11 +111,13 @@ def parse_json(text: str, *, what: str = "JSON", expect=dict):
     if not text:
         return expect()
     try:
-        value = json.loads(text)
+        value = load_json(text)
     except json.JSONDecodeError as exc:
         raise ValidationError(
             f"Invalid {what} at line {exc.lineno}, column {exc.colno}: {exc.msg}."
         ) from None
+    except InputError as exc:
+        raise ValidationError(f"Invalid {what}: {exc}") from None
     if not isinstance(value, expect):
         kind = "an object ({...})" if expect is dict else "a list ([...])"
         raise ValidationError(f"The {what} must be {kind}.")

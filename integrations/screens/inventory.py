@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q
 from django.shortcuts import render
-from django_tables2 import RequestConfig
 
 from governance.models import AuditEvent
 
@@ -18,7 +17,7 @@ from .forms import MaintainerForm, ResourceSettingsForm, RoleSettingsForm
 from .pages import (
     ObjectPage,
     list_table,
-    per_page,
+    paginate,
     policy_context,
     role_rows,
 )
@@ -170,7 +169,7 @@ def role_context(request, role: Role, **extra) -> dict:
     table = HolderTable(
         holders.order_by("account__identity", "pk"), empty_text="Nobody holds this role.", role=role
     )
-    RequestConfig(request, paginate={"per_page": per_page(request)}).configure(table)
+    paginate(request, table)
     effective = effective_settings(role)
     return {
         "role": role,

@@ -18,13 +18,15 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.core.paginator import EmptyPage, PageNotAnInteger
 from django.db.models import Count, IntegerField, OuterRef, Prefetch, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
-from django_tables2 import RequestConfig
 from django_tables2.data import TableQuerysetData
+
+from governance.inputs import page_size
 
 from .. import services
 from ..access import can_change_policy, manageable_integrations, manageable_resources, manageable_roles
@@ -35,13 +37,26 @@ from .common import add_errors, style_filter, style_form, toast
 from .forms import MaintainerForm, PrerequisiteForm, WorkflowForm
 
 PER_PAGE = 25
+MAX_PER_PAGE = 500
 
 
-def per_page(request, default: int = PER_PAGE) -> int:
+def paginate(request, table, default: int = PER_PAGE):
+    """Sort and page a table from the query string (``sort``, ``page``, ``per_page``): the one rule of every
+    table of the screens. ``per_page`` is a whole number up to :data:`MAX_PER_PAGE`, anything else is the
+    table's default (:func:`governance.inputs.page_size`; django-tables2's ``RequestConfig`` would take any
+    number); a page past the end shows the last one, a page that is not a number the first."""
+    table.request = request
+    order_by = request.GET.getlist(table.prefixed_order_by_field)
+    if order_by:
+        table.order_by = order_by
+    size = page_size(request.GET.get(table.prefixed_per_page_field), default=default, maximum=MAX_PER_PAGE)
     try:
-        return max(1, min(int(request.GET.get("per_page", default)), 500))
-    except ValueError:
-        return default
+        table.paginate(per_page=size, page=request.GET.get(table.prefixed_page_field) or 1)
+    except PageNotAnInteger:
+        table.page = table.paginator.page(1)
+    except EmptyPage:
+        table.page = table.paginator.page(table.paginator.num_pages)
+    return table
 
 
 def _count(model, fk: str, **active):
@@ -168,7 +183,7 @@ def list_table(
     filterset = style_filter(spec.filter_class(params or None, queryset=qs, request=request))
     table_class = spec.bulk_table if bulk else spec.table
     table = table_class(PageRows(filtered(filterset), spec.rows), empty_text=empty_text, **table_kwargs)
-    RequestConfig(request, paginate={"per_page": per_page(request, default_per_page)}).configure(table)
+    paginate(request, table, default_per_page)
     return filterset, table
 
 

@@ -8,19 +8,27 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q, prefetch_related_objects
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from governance.models import AuditEvent
 
 from ..access import can_manage, is_admin
 from ..durations import Duration
-from ..models import AccessRequest, AccessTicket, Permission, Role
-from ..selectors import access_request_events, effective_settings, requestable_roles, visible_access_requests
+from ..models import AccessRequest, AccessTicket, Permission
+from ..selectors import (
+    access_request_events,
+    effective_settings,
+    requestable_roles,
+    roles_open_to,
+    visible_access_requests,
+)
 from ..services import access_requests as services
-from .common import add_errors, style_form, toast
+from .common import add_errors, safe_next, style_form, toast
 from .workflows import RULES_PREFETCH, rules_summary
 
 PAGE = 50
+LONG_LIST = 200  # the most rows of the lists without pages (my requests, approvals)
 
 
 class RequestForm(forms.Form):
@@ -53,7 +61,7 @@ def catalogue(request):
 
 @login_required
 def request_new(request, role_pk):
-    role = get_object_or_404(Role.objects.select_related("resource__integration"), pk=role_pk)
+    role = get_object_or_404(roles_open_to(request.user).select_related("resource__integration"), pk=role_pk)
     eff = effective_settings(role)
     form = RequestForm(request.POST or None, durations=eff.allowed_durations)
     if request.method == "POST" and form.is_valid():
@@ -102,7 +110,7 @@ def my_requests(request):
     return render(
         request,
         "requests/mine.html",
-        {"nav": "mine", "requests": mine[:200], "access": access.distinct()[:200]},
+        {"nav": "mine", "requests": mine[:LONG_LIST], "access": access.distinct()[:LONG_LIST]},
     )
 
 
@@ -118,6 +126,8 @@ def approvals(request):
     )
     if not is_admin(request.user):
         tickets = tickets.filter(assignee=request.user)
+    # Bounded like every list: the oldest first, the work to do next.
+    waiting, tickets = waiting[:LONG_LIST], tickets.order_by("opened_at", "pk")[:LONG_LIST]
     return render(
         request, "requests/approvals.html", {"nav": "approvals", "waiting": waiting, "tickets": tickets}
     )
@@ -175,14 +185,15 @@ def history(access: AccessRequest) -> list[tuple[AuditEvent, str]]:
     return [(e, text) for e, text in lines if text]
 
 
+def _visible(request, pk, *related) -> AccessRequest:
+    """The request, if the user may see it; 404 otherwise, as in the API: whether it exists, and its
+    status, are not theirs to learn."""
+    return get_object_or_404(visible_access_requests(request.user).select_related(*related), pk=pk)
+
+
 @login_required
 def request_detail(request, pk):
-    access = get_object_or_404(
-        AccessRequest.objects.select_related("role__resource", "integration", "beneficiary", "requester"),
-        pk=pk,
-    )
-    if not visible_access_requests(request.user).filter(pk=access.pk).exists():
-        raise PermissionDenied("This request is not yours to see.")
+    access = _visible(request, pk, "role__resource", "integration", "beneficiary", "requester")
     step = access.steps[access.current_step] if access.status == "pending" and access.steps else None
     events = history(access)
     return render(
@@ -214,16 +225,14 @@ def refusal(exc: ValidationError | PermissionDenied) -> str:
 
 
 def _act(request, pk, action, done: str):
-    access = get_object_or_404(AccessRequest, pk=pk)
+    access = _visible(request, pk)
     try:
         action(access)
     except (ValidationError, PermissionDenied) as exc:
         toast(request, refusal(exc), "error")
     else:
         toast(request, done)
-    return redirect(
-        request.POST.get("next") or "integrations:request-detail", *([] if request.POST.get("next") else [pk])
-    )
+    return redirect(safe_next(request, reverse("integrations:request-detail", args=[pk])))
 
 
 @login_required
@@ -280,7 +289,9 @@ def request_retry(request, pk):
 @login_required
 @require_POST
 def ticket_close(request, pk):
-    ticket = get_object_or_404(AccessTicket, pk=pk)
+    ticket = get_object_or_404(
+        AccessTicket.objects.filter(request__in=visible_access_requests(request.user).values("pk")), pk=pk
+    )
     try:
         services.access_ticket_close(actor=request.user, ticket=ticket, note=request.POST.get("note", ""))
     except (ValidationError, PermissionDenied) as exc:

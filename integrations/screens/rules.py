@@ -8,6 +8,8 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from governance.inputs import parse_id
+
 from ..models import Integration, Rule
 from ..services import rules as rule_services
 from ..services.changes import describe
@@ -45,8 +47,8 @@ def _display_rows(conditions) -> list[dict]:
     rows = []
     for cond in conditions:
         value = cond.get("value", "")
-        if cond.get("field") in names and str(value).isdigit():
-            value = names[cond["field"]].get(int(value), value)
+        if cond.get("field") in names and parse_id(value) is not None:
+            value = names[cond["field"]].get(parse_id(value), value)
         rows.append({**cond, "value": "" if value is None else value})
     return rows
 

@@ -21,6 +21,8 @@ from django.db import transaction
 from django.db.models import Count, Prefetch
 from django.shortcuts import get_object_or_404, redirect, render
 
+from governance.inputs import parse_id
+
 from ..durations import Duration
 from ..models import AccessRequest, ApprovalRule, ApprovalStep, ApprovalWorkflow, Approver
 from ..selectors import workflow_usage
@@ -183,7 +185,9 @@ def to_service(rules: list[dict]) -> tuple[list[dict], dict[str, list[str]]]:
     group_ids = {g for r in rules for g in r["groups"]} | {
         a["group"] for r in rules for s in r["steps"] for a in s["approvers"] if a["group"]
     }
-    groups = {str(g.pk): g for g in Group.objects.filter(pk__in=[g for g in group_ids if g.isdigit()])}
+    groups = {
+        str(g.pk): g for g in Group.objects.filter(pk__in=[pk for pk in map(parse_id, group_ids) if pk])
+    }
     errors: dict[str, list[str]] = {}
     out = []
     for i, rule in enumerate(rules):

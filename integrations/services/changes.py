@@ -20,6 +20,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from governance import audit
+from governance.inputs import parse_id
 
 from ..access import can_write_policy_rules, policy_editable
 from ..durations import normalize_durations
@@ -80,11 +81,15 @@ def validate_changes(target: str, changes: Any) -> dict[str, Any]:
         owner = changes["owner"]
         if owner in (None, ""):
             raise ValidationError({"owner": "Choose the new owner."})
-        if not users.filter(pk=owner).exists():
+        pk = parse_id(owner)
+        if pk is None or not users.filter(pk=pk).exists():
             raise ValidationError({"owner": f"Unknown user {owner!r}."})
-        out["owner"] = int(owner)
+        out["owner"] = pk
     if "maintainers" in changes:
-        ids = sorted({int(u) for u in changes["maintainers"] or []})
+        given = changes["maintainers"] or []
+        if not isinstance(given, list):
+            raise ValidationError({"maintainers": "A list of user ids."})
+        ids = sorted({parse_id(u) or 0 for u in given})
         if not ids:
             raise ValidationError({"maintainers": "Choose at least one maintainer."})
         if users.filter(pk__in=ids).count() != len(ids):
@@ -94,23 +99,29 @@ def validate_changes(target: str, changes: Any) -> dict[str, Any]:
         wf = changes["workflow"]
         if wf in (None, ""):
             out["workflow"] = None
-        elif not ApprovalWorkflow.objects.filter(pk=wf).exists():
+        elif (pk := parse_id(wf)) is None or not ApprovalWorkflow.objects.filter(pk=pk).exists():
             raise ValidationError({"workflow": f"Unknown approval workflow {wf!r}."})
         else:
-            out["workflow"] = int(wf)
+            out["workflow"] = pk
     if "requestable" in changes:
         if not isinstance(changes["requestable"], bool):
             raise ValidationError({"requestable": "Requestable must be true or false."})
         out["requestable"] = changes["requestable"]
     if "tags" in changes:
-        names = sorted({str(n).strip() for n in changes["tags"] or [] if str(n).strip()})
+        given = changes["tags"] or []
+        if not isinstance(given, list) or not all(isinstance(n, str | int) for n in given):
+            raise ValidationError({"tags": "A list of tag names."})
+        names = sorted({str(n).strip() for n in given if str(n).strip()})
         if not names:
             raise ValidationError({"tags": "Name at least one tag."})
         if any(len(n) > 100 for n in names):
             raise ValidationError({"tags": "A tag has at most 100 characters."})
         out["tags"] = names
     if "allowed_durations" in changes:
-        durations = normalize_durations(changes["allowed_durations"] or [])
+        try:
+            durations = normalize_durations(changes["allowed_durations"] or [])
+        except ValidationError as exc:
+            raise ValidationError({"allowed_durations": exc.messages}) from None
         if not durations:
             raise ValidationError({"allowed_durations": "Choose at least one duration."})
         out["allowed_durations"] = durations

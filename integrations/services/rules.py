@@ -19,6 +19,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from governance import audit
+from governance.inputs import parse_id
 
 from ..models import Integration, Rule
 from .changes import apply_changes, check_policy_actions, differs, model_for, validate_changes
@@ -71,10 +72,10 @@ def _bool(value) -> bool | None:
 
 def _lookup(manager, name_field: str, value) -> int | None:
     """An id given as an id or as a name."""
-    if value in (None, ""):
+    if value in (None, "") or not isinstance(value, str | int) or isinstance(value, bool):
         return None
-    if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
-        pk = int(value)
+    pk = parse_id(value)
+    if pk is not None:
         return pk if manager.filter(pk=pk).exists() else None
     return manager.filter(**{name_field: str(value).strip()}).values_list("pk", flat=True).first()
 
@@ -89,7 +90,7 @@ def validate_conditions(conditions: Any) -> list[dict]:
             errors.append(f"Condition {n} is not an object.")
             continue
         fname, op, value = cond.get("field"), cond.get("op"), cond.get("value")
-        if fname not in CONDITION_FIELDS:
+        if not isinstance(fname, str) or fname not in CONDITION_FIELDS:
             errors.append(
                 f"Condition {n}: unknown field {fname!r}; choose from {', '.join(CONDITION_FIELDS)}."
             )

@@ -86,11 +86,11 @@ def test_owner_sees_and_edits_only_their_integration(client, django_user_model, 
     listing = client.get("/integrations/")
     assert b"Mine" in listing.content and b"Other" not in listing.content
     assert client.get(f"/integrations/{mine.pk}/").status_code == 200
-    assert client.get(f"/integrations/{other.pk}/").status_code == 403
+    assert client.get(f"/integrations/{other.pk}/").status_code == 404  # as in the API
     assert client.get("/rules/").status_code == 403  # rules span integrations: admins only
     assert client.get("/integrations/add/").status_code == 403
     r_other = Resource.objects.create(integration=other, external_id="x", name="x")
-    assert client.post(f"/resources/{r_other.pk}/settings", {"name": "hacked"}).status_code == 403
+    assert client.post(f"/resources/{r_other.pk}/settings", {"name": "hacked"}).status_code == 404
     assert Resource.objects.get(pk=r_other.pk).name == "x"
 
 
@@ -103,7 +103,7 @@ def test_resource_maintainer_lands_on_resources(client, django_user_model, integ
     listing = client.get("/resources/")
     assert listing.status_code == 200 and b"db-0" in listing.content and b"db-1" not in listing.content
     assert client.get(f"/resources/{resource.pk}/").status_code == 200
-    assert client.get(f"/resources/{inventory[0][1].pk}/").status_code == 403
+    assert client.get(f"/resources/{inventory[0][1].pk}/").status_code == 404  # as in the API
 
 
 def test_unknown_and_deleted_objects_are_styled_404s(admin_client, integration, inventory):

@@ -5,6 +5,9 @@ invalid bodies, parameters and ids) and sends them through the Django WSGI app a
 with a personal token; a fixed example budget keeps it well under two minutes.
 """
 
+import json
+import re
+
 import pytest
 import schemathesis
 from django.core import signals
@@ -12,7 +15,7 @@ from django.core.cache import cache
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from drf_spectacular.generators import SchemaGenerator
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from openapi_spec_validator import validate
 from schemathesis.checks import not_a_server_error
 
@@ -59,6 +62,42 @@ def test_schema_is_valid_openapi_3(client):
     assert "/connectorAttributes/group.filterString" not in patch["description"]  # documented as <type>
     assert "/connectorAttributes/<type>.filterString" in patch["description"]
     assert schema["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+
+
+def test_every_reference_of_the_schema_resolves():
+    """A broken ``$ref`` makes schema-driven clients and tests skip the operation's body."""
+    schema = _schema()
+    refs = set(re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', json.dumps(schema)))
+    assert refs and not refs - set(schema["components"]["schemas"]), refs - set(
+        schema["components"]["schemas"]
+    )
+
+
+def _bodies(operation, examples: int) -> list:
+    """Bodies schemathesis generates for ``operation``."""
+    bodies = []
+
+    @settings(max_examples=examples, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @given(operation.as_strategy())
+    def draw(case):
+        bodies.append(case.body)
+
+    draw()
+    return bodies
+
+
+def test_schemathesis_sends_a_body_to_every_operation_that_takes_one():
+    """The generated run below exercises every operation, the JSON Patch of /v3/sources included."""
+    with_body = {}
+    for result in SCHEMA.exclude(path_regex=r".*/test-connection/$").get_all_operations():
+        operation = result.ok()  # raises when an operation cannot be loaded
+        if operation.body:
+            with_body[operation.label] = operation
+    assert "PATCH /api/v3/sources/{id}" in with_body
+    for label, operation in with_body.items():
+        assert any(isinstance(b, list | dict) and b for b in _bodies(operation, 10)), label
+    patches = [op for body in _bodies(with_body["PATCH /api/v3/sources/{id}"], 30) for op in body or []]
+    assert any(isinstance(op, dict) and {"op", "path"} <= set(op) for op in patches)
 
 
 def test_schema_generates_without_warnings(tmp_path):
