@@ -3,25 +3,16 @@ default page, a NUL in a search the 400 page, a request action posted with ``nex
 comes back to the request, and a request or a role to request that is not the user's is a 404 page."""
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
 from governance.models import User
 from integrations import services
 from integrations.models import Resource, Role
 from integrations.services import access_requests as ar
 from integrations.services.workflows import workflow_create
+from integrations.tests.test_browser_requests import sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "jobs"])
-
-
-def sign_in(browser: Browser, base: str, username: str) -> Page:
-    page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
-    page.goto(base + "/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", "pw")
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_test_id("signed-in-user")).to_be_visible()
-    return page
 
 
 def test_bad_input_and_other_peoples_requests_in_the_browser(live_server, browser: Browser, make_integration):
