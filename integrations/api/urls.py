@@ -1,9 +1,8 @@
 """URLs of the REST API (``/api/``), its schema and docs, and the ISC-compatible ``/v3/sources``."""
 
-from csp.decorators import csp_update
 from django.urls import include, path, re_path
 from drf_spectacular.utils import extend_schema
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.exceptions import NotFound
 from rest_framework.routers import DefaultRouter
@@ -40,12 +39,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's start-up script as a file: the Content-Security-Policy forbids inline scripts.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
-    # Redoc runs its search in a worker it creates from a blob: allowed on this page only.
-    path(
-        "api/redoc/",
-        csp_update({"worker-src": ["'self'", "blob:"]})(SpectacularRedocView.as_view(url_name="api-schema")),
-        name="api-redoc",
-    ),
     path("api/v3/sources/<str:id>", sources.SourceView.as_view(), name="api-source"),
     path("v3/sources/<str:id>", sources.SourceAliasView.as_view(), name="isc-source"),
     path("api/", include(router.urls)),

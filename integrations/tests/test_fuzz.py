@@ -182,7 +182,9 @@ def test_every_api_operation_answers_malformed_input_without_a_500(world, settin
             media = next(iter(content), "application/json")
             response = getattr(client, method)(url_of(path), "[" * 5000 + "]" * 5000, content_type=media)
             _check_api(response, (method, path, "deep"))
-            if content and response.status_code != 400:  # an operation reading a body
+            # An operation reading a body refuses it; a token may not create tokens at all (403 first).
+            refused_first = (method, path) == ("post", "/api/tokens/") and response.status_code == 403
+            if content and response.status_code != 400 and not refused_first:
                 failures.append((response.status_code, method, path, "nested 5,000 levels"))
     for path, method, op in _operations(schema):
         url = url_of(path)

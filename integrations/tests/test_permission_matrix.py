@@ -696,7 +696,6 @@ def source_probes(prefix: str) -> list[Probe]:
 API: dict[str, list[Probe]] = {
     "api-schema": [read("api.schema", lambda w: "/api/schema/", public=True)],
     "api-docs": [read("api.schema", lambda w: "/api/docs/", public=True)],
-    "api-redoc": [read("api.schema", lambda w: "/api/redoc/", public=True)],
     "api-source": source_probes("/api/"),
     "isc-source": source_probes("/"),
     "api-integration-list": [
