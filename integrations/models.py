@@ -416,9 +416,10 @@ class Integration(DurationsMixin):
         cleared = getattr(self, "_secrets_cleared_because", None)  # see services.connection_merge
         if cleared and "connection_config" in errors:
             names, because = cleared
-            errors["connection_config"].append(
+            errors["connection_config"].insert(
+                0,
                 f"The connection now goes elsewhere ({', '.join(because)} changed), so the secrets stored "
-                f"for the old one ({', '.join(names)}) are not used: give them again in the same change."
+                f"for the old one ({', '.join(names)}) are not used: give them again in the same change.",
             )
         if errors:
             raise ValidationError(errors)

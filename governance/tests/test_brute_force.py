@@ -41,6 +41,7 @@ def test_an_account_is_locked_after_repeated_failures_whatever_the_address(clien
     locked = _sign_in(client, "alice", "right-pw-1", address="10.9.9.9", path=path)
     assert locked.status_code == 429 and not _signed_in(client)
     assert "Too many sign-in attempts" in locked.content.decode()
+    assert "for 15 minutes" in locked.content.decode() and 'href="/login/"' in locked.content.decode()
 
     # An admin unlocks it (README): the account signs in again.
     call_command("axes_reset_username", "alice")

@@ -10,6 +10,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
+from django_htmx.http import trigger_client_event
 
 from governance.models import AuditEvent, Job
 
@@ -253,15 +254,17 @@ def integration_sync(request, pk: int):
     integration = _integration(request, pk)
     job = start_sync(actor=request.user, integration=integration)
     if job.status == Job.Status.SKIPPED:
-        toast(request, "A sync of this integration is already running.", "warning")
+        message, level = "A sync of this integration is already running.", "warning"
     elif job.status == Job.Status.FAILED:
-        toast(request, f"The sync could not start: {job.error}", "error")
+        message, level = f"The sync could not start: {job.error}", "error"
     else:
-        toast(request, "Sync started.")
-    if request.htmx:
-        return render(
+        message, level = "Sync started.", "success"
+    if request.htmx:  # the toast goes with this answer, not with whatever page opens next
+        response = render(
             request, "integrations/_sync.html", {"integration": integration, "job": latest_sync(integration)}
         )
+        return trigger_client_event(response, "toast", {"level": level, "message": message})
+    toast(request, message, level)
     return PAGE.back(integration, "sync")
 
 

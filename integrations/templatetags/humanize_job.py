@@ -45,3 +45,12 @@ def thousands(value) -> str:
         return f"{int(value):,}"
     except (TypeError, ValueError):
         return value
+
+
+@register.filter
+def timedelta_minutes(value) -> int:
+    """A timedelta (a lockout's length) in whole minutes, at least 1."""
+    try:
+        return max(1, round(value.total_seconds() / 60))
+    except AttributeError:
+        return value

@@ -87,10 +87,14 @@ def test_admin_journeys(live_server, admin_page: Page):
     # Sync again from the page: the progress partial polls until the job has finished.
     page.get_by_role("button", name="Sync now").click()
     expect(page.get_by_test_id("sync-job-status")).to_have_text("Succeeded", timeout=30_000)
+    # Its toast shows on this page, at once, and not again on the next one.
+    expect(page.locator(".toast", has_text="Sync started.")).to_be_visible()
 
     # Edit a resource's owner and tags.
     resource = Resource.objects.filter(integration=integration).order_by("name").first()
     page.goto(f"{base}/resources/{resource.pk}/")
+    expect(page.locator(".page-title")).to_be_visible()
+    expect(page.locator(".toast", has_text="Sync started.")).to_have_count(0)
     page.locator("#id_owner").select_option(label=str(admin))
     page.locator("#id_tags").fill("pii, production")
     page.get_by_role("button", name="Save settings").click()

@@ -359,7 +359,9 @@ def test_connection_screen_needs_the_secrets_again_for_a_new_address(client, int
     config = {k: v for k, v in DEMO_CONFIG.items() if k != "apiToken"}
     moved = {**config, "url": "https://demo.example.com:443"}
     bad = client.post(url, {"config": json.dumps(moved)})
-    assert bad.status_code == 400 and "give them again in the same change" in bad.content.decode()
+    html = bad.content.decode()
+    assert bad.status_code == 400 and "give them again in the same change" in html
+    assert html.index("The connection now goes elsewhere") < html.index("missing required config item")
     integration.refresh_from_db()
     assert integration.connection_config["url"] == DEMO_CONFIG["url"]
     assert integration.connection_secrets == {"apiToken": "demo"}

@@ -10,7 +10,7 @@
   }
   document.addEventListener("DOMContentLoaded", function () { hideToasts(); });
   // Toasts sent by htmx responses: HX-Trigger {"toast": {"level": "success", "message": "..."}}
-  document.body && document.body.addEventListener("toast", function (evt) { showToast(evt.detail); });
+  // (the event bubbles from the element that asked up to the document: one listener there, one toast)
   document.addEventListener("toast", function (evt) { showToast(evt.detail); });
   function showToast(detail) {
     var level = { error: "danger", success: "success", warning: "warning" }[detail.level] || "info";
