@@ -94,7 +94,8 @@ class ConnectionForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 10, "class": "json-input", "spellcheck": "false"}),
         label="Connection (JSON)",
         help_text="Secret items are not shown; set a new value below, or leave them out to keep the stored one. "
-        "Changing where the connection goes (URL, host, port, CA certificate, TLS) needs the secrets again.",
+        "Changing where the connection goes (URL, host, port, CA certificate, TLS, connection option) "
+        "needs the secrets again.",
     )
     connector_attributes = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 4, "class": "json-input", "spellcheck": "false"}),
