@@ -447,3 +447,37 @@ def test_owning_a_prerequisite_granted_with_the_role_counts_too(people, world):
     assert list(request.prerequisite_roles.all()) == [needed]
     assert request.status == AccessRequest.Status.PENDING
     assert request.steps[0]["approvers"][0]["users"] == [people["owner"].pk]
+
+
+def test_a_prerequisite_is_approved_under_its_own_workflow(people, world):
+    """A maintainer makes the admin role (approved by the owner) a prerequisite of the read role (approved
+    automatically): a member asking for read would get admin with no approval. The admin role's own
+    workflow is added after the read role's steps, so its approver still decides."""
+    _requestable(world)
+    read, admin = world["mine_role"], world["mine_admin"]
+    strict = workflow_create(
+        actor=people["admin"],
+        name="The owner approves",
+        steps=[{"approvers": [{"kind": "user", "user": people["owner"]}]}],
+    )
+    services.role_update(actor=people["admin"], role=admin, workflow=strict)
+    prerequisite_add(actor=people["maintainer"], alternatives=[admin], role=read)
+
+    request = ar.access_request_create(actor=people["member"], role=read, duration="1d", justification="x")
+    assert list(request.prerequisite_roles.all()) == [admin]
+    assert request.status == AccessRequest.Status.PENDING
+    assert [e["users"] for s in request.steps for e in s["approvers"]] == [[], [people["owner"].pk]]
+    assert "for the prerequisite" in request.steps[-1]["approvers"][0]["label"]
+    with pytest.raises(PermissionDenied):
+        ar.access_request_approve(actor=people["maintainer"], request=request)
+    ar.access_request_approve(actor=people["owner"], request=request)
+    request.refresh_from_db()
+    assert request.status != AccessRequest.Status.PENDING
+
+
+def test_a_prerequisite_under_the_same_workflow_adds_no_step(people, world):
+    _requestable(world)
+    read, admin = world["mine_role"], world["mine_admin"]
+    prerequisite_add(actor=people["maintainer"], alternatives=[admin], role=read)
+    request = ar.access_request_create(actor=people["member"], role=read, duration="1d", justification="x")
+    assert len(request.steps) == 1 and request.status == AccessRequest.Status.APPROVED
