@@ -38,7 +38,7 @@ from governance import audit, notifications
 from governance.audit import audit_context
 
 from ..access import can_manage, is_admin, self_interested
-from ..catalogue import runtime_config, secret_environ
+from ..catalogue import check_targets, runtime_config, secret_environ
 from ..durations import Duration, expires_at
 from ..models import (
     AccessDecision,
@@ -489,9 +489,9 @@ def access_request_cancel(*, actor, request: AccessRequest) -> AccessRequest:
 
 
 def _invoke(integration: Integration, command: str, input: dict) -> list:
-    outputs, _ = integration.connector.invoke(
-        command, runtime_config(integration), input, environ=secret_environ()
-    )
+    config = runtime_config(integration)
+    check_targets(integration.connector, config)
+    outputs, _ = integration.connector.invoke(command, config, input, environ=secret_environ())
     return outputs
 
 

@@ -266,9 +266,13 @@ def test_a_sync_resolves_references_against_prefixed_names_only(scim, people):
     integration, real = scim
     Integration.objects.filter(pk=integration.pk).update(connection_secrets={"token": {"$env": "SECRET_KEY"}})
     integration.refresh_from_db()
-    with pytest.raises(SyncError, match="not available"):
+    # Refused by the connection policy checked before each run (else: not in the connector's environment).
+    with pytest.raises(SyncError, match="must name a variable beginning with GOVERNANCE_SECRET_"):
         sync_integration(actor=people["admin"], integration=integration, full=True)
     assert real.seen == []
+    from integrations.catalogue import secret_environ
+
+    assert "SECRET_KEY" not in secret_environ()
 
 
 def test_a_stored_reference_given_again_does_not_follow_a_new_address(scim, servers, client_for, monkeypatch):
@@ -361,3 +365,23 @@ def test_naming_the_default_connection_option_keeps_the_secrets(people, client_f
     assert r.status_code == 200, r.content
     integration.refresh_from_db()
     assert integration.connection_secrets == {"password": "pw"}
+
+
+def test_a_connection_now_pointing_at_a_metadata_address_is_not_used_by_syncs_or_grants(scim, people):
+    """A host name checked when saved may resolve elsewhere later (here: the saved config is changed
+    underneath, as a DNS change would): each run of the portal checks the address again, and neither a
+    sync nor a grant connects there."""
+    from connectors.sdk import ConnectorError
+    from integrations.services import access_requests
+    from integrations.services.sync import SyncError, sync_integration
+
+    integration, real = scim
+    config = {**integration.connection_config, "baseUrl": "http://169.254.169.254/scim/v2", "timeout": 1}
+    Integration.objects.filter(pk=integration.pk).update(connection_config=config)
+    integration.refresh_from_db()
+    with pytest.raises(SyncError, match="link-local or cloud metadata address"):
+        sync_integration(actor=people["admin"], integration=integration, full=True)
+    integration.refresh_from_db()
+    assert "link-local" in integration.last_sync_error
+    with pytest.raises(ConnectorError, match="link-local or cloud metadata address"):
+        access_requests._invoke(integration, "std:account:read", {"identity": "someone"})
