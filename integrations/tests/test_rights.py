@@ -481,3 +481,31 @@ def test_a_prerequisite_under_the_same_workflow_adds_no_step(people, world):
     prerequisite_add(actor=people["maintainer"], alternatives=[admin], role=read)
     request = ar.access_request_create(actor=people["member"], role=read, duration="1d", justification="x")
     assert len(request.steps) == 1 and request.status == AccessRequest.Status.APPROVED
+
+
+# -- stopping jobs: a deletion only by admins ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("who", ["owner", "maintainer"])
+def test_owners_and_maintainers_cannot_stop_an_admins_deletion(people, world, who):
+    from governance.models import Job
+
+    job = services.integration_delete_start(actor=people["admin"], integration=world["mine"])
+    assert job.status == Job.Status.QUEUED
+    r = api(people[who]).post(f"/api/jobs/{job.pk}/cancel/")
+    assert r.status_code == 403, r.content
+    job.refresh_from_db()
+    assert job.status == Job.Status.QUEUED and not job.cancel_requested
+    r = api(people["admin"]).post(f"/api/jobs/{job.pk}/cancel/")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+
+
+@pytest.mark.parametrize("who", ["owner", "maintainer"])
+def test_managers_stop_their_integrations_syncs(people, world, who):
+    from governance.models import Job
+    from integrations.services.sync import sync_start
+
+    job = sync_start(actor=people["admin"], integration=world["mine"], full=True)
+    assert job.status == Job.Status.QUEUED
+    r = api(people[who]).post(f"/api/jobs/{job.pk}/cancel/")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
