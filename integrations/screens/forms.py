@@ -176,7 +176,8 @@ class TagsField(forms.CharField):
 
 
 class ResourceSettingsForm(forms.Form):
-    name = forms.CharField(max_length=512)
+    """No name: a resource's name is the application's (read-only in the API too; a sync writes it)."""
+
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
     owner = forms.ModelChoiceField(
         queryset=users(), required=False, empty_label="— inherit the integration's —"
@@ -193,7 +194,6 @@ class ResourceSettingsForm(forms.Form):
     @classmethod
     def initial_for(cls, resource: Resource) -> dict:
         return {
-            "name": resource.name,
             "description": resource.description,
             "owner": resource.owner_id,
             "tags": ", ".join(t.name for t in resource.tags.all()),

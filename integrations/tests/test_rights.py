@@ -509,3 +509,18 @@ def test_managers_stop_their_integrations_syncs(people, world, who):
     assert job.status == Job.Status.QUEUED
     r = api(people[who]).post(f"/api/jobs/{job.pk}/cancel/")
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
+
+
+@pytest.mark.parametrize("who", ["res_owner", "maintainer", "admin"])
+def test_a_resources_name_is_the_applications_on_the_screens_as_in_the_api(people, world, who):
+    """The API refuses renaming a resource (it is what the application calls it, and what approvers read):
+    the settings screen ignores a posted name too."""
+    res = world["mine_resource"]
+    r = api(people[who]).patch(f"/api/resources/{res.pk}/", {"name": "sandbox"}, format="json")
+    assert r.status_code == 400
+    r = browser(people[who]).post(
+        f"/resources/{res.pk}/settings", {"name": "sandbox", "description": "Renamed?", "requestable": "on"}
+    )
+    assert r.status_code == 302
+    res.refresh_from_db()
+    assert res.name == "mine db" and res.description == "Renamed?"
