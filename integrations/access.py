@@ -8,7 +8,8 @@
 
 Narrower rules for what would let a manager widen their own rights:
 
-- **Deleting an integration**: admins only (:func:`can_delete_integration`).
+- **Deleting an integration**: admins only (:func:`can_delete_integration`); so is stopping a deletion
+  (:func:`can_cancel_job`: managers stop their integration's syncs, everyone the jobs they started).
 - **Owner and approval workflow** (an integration's owner and default workflow, a resource's
   owner and workflow, a role's workflow): admins, and the owner of the integration for its
   resources and roles (:func:`policy_editable`, :func:`can_change_policy`). Never the object's
@@ -108,6 +109,22 @@ def can_manage(user, obj) -> bool:
 def can_delete_integration(user, integration: Integration) -> bool:
     """Deleting an integration (and its whole inventory) is for admins."""
     return is_admin(user)
+
+
+def can_cancel_job(user, job) -> bool:
+    """Stopping a job: admins; whoever started it; and for a sync, the managers of its integration. Not a
+    deletion (only admins start those) nor someone else's bulk action."""
+    if is_admin(user):
+        return True
+    if not (user and user.is_authenticated):
+        return False
+    if job.created_by_id == user.pk:
+        return True
+    return (
+        job.kind == "sync"
+        and job.integration_id is not None
+        and manageable_integrations(user).filter(pk=job.integration_id).exists()
+    )
 
 
 # The field naming each object's approval workflow (attnames, as audited).

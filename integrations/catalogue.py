@@ -92,6 +92,18 @@ def runtime_config(integration) -> dict:
     }
 
 
+def check_targets(connector, config: Mapping) -> None:
+    """:func:`validate_connection_policy` again before the portal runs a connector (a sync, a grant or a
+    revoke), as a ``ConnectorError`` those runs report: a host name may point at a link-local or metadata
+    address since the config was saved, as a webhook's may (``governance.notifications``)."""
+    from connectors.sdk import ConnectorError
+
+    try:
+        validate_connection_policy(connector, config)
+    except ValidationError as exc:
+        raise ConnectorError(" ".join(exc.messages)) from None
+
+
 def _schema_attributes(connector, object_type: str | None) -> list[str]:
     return connector.spec.attribute_names(object_type)
 

@@ -102,12 +102,38 @@ class Settings:
 
 
 _ATTRIBUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
+# Attributes holding passwords, their hashes or private keys (OpenLDAP, Samba, Kerberos, Active Directory,
+# LAPS), by name and OID: never read, named in a mapping or tested in a filter. The service account often
+# may read them; whoever maintains the integration must not get them through the inventory (as an id or a
+# group name) or one character at a time through a filter.
+SECRET_ATTRIBUTES = frozenset(
+    a.lower()
+    for a in (
+        "userPassword", "2.5.4.35", "authPassword", "1.3.6.1.4.1.4203.1.3.4", "sambaNTPassword",
+        "sambaLMPassword", "sambaPasswordHistory", "userPKCS12", "krbPrincipalKey", "krbExtraData",
+        "unicodePwd", "dBCSPwd", "ntPwdHistory", "lmPwdHistory", "supplementalCredentials", "pwdHistory",
+        "msDS-ManagedPassword", "ms-Mcs-AdmPwd", "msLAPS-Password", "msLAPS-EncryptedPassword",
+        "msLAPS-EncryptedDSRMPassword", "msDS-KeyCredentialLink",
+    )
+)  # fmt: skip
+_FILTER_ATTRIBUTE = re.compile(r"\(\s*([A-Za-z0-9][A-Za-z0-9.-]*)")
+
+
+def _refuse_secret(key: str, names) -> None:
+    secret = sorted({n for n in names if n.lower() in SECRET_ATTRIBUTES})
+    if secret:
+        raise ConfigError(
+            f"config item {key!r}: {', '.join(secret)} holds passwords or keys; the connector never reads it",
+            item=key,
+        )
 
 
 def _attribute_name(config: dict[str, Any], key: str, default: str | None) -> str | None:
     value = _text(config, key, default)
     if value is not None and not _ATTRIBUTE_NAME.match(value):
         raise ConfigError(f"config item {key!r} must be an LDAP attribute name, got {value!r}", item=key)
+    if value is not None:
+        _refuse_secret(key, [value])
     return value
 
 
@@ -118,6 +144,7 @@ def _filter(config: dict[str, Any], key: str) -> str:
         return ""
     if not value.startswith("("):
         value = f"({value})"
+    _refuse_secret(key, _FILTER_ATTRIBUTE.findall(value))
     depth = 0
     escaped = False
     for ch in value:

@@ -220,7 +220,9 @@ class ConfigItem:
 
     @property
     def is_secret(self) -> bool:
-        return self.type in SECRET_TYPES
+        """A secret type, or a ``cardList`` one of whose fields is: the whole list is then kept as a secret
+        (write-only, never returned), since its cards cannot be returned without their secret fields."""
+        return self.type in SECRET_TYPES or any(child.is_secret for child in self.children)
 
 
 @dataclass(frozen=True)

@@ -577,3 +577,32 @@ def test_active_directory_style_naming(slapd):
     assert created[0]["attributes"]["id"] == "2002"
     assert listing(config)[uid("alice")]["attributes"]["id"] == "1001"
     run("std:account:delete", config, {"identity": f"cn=Ivy Irwin,{PEOPLE}"})
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"userIdAttribute": "userPassword"},
+        {"userIdAttribute": "USERPASSWORD"},
+        {"userMemberOfAttribute": "userPassword"},
+        {"groupNameAttribute": "sambaNTPassword"},
+        {"groupOwnerAttribute": "userPassword"},
+        {"groupMemberAttribute": "authPassword"},
+        {"userFilter": "(userPassword={SSHA}a*)"},
+        {"userFilter": "(&(objectClass=*)(!(userPassword;binary=*)))"},
+        {"groupFilter": "(2.5.4.35=*)"},
+    ],
+)
+def test_password_attributes_are_never_read_nor_tested(slapd, setting):
+    """The bind account may read password hashes: no mapping may put them in the inventory (say, as the
+    account id) and no filter may test them (an oracle, one character per sync)."""
+    conn = slapd.admin()
+    dn, classes, attrs = person("pwd-holder", "Pat", "Holder", userPassword="{SSHA}hash-of-a-password")
+    conn.add(dn, classes, attrs)
+    try:
+        with pytest.raises(ConfigError, match="holds passwords or keys"):
+            listing(base_config(slapd, **setting))
+        with pytest.raises(ConfigError, match="holds passwords or keys"):
+            listing(base_config(slapd, **setting), "std:entitlement:list", type="group")
+    finally:
+        conn.delete(dn)

@@ -268,3 +268,41 @@ def test_account_entitlements_single_value_or_list():
     assert spec.account_entitlements({"attributes": {}}) == []
     refs = spec.account_entitlement_refs({"attributes": {"groups": "g1", "roles": ["r1"]}})
     assert refs == [("group", "g1"), ("role", "r1")]
+
+
+def test_a_card_list_with_a_secret_field_is_a_secret_item():
+    """Cards holding a secret field (say, one API key per tenant) are stored and shown as a secret: the
+    portal never returns them, as it could not return them without their keys."""
+    spec = Spec.from_dict(
+        {
+            "name": "tenants",
+            "commands": ["std:test-connection"],
+            "sourceConfig": [
+                {"key": "baseUrl", "type": "url", "label": "URL"},
+                {
+                    "key": "tenants",
+                    "type": "cardList",
+                    "label": "Tenants",
+                    "subMenus": [
+                        {
+                            "label": "Tenant",
+                            "items": [
+                                {"key": "tenant", "type": "text", "label": "Tenant"},
+                                {"key": "apiKey", "type": "secret", "label": "API key"},
+                            ],
+                        }
+                    ],
+                },
+                {
+                    "key": "mappings",
+                    "type": "cardList",
+                    "label": "Mappings",
+                    "subMenus": [
+                        {"label": "Mapping", "items": [{"key": "from", "type": "text", "label": "From"}]}
+                    ],
+                },
+            ],
+        }
+    )
+    assert spec.secret_keys == ["tenants"]
+    assert spec.validate_config({"tenants": [{"tenant": "a", "apiKey": "k"}], "mappings": []})

@@ -9,6 +9,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
@@ -20,6 +21,7 @@ from governance.models import AuditEvent, Job
 
 from .. import services
 from ..access import (
+    can_cancel_job,
     is_admin,
     manageable_accounts,
     manageable_integrations,
@@ -357,7 +359,12 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, InventoryView
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         """Ask the job to stop: a queued job is cancelled at once, a running one at its next check."""
-        job = job_cancel(actor=request.user, job=self.get_object())
+        job = self.get_object()
+        if not can_cancel_job(request.user, job):
+            raise PermissionDenied(
+                "Only admins, whoever started it, and for a sync its integration's managers may stop a job."
+            )
+        job = job_cancel(actor=request.user, job=job)
         return Response(s.JobSerializer(job).data)
 
 

@@ -94,7 +94,8 @@ class ConnectionForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 10, "class": "json-input", "spellcheck": "false"}),
         label="Connection (JSON)",
         help_text="Secret items are not shown; set a new value below, or leave them out to keep the stored one. "
-        "Changing where the connection goes (URL, host, port, CA certificate, TLS) needs the secrets again.",
+        "Changing where the connection goes (URL, host, port, CA certificate, TLS, connection option) "
+        "needs the secrets again.",
     )
     connector_attributes = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 4, "class": "json-input", "spellcheck": "false"}),
@@ -175,7 +176,8 @@ class TagsField(forms.CharField):
 
 
 class ResourceSettingsForm(forms.Form):
-    name = forms.CharField(max_length=512)
+    """No name: a resource's name is the application's (read-only in the API too; a sync writes it)."""
+
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
     owner = forms.ModelChoiceField(
         queryset=users(), required=False, empty_label="— inherit the integration's —"
@@ -192,7 +194,6 @@ class ResourceSettingsForm(forms.Form):
     @classmethod
     def initial_for(cls, resource: Resource) -> dict:
         return {
-            "name": resource.name,
             "description": resource.description,
             "owner": resource.owner_id,
             "tags": ", ".join(t.name for t in resource.tags.all()),

@@ -16,6 +16,7 @@ from governance.models import AuditEvent, Job
 
 from .. import catalogue, services
 from ..access import (
+    can_cancel_job,
     can_delete_integration,
     is_admin,
     manageable_resources,
@@ -284,6 +285,8 @@ def integration_sync_cancel(request, pk: int):
     integration = _integration(request, pk)
     job = latest_sync(integration)
     if job and not job.is_finished:
+        if not can_cancel_job(request.user, job):
+            raise PermissionDenied
         job_cancel(actor=request.user, job=job)
         toast(request, "Cancelling the sync.", "warning")
     return PAGE.back(integration, "sync")

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
+from connectors.sdk.spec import CONNECTION_OPTION_KEY
 from governance.audit import audit_context
 
 from ..access import can_change_policy, is_admin, policy_changes
@@ -77,15 +78,19 @@ def connection_merge(*, actor, integration: Integration, config, agent_changed: 
     plain, secret = split_secrets(connector, config)
     given = {k: v for k, v in secret.items() if v not in ("", None)}
     stored = integration.connection_secrets or {}
+    before = integration.connection_config or {}
+    moved = [k for k in connector.spec.address_keys if _as_text(before.get(k)) != _as_text(plain.get(k))]
+    if connector.spec.connection_options and _option(connector, before) != _option(connector, plain):
+        moved.append(CONNECTION_OPTION_KEY)  # the option decides the TLS mode and the default port
+    going_elsewhere = integration.pk is not None and bool(moved or agent_changed)
     if actor is not None and not is_admin(actor):  # None: the portal itself (the demo, a migration)
         for key, value in given.items():
-            if env_reference(value) is not None and value != stored.get(key):
+            # Giving the stored reference again with a new address would send its value there.
+            if env_reference(value) is not None and (value != stored.get(key) or going_elsewhere):
                 raise ValidationError(
                     {"connection_config": f"config item {key!r}: only admins may set environment references."}
                 )
-    before = integration.connection_config or {}
-    moved = [k for k in connector.spec.address_keys if _as_text(before.get(k)) != _as_text(plain.get(k))]
-    if integration.pk is None or not (moved or agent_changed):
+    if not going_elsewhere:
         kept = {k: v for k, v in stored.items() if k not in given}
     else:
         kept = {}
@@ -94,6 +99,11 @@ def connection_merge(*, actor, integration: Integration, config, agent_changed: 
             integration._secrets_cleared_because = (cleared, moved or ["agent"])
     integration.connection_config = plain
     integration.connection_secrets = {**kept, **given}
+
+
+def _option(connector, config: dict) -> str:
+    """The connection option a config chooses; none named is the spec's first (the connectors' default)."""
+    return _as_text(config.get(CONNECTION_OPTION_KEY)) or connector.spec.connection_options[0].key
 
 
 def _as_text(value) -> str:

@@ -38,7 +38,7 @@ from governance import audit, notifications
 from governance.audit import audit_context
 
 from ..access import can_manage, is_admin, self_interested
-from ..catalogue import runtime_config, secret_environ
+from ..catalogue import check_targets, runtime_config, secret_environ
 from ..durations import Duration, expires_at
 from ..models import (
     AccessDecision,
@@ -195,6 +195,45 @@ def _snapshot(rule, role: Role, requester, beneficiary, prerequisites=()) -> lis
     return steps
 
 
+def _rule_for(workflow, duration: str, groups: set[int], what: str = "this request"):
+    """The first rule of ``workflow`` matching the duration and the requester's groups."""
+    for rule in workflow.rules.order_by("position").prefetch_related("requester_groups"):
+        if rule.matches(duration, groups):
+            return rule
+    raise ValidationError(
+        {"duration": f"No rule of the workflow {workflow.name} accepts {what}; try a shorter duration."}
+    )
+
+
+def _prerequisite_steps(
+    prerequisites, workflow, duration, groups, requester, beneficiary, steps
+) -> list[dict]:
+    """The steps of the prerequisites' own workflows, after the role's: a prerequisite is granted with the
+    role, so a role under a stricter workflow cannot be had through a laxer role that requires it (which its
+    maintainers could set up). Each other workflow adds its matching rule's steps once."""
+    added: list[dict] = []
+    seen = {workflow.pk}
+    position = max((s["position"] for s in steps), default=0)
+    for prerequisite in prerequisites:
+        other = effective_settings(prerequisite).workflow
+        if other is None:
+            raise ValidationError(
+                {
+                    "role": f"The prerequisite {prerequisite} has no approval workflow; ask its owner to set one."
+                }
+            )
+        if other.pk in seen:
+            continue
+        seen.add(other.pk)
+        rule = _rule_for(other, duration, groups, f"the prerequisite {prerequisite}")
+        for step in _snapshot(rule, prerequisite, requester, beneficiary):
+            position += 1
+            for entry in step["approvers"]:
+                entry["label"] = f"{entry['label']} (for the prerequisite {prerequisite})"
+            added.append({**step, "position": position})
+    return added
+
+
 def step_users(step: dict) -> set[int]:
     return {u for e in step["approvers"] for u in e["users"]}
 
@@ -295,22 +334,8 @@ def access_request_create(
     if workflow is None:
         raise ValidationError({"role": f"{role} has no approval workflow; ask its owner to set one."})
     groups = set(actor.groups.values_list("pk", flat=True))
-    rule = next(
-        (
-            r
-            for r in workflow.rules.order_by("position").prefetch_related("requester_groups")
-            if r.matches(duration, groups)
-        ),
-        None,
-    )
-    if rule is None:
-        raise ValidationError(
-            {
-                "duration": f"No rule of the workflow {workflow.name} accepts this request; try a shorter duration."
-            }
-        )
+    rule = _rule_for(workflow, duration, groups)
     prerequisites = missing_prerequisites(role, beneficiary)
-    steps = _snapshot(rule, role, actor, beneficiary, prerequisites)
     foreign = [r for r in prerequisites if r.integration_id != role.integration_id]
     if foreign:
         raise ValidationError(
@@ -319,6 +344,8 @@ def access_request_create(
                 "on its own first, or ask an admin to fix the prerequisite."
             }
         )
+    steps = _snapshot(rule, role, actor, beneficiary, prerequisites)
+    steps += _prerequisite_steps(prerequisites, workflow, duration, groups, actor, beneficiary, steps)
     with audit_context(actor=actor), transaction.atomic():
         request = AccessRequest.objects.create(
             requester=actor,
@@ -462,9 +489,9 @@ def access_request_cancel(*, actor, request: AccessRequest) -> AccessRequest:
 
 
 def _invoke(integration: Integration, command: str, input: dict) -> list:
-    outputs, _ = integration.connector.invoke(
-        command, runtime_config(integration), input, environ=secret_environ()
-    )
+    config = runtime_config(integration)
+    check_targets(integration.connector, config)
+    outputs, _ = integration.connector.invoke(command, config, input, environ=secret_environ())
     return outputs
 
 

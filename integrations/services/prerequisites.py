@@ -4,7 +4,9 @@ A prerequisite's roles belong to the same integration as what requires them, and
 it must manage each of them (``access.prerequisite_roles``): a prerequisite is granted with the
 request that needs it, through that request's integration, connector, owner and workflow, so a
 role of another integration would be granted past its own owner and workflow. Cross-integration
-prerequisites are therefore refused; request the other integration's role on its own.
+prerequisites are therefore refused; request the other integration's role on its own. Within the
+integration, a prerequisite under another approval workflow adds that workflow's steps to the request
+(``access_requests._prerequisite_steps``).
 """
 
 from __future__ import annotations

@@ -59,7 +59,7 @@ from governance import audit, notifications
 from governance.jobs import JobRun, job_send, job_start
 from governance.models import Job
 
-from ..catalogue import runtime_config, secret_environ
+from ..catalogue import check_targets, runtime_config, secret_environ
 from ..models import Account, Integration, Maintainer, Permission, Resource, Role, RoleImplication
 
 log = logging.getLogger(__name__)
@@ -1390,6 +1390,7 @@ def sync_integration(
             with transaction.atomic():
                 if not Integration.objects.hold(integration.pk):
                     raise SyncError("the integration was deleted")
+                check_targets(connector, config)
                 ingest.begin()
                 run(ENTITLEMENT_LIST, ingest.map_entitlements, ingest.entitlements, "resources and roles")
                 ingest.between_listings()

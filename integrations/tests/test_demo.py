@@ -22,6 +22,7 @@ def _counts():
 @pytest.fixture
 def demo(db, settings, tmp_path):
     settings.VAR_DIR = tmp_path  # the demo application keeps what the portal provisions under it
+    settings.CONNECTOR_FILES_DIR = tmp_path / "connector-files"  # derived from VAR_DIR when settings load
     settings.DEBUG = True  # as scripts/demo.sh runs it: the admin gets the password "admin"
     call_command("demo", scale=0.5, verbosity=0)
 

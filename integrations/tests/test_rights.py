@@ -447,3 +447,80 @@ def test_owning_a_prerequisite_granted_with_the_role_counts_too(people, world):
     assert list(request.prerequisite_roles.all()) == [needed]
     assert request.status == AccessRequest.Status.PENDING
     assert request.steps[0]["approvers"][0]["users"] == [people["owner"].pk]
+
+
+def test_a_prerequisite_is_approved_under_its_own_workflow(people, world):
+    """A maintainer makes the admin role (approved by the owner) a prerequisite of the read role (approved
+    automatically): a member asking for read would get admin with no approval. The admin role's own
+    workflow is added after the read role's steps, so its approver still decides."""
+    _requestable(world)
+    read, admin = world["mine_role"], world["mine_admin"]
+    strict = workflow_create(
+        actor=people["admin"],
+        name="The owner approves",
+        steps=[{"approvers": [{"kind": "user", "user": people["owner"]}]}],
+    )
+    services.role_update(actor=people["admin"], role=admin, workflow=strict)
+    prerequisite_add(actor=people["maintainer"], alternatives=[admin], role=read)
+
+    request = ar.access_request_create(actor=people["member"], role=read, duration="1d", justification="x")
+    assert list(request.prerequisite_roles.all()) == [admin]
+    assert request.status == AccessRequest.Status.PENDING
+    assert [e["users"] for s in request.steps for e in s["approvers"]] == [[], [people["owner"].pk]]
+    assert "for the prerequisite" in request.steps[-1]["approvers"][0]["label"]
+    with pytest.raises(PermissionDenied):
+        ar.access_request_approve(actor=people["maintainer"], request=request)
+    ar.access_request_approve(actor=people["owner"], request=request)
+    request.refresh_from_db()
+    assert request.status != AccessRequest.Status.PENDING
+
+
+def test_a_prerequisite_under_the_same_workflow_adds_no_step(people, world):
+    _requestable(world)
+    read, admin = world["mine_role"], world["mine_admin"]
+    prerequisite_add(actor=people["maintainer"], alternatives=[admin], role=read)
+    request = ar.access_request_create(actor=people["member"], role=read, duration="1d", justification="x")
+    assert len(request.steps) == 1 and request.status == AccessRequest.Status.APPROVED
+
+
+# -- stopping jobs: a deletion only by admins ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("who", ["owner", "maintainer"])
+def test_owners_and_maintainers_cannot_stop_an_admins_deletion(people, world, who):
+    from governance.models import Job
+
+    job = services.integration_delete_start(actor=people["admin"], integration=world["mine"])
+    assert job.status == Job.Status.QUEUED
+    r = api(people[who]).post(f"/api/jobs/{job.pk}/cancel/")
+    assert r.status_code == 403, r.content
+    job.refresh_from_db()
+    assert job.status == Job.Status.QUEUED and not job.cancel_requested
+    r = api(people["admin"]).post(f"/api/jobs/{job.pk}/cancel/")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+
+
+@pytest.mark.parametrize("who", ["owner", "maintainer"])
+def test_managers_stop_their_integrations_syncs(people, world, who):
+    from governance.models import Job
+    from integrations.services.sync import sync_start
+
+    job = sync_start(actor=people["admin"], integration=world["mine"], full=True)
+    assert job.status == Job.Status.QUEUED
+    r = api(people[who]).post(f"/api/jobs/{job.pk}/cancel/")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+
+
+@pytest.mark.parametrize("who", ["res_owner", "maintainer", "admin"])
+def test_a_resources_name_is_the_applications_on_the_screens_as_in_the_api(people, world, who):
+    """The API refuses renaming a resource (it is what the application calls it, and what approvers read):
+    the settings screen ignores a posted name too."""
+    res = world["mine_resource"]
+    r = api(people[who]).patch(f"/api/resources/{res.pk}/", {"name": "sandbox"}, format="json")
+    assert r.status_code == 400
+    r = browser(people[who]).post(
+        f"/resources/{res.pk}/settings", {"name": "sandbox", "description": "Renamed?", "requestable": "on"}
+    )
+    assert r.status_code == 302
+    res.refresh_from_db()
+    assert res.name == "mine db" and res.description == "Renamed?"

@@ -490,7 +490,7 @@ def test_resource_page_and_edit(admin_client, integration, inventory, admin_user
     assert admin_client.post(f"/resources/{resource.pk}/settings", data).status_code == 302
     resource.refresh_from_db()
     assert resource.owner == admin_user and sorted(t.name for t in resource.tags.all()) == ["pii", "prod"]
-    bad = admin_client.post(f"/resources/{resource.pk}/settings", {"name": ""})
+    bad = admin_client.post(f"/resources/{resource.pk}/settings", {"override_allowed_durations": "on"})
     assert bad.status_code == 400
     role_page = admin_client.get(f"/roles/{read.pk}/")
     assert role_page.context["grants"]["granted_by"] == [write]

@@ -266,6 +266,122 @@ def test_a_sync_resolves_references_against_prefixed_names_only(scim, people):
     integration, real = scim
     Integration.objects.filter(pk=integration.pk).update(connection_secrets={"token": {"$env": "SECRET_KEY"}})
     integration.refresh_from_db()
-    with pytest.raises(SyncError, match="not available"):
+    # Refused by the connection policy checked before each run (else: not in the connector's environment).
+    with pytest.raises(SyncError, match="must name a variable beginning with GOVERNANCE_SECRET_"):
         sync_integration(actor=people["admin"], integration=integration, full=True)
     assert real.seen == []
+    from integrations.catalogue import secret_environ
+
+    assert "SECRET_KEY" not in secret_environ()
+
+
+def test_a_stored_reference_given_again_does_not_follow_a_new_address(scim, servers, client_for, monkeypatch):
+    """A maintainer cannot carry an admin's environment reference to an address of their choosing by
+    writing the reference again next to the new address: its value would be sent there."""
+    integration, real = scim
+    monkeypatch.setenv("GOVERNANCE_SECRET_SCIM", "token-from-the-environment")
+    ref = {"$env": "GOVERNANCE_SECRET_SCIM"}
+    r = client_for("admin").patch(
+        _url(integration), {"connection_config": _plain(integration, token=ref)}, format="json"
+    )
+    assert r.status_code == 200, r.content
+    attacker = servers()
+
+    r = client_for("maintainer").patch(
+        _url(integration),
+        {"connection_config": _plain(integration, baseUrl=attacker.url, token=ref)},
+        format="json",
+    )
+    assert r.status_code == 400, r.content
+    assert "only admins" in json.dumps(r.json())
+    integration.refresh_from_db()
+    assert integration.connection_config["baseUrl"] == real.url and integration.connection_secrets == {
+        "token": ref
+    }
+    client_for("maintainer").post(_url(integration, "test-connection/"))
+    assert attacker.seen == []
+    # An admin may move it with the reference.
+    r = client_for("admin").patch(
+        _url(integration),
+        {"connection_config": _plain(integration, baseUrl=attacker.url, token=ref)},
+        format="json",
+    )
+    assert r.status_code == 200, r.content
+
+
+LDAP = {
+    "connectionOption": "ldaps",
+    "host": "ldap.example.invalid",
+    "bindDn": "cn=admin,dc=example,dc=org",
+    "baseDn": "dc=example,dc=org",
+}
+
+
+@pytest.mark.parametrize("option", ["ldap", "starttls", None])
+def test_changing_the_connection_option_needs_the_secrets_again(people, client_for, option):
+    """The connection option decides the TLS mode (and LDAP's default port): from LDAPS to plain LDAP the
+    stored password would cross the network in clear. ``None``: no option named, which is the first (ldap)."""
+    integration = services.integration_create(
+        actor=people["admin"],
+        application="ldap",
+        name="Directory",
+        connection_config={**LDAP, "password": "the-bind-password"},
+    )
+    services.maintainer_add(actor=people["admin"], integration=integration, user=people["maintainer"])
+    changed = {k: v for k, v in integration.connection_config.items() if k != "connectionOption"}
+    if option is not None:
+        changed["connectionOption"] = option
+    r = client_for("maintainer").patch(_url(integration), {"connection_config": changed}, format="json")
+    assert r.status_code == 400, r.content
+    assert "connectionOption changed" in json.dumps(r.json())
+    integration.refresh_from_db()
+    assert integration.connection_config["connectionOption"] == "ldaps"
+    assert integration.connection_secrets == {"password": "the-bind-password"}
+
+    r = client_for("maintainer").patch(
+        _url(integration), {"connection_config": {**changed, "password": "typed-again"}}, format="json"
+    )
+    assert r.status_code == 200, r.content
+    integration.refresh_from_db()
+    assert integration.connection_secrets == {"password": "typed-again"}
+    update = AuditEvent.objects.filter(action="integration.update", object_id=str(integration.pk)).latest(
+        "id"
+    )
+    assert update.details["secrets"] == {"password": "replaced"}
+
+
+def test_naming_the_default_connection_option_keeps_the_secrets(people, client_for):
+    config = {k: v for k, v in LDAP.items() if k != "connectionOption"}
+    integration = services.integration_create(
+        actor=people["admin"],
+        application="ldap",
+        name="Directory",
+        connection_config={**config, "password": "pw"},
+    )
+    services.maintainer_add(actor=people["admin"], integration=integration, user=people["maintainer"])
+    r = client_for("maintainer").patch(
+        _url(integration), {"connection_config": {**config, "connectionOption": "ldap"}}, format="json"
+    )
+    assert r.status_code == 200, r.content
+    integration.refresh_from_db()
+    assert integration.connection_secrets == {"password": "pw"}
+
+
+def test_a_connection_now_pointing_at_a_metadata_address_is_not_used_by_syncs_or_grants(scim, people):
+    """A host name checked when saved may resolve elsewhere later (here: the saved config is changed
+    underneath, as a DNS change would): each run of the portal checks the address again, and neither a
+    sync nor a grant connects there."""
+    from connectors.sdk import ConnectorError
+    from integrations.services import access_requests
+    from integrations.services.sync import SyncError, sync_integration
+
+    integration, real = scim
+    config = {**integration.connection_config, "baseUrl": "http://169.254.169.254/scim/v2", "timeout": 1}
+    Integration.objects.filter(pk=integration.pk).update(connection_config=config)
+    integration.refresh_from_db()
+    with pytest.raises(SyncError, match="link-local or cloud metadata address"):
+        sync_integration(actor=people["admin"], integration=integration, full=True)
+    integration.refresh_from_db()
+    assert "link-local" in integration.last_sync_error
+    with pytest.raises(ConnectorError, match="link-local or cloud metadata address"):
+        access_requests._invoke(integration, "std:account:read", {"identity": "someone"})
