@@ -1011,6 +1011,10 @@ def access_ticket_close(
         request = _locked(ticket.request)
         if not (actor.pk == ticket.assignee_id or can_manage(actor, request.integration)):
             raise PermissionDenied("Only the ticket's assignee or a manager of the integration can close it.")
+        if actor.pk == request.beneficiary_id:  # separation of duties: nobody records their own access
+            raise PermissionDenied(
+                "Nobody closes a ticket about their own access: another manager of the integration closes it."
+            )
         if ticket.status != AccessTicket.Status.OPEN:
             raise ValidationError(f"Ticket #{ticket.pk} is already {ticket.get_status_display().lower()}.")
         ticket.status, ticket.closed_at, ticket.closed_by, ticket.note = (

@@ -279,6 +279,22 @@ def test_approve_then_ticket_then_end(
     assert response.status_code == 400 and "no access to end" in response.json()["error"]["message"]
 
 
+def test_nobody_closes_a_ticket_of_their_own_access(
+    client_for, people, world, jit, filed, django_capture_on_commit_callbacks
+):
+    """The owner fulfils read-only tickets, but not one about their own access: an admin does."""
+    access = filed["mine"]
+    with django_capture_on_commit_callbacks(execute=True):
+        client_as(jit["approver"]).post(f"/api/access-requests/{access.pk}/approve/", {}, format="json")
+    ticket = AccessTicket.objects.get(request=access)
+    AccessRequest.objects.filter(pk=access.pk).update(beneficiary=people["owner"])
+    refused = client_for("owner").post(f"/api/access-tickets/{ticket.pk}/close/", {}, format="json")
+    assert refused.status_code == 403 and "own access" in refused.json()["error"]["message"]
+    assert AccessTicket.objects.get(pk=ticket.pk).status == "open"
+    closed = client_for("admin").post(f"/api/access-tickets/{ticket.pk}/close/", {}, format="json")
+    assert closed.status_code == 200 and closed.json()["status"] == "done", closed.content
+
+
 def test_nobody_approves_their_own_request(client_for, people, world, jit, filed):
     # Even an approver of the workflow cannot approve what they filed.
     own = file(client_as(jit["approver"]), world["mine_role"]).json()
