@@ -14,7 +14,8 @@ A job never stays running or queued without a live worker:
   ``JOB_HEARTBEAT_LIMIT`` has lost its worker and is failed by :func:`jobs_fail_lost`, which the
   tick runs and every start of a job of the same kind and integration runs first;
 - a job's message is sent only once the job is committed (:func:`job_send`), and a failed send
-  fails the job with the reason; a queued job never marked as sent within the limit is failed too;
+  fails the job with the reason; a queued job never marked as sent within the limit is failed too,
+  and so is a sent one no worker started within ``JOB_QUEUED_LIMIT`` (its message lost);
 - cancelling a job whose worker is gone (no heartbeat for three beats) cancels it at once.
 """
 
@@ -46,6 +47,11 @@ ACTIVE = (Job.Status.QUEUED, Job.Status.RUNNING)
 def heartbeat_limit() -> float:
     """Seconds without a heartbeat after which a running job's worker counts as lost."""
     return float(getattr(settings, "JOB_HEARTBEAT_LIMIT", 120.0))
+
+
+def queued_limit() -> float:
+    """Seconds a sent job may wait for a worker before its message counts as lost."""
+    return float(getattr(settings, "JOB_QUEUED_LIMIT", 3600.0))
 
 
 def heartbeat_every() -> float:
@@ -88,9 +94,11 @@ def jobs_fail_lost(*, kind: str | None = None, integration_id: int | None = None
         jobs = jobs.filter(kind=kind)
     if integration_id is not None:
         jobs = jobs.filter(integration_id=integration_id)
+    waited = now - timedelta(seconds=queued_limit())
     candidates = jobs.alias(beat=Coalesce("heartbeat_at", "started_at", "created_at")).filter(
         Q(status=Job.Status.RUNNING, beat__lt=cutoff)
         | Q(status=Job.Status.QUEUED, task_id="", created_at__lt=cutoff)
+        | Q(status=Job.Status.QUEUED, created_at__lt=waited)
     )
     failed = 0
     for job in candidates:
@@ -101,10 +109,16 @@ def jobs_fail_lost(*, kind: str | None = None, integration_id: int | None = None
                 f"Worker lost: no heartbeat since {last_heartbeat(job):%Y-%m-%d %H:%M:%S} UTC "
                 f"(the limit is {limit:g} s). The job was failed so that the next one can run."
             )
-        else:
+        elif not job.task_id:
             error = (
                 f"Never sent to a worker: still unsent {limit:g} s after it was queued. "
                 "The job was failed so that the next one can run."
+            )
+        else:
+            error = (
+                f"No worker started it within {queued_limit():g} s of being queued: the broker may have lost "
+                "its message (restarted without persistence) or every worker was busy. The job was failed "
+                "so that the next one can run; its message, if it still comes, finds it finished."
             )
         updated = Job.objects.filter(
             pk=job.pk, status=job.status, heartbeat_at=job.heartbeat_at, task_id=job.task_id

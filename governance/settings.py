@@ -322,6 +322,8 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 # A running job writes a heartbeat every few seconds; one silent for longer than this many seconds has lost
 # its worker (killed, its machine gone) and is failed by the tick and by the next start of the same job.
 JOB_HEARTBEAT_LIMIT = env.float("JOB_HEARTBEAT_LIMIT", default=120.0)
+# Seconds a sent job may wait for a worker before its message counts as lost and the job is failed.
+JOB_QUEUED_LIMIT = env.float("JOB_QUEUED_LIMIT", default=3600.0)
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BEAT_SCHEDULE = {
     # Queues every integration whose discovery or full permission sync is due.

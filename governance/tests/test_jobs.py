@@ -116,3 +116,26 @@ def test_a_worker_given_up_on_keeps_its_job_failed(settings, integration):
     run.finish(Job.Status.SUCCEEDED)
     assert Job.objects.get(pk=job.pk).status == Job.Status.FAILED
     connections["jobs"].close()
+
+
+def test_a_sent_job_no_worker_started_is_failed_after_the_queued_limit_and_its_late_message_is_ignored(
+    settings, integration
+):
+    """A broker that lost the message (restarted without persistence) would otherwise leave the job queued
+    for ever, and every later sync of the integration skipped."""
+    from integrations.services.sync import sync_run
+
+    settings.JOB_QUEUED_LIMIT = 600
+    lost = job_start(actor=None, kind="sync", integration_id=integration.pk, subject=integration)
+    waiting = timezone.now() - timedelta(seconds=300)
+    Job.objects.filter(pk=lost.pk).update(task_id="sent", created_at=waiting)
+    assert jobs_fail_lost() == 0  # five minutes behind busy workers: still waiting
+    Job.objects.filter(pk=lost.pk).update(created_at=timezone.now() - timedelta(seconds=700))
+    assert jobs_fail_lost() == 1
+    lost.refresh_from_db()
+    assert lost.status == Job.Status.FAILED and lost.error.startswith("No worker started it within 600 s")
+    assert AuditEvent.objects.filter(action="job.lost", object_id=str(lost.pk), status="error").exists()
+    # The message arrives after all: the job stays failed and nothing runs.
+    assert sync_run(job_id=lost.pk).status == Job.Status.FAILED
+    # The next sync of the integration is not skipped.
+    assert sync_start(actor=None, integration=integration).status == Job.Status.SUCCEEDED
