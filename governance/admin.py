@@ -1,7 +1,65 @@
 from django.contrib import admin
+from django.contrib.admin.widgets import AutocompleteSelect, AutocompleteSelectMultiple
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.core.exceptions import ValidationError
 
 from .models import AuditEvent, Job, User
+
+
+class _Ids:
+    """An autocomplete widget re-showing posted values keeps only those that are ids of its model: Django
+    would look the others up and fail with a 500 where the form says "Select a valid choice"."""
+
+    def optgroups(self, name, value, attr=None):
+        opts = self.field.remote_field.model._meta
+        target = opts.get_field(getattr(self.field.remote_field, "field_name", None) or opts.pk.name)
+        ids = []
+        for v in value:
+            try:
+                target.to_python(v)
+            except (ValidationError, ValueError, TypeError):
+                continue
+            ids.append(v)
+        return super().optgroups(name, ids, attr)
+
+
+class IdsAutocompleteSelect(_Ids, AutocompleteSelect):
+    pass
+
+
+class IdsAutocompleteSelectMultiple(_Ids, AutocompleteSelectMultiple):
+    pass
+
+
+_SAFE_WIDGETS = {
+    AutocompleteSelect: IdsAutocompleteSelect,
+    AutocompleteSelectMultiple: IdsAutocompleteSelectMultiple,
+}
+
+
+class PortalAdminMixin:
+    """What every admin of the portal shares: autocomplete fields that never 500 on a value that is no id."""
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        return _safe(super().formfield_for_foreignkey(db_field, request, **kwargs))
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        return _safe(super().formfield_for_manytomany(db_field, request, **kwargs))
+
+
+def _safe(formfield):
+    if formfield is not None and type(formfield.widget) in _SAFE_WIDGETS:
+        formfield.widget.__class__ = _SAFE_WIDGETS[type(formfield.widget)]
+    return formfield
+
+
+class PortalAdmin(PortalAdminMixin, admin.ModelAdmin):
+    pass
+
+
+class PortalTabularInline(PortalAdminMixin, admin.TabularInline):
+    pass
+
 
 admin.site.site_header = "Access governance"
 admin.site.site_title = "Access governance admin"
@@ -9,7 +67,7 @@ admin.site.index_title = "Power edits"
 
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
+class UserAdmin(PortalAdminMixin, BaseUserAdmin):
     list_display = ("username", "email", "first_name", "last_name", "department", "manager", "is_staff")
     list_filter = ("is_staff", "is_superuser", "is_active", "department", "groups")
     search_fields = ("username", "email", "first_name", "last_name")
@@ -17,7 +75,7 @@ class UserAdmin(BaseUserAdmin):
     fieldsets = BaseUserAdmin.fieldsets + (("Organisation", {"fields": ("manager", "department", "title")}),)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(PortalAdmin):
     """Nothing here is added, changed or deleted by hand."""
 
     def has_add_permission(self, request):

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.utils.html import format_html
 
+from governance.admin import PortalAdmin, PortalTabularInline
 from governance.inputs import BoundedJSONDecoder
 
 from . import services
@@ -111,7 +112,7 @@ class IntegrationForm(forms.ModelForm):
         return data
 
 
-class MaintainerInline(admin.TabularInline):
+class MaintainerInline(PortalTabularInline):
     model = Maintainer
     extra = 0
     autocomplete_fields = ("user", "group")
@@ -127,7 +128,7 @@ class ResourceMaintainerInline(MaintainerInline):
     exclude = ("integration",)
 
 
-class PrerequisiteInline(admin.TabularInline):
+class PrerequisiteInline(PortalTabularInline):
     model = PrerequisitePermission
     extra = 0
     autocomplete_fields = ("alternatives",)
@@ -149,7 +150,7 @@ class RolePrerequisiteInline(PrerequisiteInline):
 
 
 @admin.register(Integration)
-class IntegrationAdmin(admin.ModelAdmin):
+class IntegrationAdmin(PortalAdmin):
     form = IntegrationForm
 
     def get_form(self, request, obj=None, change=False, **kwargs):
@@ -269,7 +270,7 @@ class IntegrationAdmin(admin.ModelAdmin):
         return ", ".join(f"{k}: {'set' if k in stored else 'not set'}" for k in keys)
 
 
-class RoleInline(admin.TabularInline):
+class RoleInline(PortalTabularInline):
     model = Role
     extra = 0
     fields = ("name", "external_id", "requestable", "workflow", "removed_at")
@@ -286,7 +287,7 @@ class DurationsAdminForm(forms.ModelForm):
 
 
 @admin.register(Resource)
-class ResourceAdmin(admin.ModelAdmin):
+class ResourceAdmin(PortalAdmin):
     form = DurationsAdminForm
     list_display = ("name", "integration", "kind", "owner", "requestable", "workflow", "removed_at")
     list_filter = ("integration", "kind", "requestable", "tags", ("removed_at", admin.EmptyFieldListFilter))
@@ -302,7 +303,7 @@ class ResourceAdmin(admin.ModelAdmin):
         return format_html("<pre>{}</pre>", json.dumps(obj.attributes, indent=2, sort_keys=True))
 
 
-class ImplicationInline(admin.TabularInline):
+class ImplicationInline(PortalTabularInline):
     model = RoleImplication
     fk_name = "role"
     extra = 0
@@ -312,7 +313,7 @@ class ImplicationInline(admin.TabularInline):
 
 
 @admin.register(Role)
-class RoleAdmin(admin.ModelAdmin):
+class RoleAdmin(PortalAdmin):
     form = DurationsAdminForm
     list_display = ("name", "resource", "integration", "requestable", "workflow", "removed_at")
     list_filter = ("integration", "requestable", "tags", ("removed_at", admin.EmptyFieldListFilter))
@@ -326,7 +327,7 @@ class RoleAdmin(admin.ModelAdmin):
 
 
 @admin.register(Account)
-class AccountAdmin(admin.ModelAdmin):
+class AccountAdmin(PortalAdmin):
     list_display = ("identity", "integration", "email", "user", "enabled", "removed_at")
     list_filter = ("integration", "enabled", ("removed_at", admin.EmptyFieldListFilter))
     search_fields = ("identity", "external_id", "email")
@@ -338,7 +339,7 @@ class AccountAdmin(admin.ModelAdmin):
 
 
 @admin.register(Permission)
-class PermissionAdmin(admin.ModelAdmin):
+class PermissionAdmin(PortalAdmin):
     list_display = ("account", "role", "integration", "source", "granted_at", "expires_at", "ended_at")
     list_filter = ("source", "integration", ("ended_at", admin.EmptyFieldListFilter))
     search_fields = ("account__identity", "role__name", "role__resource__name")
@@ -347,14 +348,14 @@ class PermissionAdmin(admin.ModelAdmin):
     show_full_result_count = False
 
 
-class ApproverInline(admin.TabularInline):
+class ApproverInline(PortalTabularInline):
     model = Approver
     extra = 0
     autocomplete_fields = ("user", "group")
 
 
 @admin.register(ApprovalStep)
-class ApprovalStepAdmin(admin.ModelAdmin):
+class ApprovalStepAdmin(PortalAdmin):
     list_display = ("workflow", "rule", "position", "mode")
     list_filter = ("workflow",)
     inlines = (ApproverInline,)
@@ -362,7 +363,7 @@ class ApprovalStepAdmin(admin.ModelAdmin):
     exclude = ("workflow",)
 
 
-class StepInline(admin.TabularInline):
+class StepInline(PortalTabularInline):
     model = ApprovalStep
     extra = 0
     show_change_link = True
@@ -370,7 +371,7 @@ class StepInline(admin.TabularInline):
 
 
 @admin.register(ApprovalRule)
-class ApprovalRuleAdmin(admin.ModelAdmin):
+class ApprovalRuleAdmin(PortalAdmin):
     list_display = ("workflow", "position", "max_duration")
     list_filter = ("workflow",)
     search_fields = ("workflow__name",)
@@ -379,7 +380,7 @@ class ApprovalRuleAdmin(admin.ModelAdmin):
     inlines = (StepInline,)
 
 
-class RuleInline(admin.TabularInline):
+class RuleInline(PortalTabularInline):
     model = ApprovalRule
     extra = 0
     show_change_link = True
@@ -387,7 +388,7 @@ class RuleInline(admin.TabularInline):
 
 
 @admin.register(ApprovalWorkflow)
-class ApprovalWorkflowAdmin(admin.ModelAdmin):
+class ApprovalWorkflowAdmin(PortalAdmin):
     list_display = ("name", "n_steps", "updated_at")
     search_fields = ("name", "description")
     inlines = (RuleInline,)
@@ -401,31 +402,31 @@ class ApprovalWorkflowAdmin(admin.ModelAdmin):
 
 
 @admin.register(Agent)
-class AgentAdmin(admin.ModelAdmin):
+class AgentAdmin(PortalAdmin):
     list_display = ("name", "queue", "description", "last_seen_at")
     search_fields = ("name",)
 
 
 @admin.register(Tag)
-class TagAdmin(admin.ModelAdmin):
+class TagAdmin(PortalAdmin):
     search_fields = ("name",)
 
 
 @admin.register(Maintainer)
-class MaintainerAdmin(admin.ModelAdmin):
+class MaintainerAdmin(PortalAdmin):
     list_display = ("__str__", "integration", "resource", "user", "group")
     autocomplete_fields = ("integration", "resource", "user", "group")
     list_select_related = ("integration", "resource", "user", "group")
 
 
 @admin.register(PrerequisitePermission)
-class PrerequisitePermissionAdmin(admin.ModelAdmin):
+class PrerequisitePermissionAdmin(PortalAdmin):
     list_display = ("__str__", "integration", "resource", "role")
     autocomplete_fields = ("integration", "resource", "role", "alternatives")
     list_select_related = ("integration", "resource", "role__resource")
 
 
-class DecisionInline(admin.TabularInline):
+class DecisionInline(PortalTabularInline):
     model = AccessDecision
     extra = 0
     can_delete = False
@@ -436,7 +437,7 @@ class DecisionInline(admin.TabularInline):
 
 
 @admin.register(AccessRequest)
-class AccessRequestAdmin(admin.ModelAdmin):
+class AccessRequestAdmin(PortalAdmin):
     """Read-only: requests change through their services (request, approve, grant, revoke)."""
 
     list_display = (
@@ -462,7 +463,7 @@ class AccessRequestAdmin(admin.ModelAdmin):
 
 
 @admin.register(AccessTicket)
-class AccessTicketAdmin(admin.ModelAdmin):
+class AccessTicketAdmin(PortalAdmin):
     list_display = ("id", "kind", "status", "request", "assignee", "opened_at", "closed_at")
     list_filter = ("status", "kind")
 

@@ -216,3 +216,23 @@ def test_record_many_keeps_details_as_record_does(db):
     many = AuditEvent.objects.get(action="test.many")
     assert many.details == AuditEvent.objects.get(pk=one.pk).details
     assert many.details == {"on": "2026-12-01", "2026-12-02": "a date as a key", "n": [1, 2]}
+
+
+@pytest.mark.parametrize("value", ["abc", "²", "1.5"])
+def test_admin_autocomplete_fields_refuse_a_value_that_is_no_id_without_a_500(
+    admin_client, admin_user, value
+):
+    integration = services.integration_create(
+        actor=admin_user, application="demo", name="Directory", connection_config=dict(DEMO_CONFIG)
+    )
+    url = reverse("admin:integrations_integration_change", args=[integration.pk])
+    data = admin_form_data(admin_client.get(url))
+    data["owner"] = value
+    page = admin_client.post(url, data)
+    assert page.status_code == 200 and "Select a valid choice" in page.content.decode()
+    resource = Resource.objects.create(integration=integration, external_id="r", name="r")
+    url = reverse("admin:integrations_resource_change", args=[resource.pk])
+    data = admin_form_data(admin_client.get(url))
+    data["tags"] = [value]
+    page = admin_client.post(url, data)
+    assert page.status_code == 200, page.status_code
