@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from celery import shared_task
 from django.db import transaction
@@ -74,15 +75,19 @@ def due_integrations(now=None, errors: list | None = None) -> list[tuple[Integra
 def _schedule_error(integration: Integration, exc: Exception) -> None:
     """One integration's scheduling failed: logged and audited; the tick goes on with the others."""
     from governance import audit
+    from governance.models import AuditEvent
 
     log.error("tick: could not schedule %s (%s): %s", integration, integration.pk, exc, exc_info=exc)
+    error = f"{type(exc).__name__}: {exc}"
     try:
-        audit.record(
-            "integration.schedule",
-            obj=integration,
-            status="error",
-            details={"error": f"{type(exc).__name__}: {exc}"},
-        )
+        # Once a day per integration and error, not at every tick (once a minute) while it lasts.
+        if not AuditEvent.objects.filter(
+            action="integration.schedule",
+            integration_id=integration.pk,
+            details__error=error,
+            occurred_at__gte=timezone.now() - timedelta(days=1),
+        ).exists():
+            audit.record("integration.schedule", obj=integration, status="error", details={"error": error})
     except Exception:
         log.exception("tick: could not audit the scheduling error of %s", integration.pk)
 

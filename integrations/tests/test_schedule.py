@@ -72,3 +72,5 @@ def test_one_integrations_broken_schedule_does_not_stop_the_others(make_integrat
     assert not Job.objects.filter(kind="sync", integration_id=broken.pk).exists()
     (event,) = AuditEvent.objects.filter(action="integration.schedule", integration_id=broken.pk)
     assert event.status == "error" and "OverflowError" in event.details["error"]
+    tick()  # a minute later, the same error: logged, not audited again
+    assert AuditEvent.objects.filter(action="integration.schedule", integration_id=broken.pk).count() == 1
