@@ -1,8 +1,11 @@
 """Fixtures shared by the suite. Django is imported lazily: the connector tests run without it."""
 
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,6 +22,31 @@ DEMO_CONFIG = {
     "memberships": 2,
     "seed": 3,
 }
+
+
+def wait_for(condition, timeout: float = 120, what: str = "condition"):
+    """Poll ``condition`` every 0.1 s until it returns something true (returned), or fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def wait_until_serving(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    """Wait until the portal at ``url`` serves its sign-in page; fail with ``log`` if ``proc`` died."""
+    import httpx
+
+    def up():
+        assert proc.poll() is None, log.read_text()
+        try:
+            return httpx.get(f"{url}/login/", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_for(up, timeout, f"{url} to serve")
 
 
 # The demo admin's password in tests: they run with DEBUG off, where the demo refuses "admin".
@@ -77,8 +105,6 @@ def portal_process(transactional_db, tmp_path):
 def web_server(portal_process, tmp_path):
     """``start(env) -> base URL``: a gunicorn server of the portal on the test database (see portal_process),
     with ``env`` as its whole environment besides the test settings; waits until it serves the sign-in page."""
-    import httpx
-
     from connectors.testing import free_port
 
     def start(env: dict[str, str]) -> str:
@@ -87,18 +113,42 @@ def web_server(portal_process, tmp_path):
                 "--workers", "1", "--threads", "4", "--worker-class", "gthread"]  # fmt: skip
         proc = portal_process(f"gunicorn-{port}", args, env)
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (tmp_path / f"gunicorn-{port}.log").read_text()
-            try:
-                if httpx.get(f"{url}/login/", timeout=2).status_code == 200:
-                    return url
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"{url} did not start"
-            time.sleep(0.2)
+        wait_until_serving(url, proc, tmp_path / f"gunicorn-{port}.log")
+        return url
 
     return start
+
+
+@pytest.fixture
+def private_redis():
+    """``(port, process)`` of a redis-server of this test's own, which the test may stop or pause (SIGSTOP)."""
+    import redis
+
+    from connectors.testing import free_port, stop_process
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed (apt-get install redis-server)")
+    folder = Path(tempfile.mkdtemp(prefix="gov-cache-"))
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(folder), "--daemonize", "no", "--logfile", ""],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            redis.Redis(port=port).ping()
+            break
+        except redis.ConnectionError:
+            assert proc.poll() is None and time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.02)
+    yield port, proc
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGCONT)
+    stop_process(proc)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

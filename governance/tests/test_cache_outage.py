@@ -7,47 +7,15 @@ the test kills, or pauses (SIGSTOP: connections hang instead of being refused).
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 import redis
 
-from connectors.testing import free_port, stop_process
+from connectors.testing import stop_process
 from governance.tokens import api_token_create
-
-
-@pytest.fixture
-def private_redis():
-    """``(port, process)`` of a redis-server of this test's own, which the test may stop or pause."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed (apt-get install redis-server)")
-    folder = Path(tempfile.mkdtemp(prefix="gov-cache-"))
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(folder), "--daemonize", "no", "--logfile", ""],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            redis.Redis(port=port).ping()
-            break
-        except redis.ConnectionError:
-            assert proc.poll() is None and time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.02)
-    yield port, proc
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGCONT)
-    stop_process(proc)
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _get(url: str, token: str | None = None) -> tuple[httpx.Response, float]:

@@ -13,21 +13,18 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
-import redis
 from celery import Celery
 
-from conftest import DEMO_CONFIG, ROOT
+from conftest import DEMO_CONFIG, ROOT, wait_for, wait_until_serving
+from connectors.testing import free_port
 from governance.models import Job
 from governance.tokens import api_token_create
 
@@ -39,33 +36,6 @@ admin = User.objects.create(username="root", is_staff=True, is_superuser=True)
 integration = services.integration_create(actor=admin, application="demo", name="Directory", connection_config=%s)
 print(api_token_create(actor=admin, name="fault test")[1], integration.pk)
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def wait_until_serving(url: str, proc: subprocess.Popen, log: Path) -> None:
-    def up():
-        assert proc.poll() is None, log.read_text()
-        try:
-            return httpx.get(f"{url}/login/", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_for(up, 60, f"{url} to serve")
 
 
 @pytest.fixture
@@ -91,7 +61,7 @@ def embedded_portal(tmp_path):
         return result.stdout
 
     def gunicorn() -> tuple[str, subprocess.Popen]:
-        port = _free_port()
+        port = free_port()
         log = tmp_path / "gunicorn.log"
         proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "governance.wsgi", "--bind", f"127.0.0.1:{port}",
@@ -165,36 +135,12 @@ def test_a_sync_whose_web_worker_is_killed_is_failed_as_lost_and_the_integration
     database.close()
 
 
-@pytest.fixture
-def paused_redis():
-    """A redis-server of our own on a spare port; SIGSTOP pauses it, SIGCONT resumes it."""
-    port = _free_port()
-    directory = tempfile.mkdtemp()
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", directory, "--daemonize", "no", "--logfile", ""],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"redis://127.0.0.1:{port}/0"
-    wait_for(lambda: _pings(url), 10, "redis-server")
-    yield url, proc
-    os.kill(proc.pid, signal.SIGCONT)
-    proc.terminate()
-    proc.wait(10)
-
-
-def _pings(url: str) -> bool:
-    try:
-        return redis.Redis.from_url(url, socket_timeout=1).ping()
-    except redis.RedisError:
-        return False
-
-
 @pytest.mark.django_db(transaction=True, databases="__all__")
 def test_a_sync_started_while_redis_is_paused_fails_at_once_and_the_tick_syncs_it_later(
-    paused_redis, portal_process, make_integration, admin_user, tmp_path
+    private_redis, portal_process, web_server, make_integration, admin_user, tmp_path
 ):
-    broker_url, redis_proc = paused_redis
+    port, redis_proc = private_redis
+    broker_url = f"redis://127.0.0.1:{port}/0"
     integration = make_integration(name="Directory")
     token = api_token_create(actor=admin_user, name="fault test")[1]
     env = {**os.environ, "CELERY_BROKER_URL": broker_url, "CELERY_BROKER_SOCKET_TIMEOUT": "2"}
@@ -205,12 +151,7 @@ def test_a_sync_started_while_redis_is_paused_fails_at_once_and_the_tick_syncs_i
          "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "INFO"],
         env,
     )  # fmt: skip
-    port = _free_port()
-    web = portal_process(
-        "gunicorn", ["gunicorn", "governance.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1"], env
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_until_serving(url, web, tmp_path / "gunicorn.log")
+    url = web_server(env)
 
     os.kill(redis_proc.pid, signal.SIGSTOP)  # the broker stops answering
     started = time.monotonic()

@@ -3,7 +3,6 @@
 import os
 import signal
 import subprocess
-import time
 import uuid
 
 import pytest
@@ -11,7 +10,7 @@ import redis
 from celery import Celery
 from django.db import connection
 
-from conftest import DEMO_CONFIG
+from conftest import DEMO_CONFIG, wait_for
 from governance.jobs import job_start
 from governance.models import AuditEvent, Job
 from integrations.models import Account, Agent, Integration, Permission
@@ -51,16 +50,6 @@ def make_worker(broker, portal_process):
 @pytest.fixture
 def worker(make_worker):
     return make_worker()
-
-
-def wait_for(condition, timeout: float = 120, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def big_directory(make_integration, agent: str):
