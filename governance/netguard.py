@@ -61,8 +61,11 @@ def check_host(host: str) -> None:
         forbidden = True
     elif "." in name or ":" in name:  # a bare word ("require", "disabled") is not looked up
         forbidden = any(_forbidden(a) for a in _addresses(name))
-    else:
-        forbidden = False
+    else:  # but an address written as one number (2852039166, 0xa9fea9fe) is what resolvers make of it
+        try:
+            forbidden = _forbidden(ipaddress.ip_address(socket.inet_aton(name)))
+        except OSError:
+            forbidden = False
     if forbidden:
         raise ForbiddenTarget(
             f"{host} is a link-local or cloud metadata address; the portal does not connect there "

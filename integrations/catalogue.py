@@ -195,7 +195,7 @@ def validate_connection_policy(connector, config: Mapping) -> None:
         try:
             if "://" in value:
                 check_url(value.strip())
-            elif not value.strip().isdigit():
+            else:
                 check_host(urlsplit("//" + value.strip()).hostname or value.strip())
         except (ForbiddenTarget, ValueError) as exc:
             errors.append(f"config item {key!r}: {exc}")

@@ -36,6 +36,8 @@ def _patch(client, integration, **body):
         ({"url": "http://169.254.169.254/latest/meta-data/"}, "link-local or cloud metadata"),
         ({"url": "http://[fd00:ec2::254]/"}, "link-local or cloud metadata"),
         ({"url": "http://metadata.google.internal/"}, "link-local or cloud metadata"),
+        ({"url": "http://2852039166/latest/meta-data/"}, "link-local or cloud metadata"),
+        ({"url": "http://0xa9fea9fe/"}, "link-local or cloud metadata"),
     ],
 )
 def test_demo_config_out_of_bounds_is_refused_and_nothing_is_saved(demo, client_for, change, words):
@@ -94,10 +96,14 @@ def test_hosts_of_database_connections_are_checked_too(people):
         "username": "u",
         "password": "p",
     }
-    with pytest.raises(ValidationError, match="link-local"):
-        services.integration_create(
-            actor=people["admin"], application="postgresql", name="PG", connection_config=config
-        )
+    for host in ("169.254.169.254", "2852039166"):
+        with pytest.raises(ValidationError, match="link-local"):
+            services.integration_create(
+                actor=people["admin"],
+                application="postgresql",
+                name="PG",
+                connection_config={**config, "host": host},
+            )
     # Loopback and private networks are where databases live: allowed.
     services.integration_create(
         actor=people["admin"],
