@@ -1,8 +1,8 @@
 from django.contrib import admin
 from django.contrib.admin.widgets import AutocompleteSelect, AutocompleteSelectMultiple
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
-from django.core.exceptions import ValidationError
 
+from .inputs import parse_id
 from .models import AuditEvent, Job, User
 
 
@@ -11,16 +11,7 @@ class _Ids:
     would look the others up and fail with a 500 where the form says "Select a valid choice"."""
 
     def optgroups(self, name, value, attr=None):
-        opts = self.field.remote_field.model._meta
-        target = opts.get_field(getattr(self.field.remote_field, "field_name", None) or opts.pk.name)
-        ids = []
-        for v in value:
-            try:
-                target.to_python(v)
-            except (ValidationError, ValueError, TypeError):
-                continue
-            ids.append(v)
-        return super().optgroups(name, ids, attr)
+        return super().optgroups(name, [v for v in value if parse_id(v) is not None], attr)
 
 
 class IdsAutocompleteSelect(_Ids, AutocompleteSelect):

@@ -6,10 +6,11 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q
 from django.shortcuts import render
 
+from governance.inputs import parse_id
 from governance.models import AuditEvent
 
 from .. import services
-from ..access import manageable_roles
+from ..access import prerequisite_roles
 from ..models import Maintainer, Permission, Resource, Role, RoleImplication
 from ..selectors import effective_settings, granting_role_ids
 from .common import get_managed, require_manager, style_form
@@ -203,10 +204,10 @@ def role_options(request):
     """<option>s of roles matching ``q`` (name or resource), for pickers (htmx)."""
     require_manager(request)
     q = request.GET.get("q", "").strip()
-    roles = manageable_roles(request.user).filter(removed_at=None).select_related("resource", "integration")
-    integration = request.GET.get("integration", "")
-    if integration.isdigit() and len(integration) < 19:  # a prerequisite picker: that integration's roles
-        roles = roles.filter(integration_id=int(integration))
+    roles = prerequisite_roles(request.user, None).select_related("resource", "integration")
+    integration = parse_id(request.GET.get("integration"))
+    if integration is not None:  # a prerequisite picker: that integration's roles
+        roles = roles.filter(integration_id=integration)
     if q:
         roles = roles.filter(Q(name__icontains=q) | Q(resource__name__icontains=q))
     return render(

@@ -109,6 +109,12 @@ def test_every_table_takes_a_page_size_up_to_500(screens, integration, many):
         assert screens.get(f"{url}{sep}per_page=3&page=x").context[name].page.number == 1, url
 
 
+@pytest.mark.parametrize("bad", ["²", "abc", "-1", "9" * 30])
+def test_the_role_picker_ignores_an_integration_that_is_no_id(screens, integration, role, bad):
+    response = screens.get(f"/roles/options?integration={bad}&q={role.name}")
+    assert response.status_code == 200 and f'value="{role.pk}"' in response.content.decode()
+
+
 def test_the_api_page_size_follows_the_same_rule(api, many):
     for size, expected in (("7", 7), ("1000", 30), ("0", 30), ("-1", 30), ("abc", 30), ("1001", 30)):
         response = api.get(f"/api/roles/?page_size={size}")
