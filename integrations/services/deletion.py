@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 
-from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied, ValidationError
 from django.db import models, router, transaction
 from django.db.models.deletion import get_candidate_relations_to_delete
 from django.utils import timezone
@@ -33,6 +34,7 @@ from governance import audit
 from governance.jobs import JobRun, job_send, job_start
 from governance.models import Job
 
+from ..access import can_delete_integration
 from ..models import Account, Integration, Permission, Resource, Role
 
 log = logging.getLogger(__name__)
@@ -114,7 +116,7 @@ def _run_step(
     manager = step.model._base_manager
     db = router.db_for_write(step.model)
     while True:
-        with transaction.atomic(using=db) if atomic else _nothing():
+        with transaction.atomic(using=db) if atomic else nullcontext():
             ids = list(_rows(step, integration_id).values_list("pk", flat=True)[:BATCH_SIZE])
             if not ids:
                 return total
@@ -126,14 +128,6 @@ def _run_step(
         on_batch(n)
         if len(ids) < BATCH_SIZE:
             return total
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def integration_inventory_size(integration_id: int) -> int:
@@ -221,9 +215,17 @@ def _readable(counts: dict[str, int]) -> dict[str, int]:
 # -- as a job -----------------------------------------------------------------------------------------
 
 
+class DeletionCancelled(Exception):
+    """Someone cancelled the deletion job: it stops between two batches."""
+
+
 def integration_delete_start(*, actor, integration: Integration) -> Job:
-    """Queue the deletion of ``integration`` as a job (``skipped`` when one is already queued or running)."""
+    """Queue the deletion of ``integration`` as a job (``skipped`` when one is already queued or running).
+    Admins only (``access.can_delete_integration``), whoever calls: a screen, the API, a script."""
     from ..tasks import delete_integration_task
+
+    if actor is not None and not can_delete_integration(actor, integration):
+        raise PermissionDenied("Only admins delete integrations.")
 
     job = job_start(
         actor=actor,
@@ -250,16 +252,31 @@ def integration_delete_run(*, job_id) -> Job:
             return run.finish(Job.Status.SUCCEEDED, message="Already deleted.")
         run.start(phase="waiting for its syncs and grants to end")
         run.progress(total=integration_inventory_size(integration.pk), force=True)
-        run.progress(phase="deleting", force=True)
+        so_far: dict[str, int] = {}
 
         def progress(counts: dict, done: int) -> None:
-            run.progress(counts=_readable(counts), done=done, total=max(done, run.job.total or 0))
+            so_far.update(counts)
+            if run.should_cancel():  # between batches: each one is committed, the integration stays marked
+                raise DeletionCancelled
+            run.progress(
+                counts=_readable(counts), done=done, total=max(done, run.job.total or 0), phase="deleting"
+            )
 
         try:
             counts = integration_delete(actor=job.created_by, integration=integration, progress=progress)
         except ValidationError as exc:
             message = " ".join(exc.messages)
             return run.finish(Job.Status.FAILED, error=message, message=message)
+        except DeletionCancelled:
+            with audit.audit_context(actor=job.created_by):
+                audit.record(
+                    "integration.delete",
+                    obj=integration,
+                    status="error",
+                    details={"cancelled": True, "counts": dict(sorted(so_far.items()))},
+                )
+            message = f"Cancelled after {sum(so_far.values()):,} rows; delete it again to finish."
+            return run.finish(Job.Status.CANCELLED, message=message)
         total = sum(counts.values())
         run.progress(counts=_readable(counts), done=total, total=total, phase="done", force=True)
         return run.finish(

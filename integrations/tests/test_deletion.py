@@ -101,6 +101,45 @@ def test_deleting_runs_as_a_job_in_batches_and_writes_one_summary(doomed, admin_
     assert job.counts["Permissions"] == 2 and job.counts["Permissions: request cleared"] == 1
 
 
+def test_only_admins_start_a_deletion_whoever_calls_the_service(doomed, django_user_model):
+    from django.core.exceptions import PermissionDenied
+
+    doomed, _, _ = doomed
+    owner = django_user_model.objects.create(username="owner")
+    Integration.objects.filter(pk=doomed.pk).update(owner=owner)
+    doomed.refresh_from_db()
+    with pytest.raises(PermissionDenied):
+        services.integration_delete_start(actor=owner, integration=doomed)
+    assert not Job.objects.filter(kind="delete").exists()
+
+
+def test_a_cancelled_deletion_stops_between_batches_and_deleting_again_finishes(
+    doomed, admin_user, monkeypatch
+):
+    from governance.jobs import job_start
+
+    doomed, _, _ = doomed
+    monkeypatch.setattr(deletion, "BATCH_SIZE", 1)
+    job = job_start(actor=admin_user, kind="delete", integration_id=doomed.pk, subject=doomed)
+    Job.objects.filter(pk=job.pk).update(cancel_requested=True)  # asked to stop before its first batch ends
+    job = deletion.integration_delete_run(job_id=job.pk)
+    assert job.status == Job.Status.CANCELLED and "delete it again to finish" in job.log[-1]["message"], (
+        job.error
+    )
+    doomed.refresh_from_db()
+    assert doomed.deletion_started_at is not None  # marked: nothing syncs into it
+    assert Resource.objects.filter(integration_id=doomed.pk).exists()  # stopped after one row
+    event = AuditEvent.objects.get(action="integration.delete", object_id=str(doomed.pk))
+    assert (
+        event.status == "error"
+        and event.details["cancelled"] is True
+        and sum(event.details["counts"].values()) == 1
+    )
+    job = services.integration_delete_start(actor=admin_user, integration=doomed)
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED and not Integration.objects.filter(pk=doomed.pk).exists()
+
+
 def test_an_integration_being_deleted_is_held_by_no_sync_and_deleting_again_finishes(
     doomed, admin_user, client
 ):
