@@ -1387,10 +1387,10 @@ def sync_integration(
 
     with audit.audit_context(actor=actor):
         try:
+            check_targets(connector, config)  # name lookups: before the transaction and its hold
             with transaction.atomic():
                 if not Integration.objects.hold(integration.pk):
                     raise SyncError("the integration was deleted")
-                check_targets(connector, config)
                 ingest.begin()
                 run(ENTITLEMENT_LIST, ingest.map_entitlements, ingest.entitlements, "resources and roles")
                 ingest.between_listings()
