@@ -264,6 +264,7 @@ class JobRun:
         self._last_cancel_check = 0.0
         self._cancelled = False
         self._stop_beating: threading.Event | None = None
+        self._beating: threading.Thread | None = None
 
     def __enter__(self) -> JobRun:
         return self
@@ -298,17 +299,19 @@ class JobRun:
     def _start_heartbeat(self) -> None:
         self._stop_heartbeat()
         self._stop_beating = threading.Event()
-        threading.Thread(
+        self._beating = threading.Thread(
             target=self._heartbeat,
             args=(self._stop_beating,),
             name=f"job {self.job.pk} heartbeat",
             daemon=True,
-        ).start()
+        )
+        self._beating.start()
 
     def _stop_heartbeat(self) -> None:
         if self._stop_beating is not None:
             self._stop_beating.set()
             self._stop_beating = None
+            self._beating.join(heartbeat_every() + 5)  # a beat under way ends before the file goes
             _beat_file(self.job.pk).unlink(missing_ok=True)
 
     def _write(self, **fields) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import httpx
 import pytest
@@ -18,11 +17,10 @@ from connectors.testing import stop_process
 from governance.tokens import api_token_create
 
 
-def _get(url: str, token: str | None = None) -> tuple[httpx.Response, float]:
+def _get(url: str, token: str | None = None) -> httpx.Response:
+    """A paused Redis costs the cache's socket timeout (1 s), never a hung request: 5 s is plenty."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    started = time.monotonic()
-    response = httpx.get(f"{url}/api/tokens/", headers=headers, timeout=30)
-    return response, time.monotonic() - started
+    return httpx.get(f"{url}/api/tokens/", headers=headers, timeout=5)
 
 
 @pytest.mark.parametrize("outage", ["stopped", "paused"])
@@ -38,7 +36,7 @@ def test_the_api_answers_while_the_cache_is_down(
     user = django_user_model.objects.create(username="scripted")
     _, token = api_token_create(actor=user, name="terraform")
 
-    response, _ = _get(url, token)
+    response = _get(url, token)
     assert response.status_code == 200
     assert redis.Redis(port=port).keys("*throttle_token_*")  # counted in this Redis
 
@@ -47,14 +45,13 @@ def test_the_api_answers_while_the_cache_is_down(
     else:
         os.kill(proc.pid, signal.SIGSTOP)
     for _ in range(3):
-        response, seconds = _get(url, token)
+        response = _get(url, token)
         assert response.status_code == 200, response.text  # not 500: the API goes on without rate limits
-        assert seconds < 5  # a paused Redis costs the socket timeout, never a hung request
     # An unknown token is still refused, without being counted, and without a 500.
-    response, _ = _get(url, "gov_deadbeef_wrong")
+    response = _get(url, "gov_deadbeef_wrong")
     assert response.status_code == 401 and response.json()["error"]["code"] == "authentication_failed"
     # Anonymous calls are refused as before.
-    assert _get(url)[0].status_code == 401
+    assert _get(url).status_code == 401
 
     log = next(tmp_path.glob("gunicorn-*.log")).read_text()
     assert "The cache (CACHE_URL) is unavailable, rate limiting is skipped" in log
@@ -63,5 +60,5 @@ def test_the_api_answers_while_the_cache_is_down(
 
     if outage == "paused":  # back: counting resumes
         os.kill(proc.pid, signal.SIGCONT)
-        assert _get(url, token)[0].status_code == 200
+        assert _get(url, token).status_code == 200
         assert redis.Redis(port=port).keys("*throttle_token_*")

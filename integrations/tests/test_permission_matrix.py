@@ -988,9 +988,11 @@ EXPECTED = {
 
 @pytest.mark.parametrize("action", sorted(EXPECTED))
 def test_who_may_change_owners_workflows_and_delete(w, action):
+    checked = 0
     for surface, table in (("screen", SCREENS), ("api", API)):
         for name, probes in table.items():
             for probe in (p for p in probes if p.action == action):
+                checked += 1
                 for who in WHO:
                     user = w.people[who] if who else AnonymousUser()
                     client = Client()
@@ -998,6 +1000,7 @@ def test_who_may_change_owners_workflows_and_delete(w, action):
                         client.force_login(user)
                     allowed, status = run(client, w, user, probe)
                     assert allowed == (who in EXPECTED[action]), (surface, name, probe.method, who, status)
+    assert checked, f"no probe does {action}"  # a renamed action must not pass unchecked
 
 
 # Writes an admin may not do either: another user's token, and approving what they are not an approver of.
