@@ -223,9 +223,10 @@ def policy_context(obj, *, user, workflow_id, effective_workflow, settings_form=
     """The sections every object page has: its approval workflow (own and effective) and prerequisites.
     Who may not change the object's owner and workflow sees them without the means to change them."""
     kind = obj._meta.model_name
-    editable = can_change_policy(user, obj)
     if settings_form is not None:
-        lock_policy_fields(settings_form, user, obj)
+        editable = lock_policy_fields(settings_form, user, obj)
+    else:
+        editable = can_change_policy(user, obj)
     return {
         "policy_editable": editable,
         "workflow_form": style_form(WorkflowForm(initial={"workflow": workflow_id})),
