@@ -157,10 +157,6 @@ class IntegrationAdmin(PortalAdmin):
         form = super().get_form(request, obj, change=change, **kwargs)
         return type(form.__name__, (form,), {"actor": request.user})
 
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        services.connection_record_cleared_secrets(obj)
-
     list_display = (
         "icon",
         "name",

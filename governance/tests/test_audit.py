@@ -121,8 +121,9 @@ def test_admin_follows_the_address_rule_of_secrets(admin_client, admin_user):
     data["new_secrets"] = '{"apiToken": "demo"}'
     assert admin_client.post(url, data).status_code == 302
     assert Integration.objects.get(pk=integration.pk).connection_secrets == {"apiToken": "demo"}
-    cleared = AuditEvent.objects.get(action="integration.secrets_cleared")
-    assert cleared.details == {"secrets": ["password"], "because_changed": ["url"]}
+    update = AuditEvent.objects.filter(action="integration.update").latest("id")
+    assert update.details["secrets"] == {"password": "cleared"}  # apiToken given again with its value
+    assert update.details["changes"]["connection_config"]["to"]["url"] == "https://demo.example.com:443"
 
 
 def test_admin_refuses_a_config_that_is_not_an_object(admin_client, admin_user):

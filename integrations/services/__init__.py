@@ -27,7 +27,6 @@ __all__ = [
     "integration_update",
     "integration_set_connection",
     "connection_merge",
-    "connection_record_cleared_secrets",
     "integration_delete",
     "integration_delete_start",
     "resource_update",
@@ -113,22 +112,6 @@ def _as_text(value) -> str:
     return value.strip() if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
-def connection_record_cleared_secrets(integration: Integration) -> None:
-    """An audit event naming the secrets a change of address cleared, and why (never their values)."""
-    cleared = getattr(integration, "_secrets_cleared_because", None)
-    if not cleared:
-        return
-    from governance import audit
-
-    names, because = cleared
-    audit.record(
-        "integration.secrets_cleared",
-        obj=integration,
-        details={"secrets": names, "because_changed": because},
-    )
-    del integration._secrets_cleared_because
-
-
 def integration_create(
     *, actor, application: str, name: str, connection_config=None, **fields
 ) -> Integration:
@@ -154,7 +137,6 @@ def integration_update(*, actor, integration: Integration, **fields) -> Integrat
     integration.full_clean()
     with _write(actor):
         integration.save()
-        connection_record_cleared_secrets(integration)
     return integration
 
 
