@@ -116,9 +116,14 @@ class BearerTokenAuthentication(BaseAuthentication):
         except InvalidToken as exc:
             if limit is not None:
                 try:
-                    window_count(key, duration)
+                    failures, wait = window_count(key, duration)
                 except CACHE_ERRORS as cache_exc:
                     cache_unavailable("counting failed API tokens", cache_exc)
+                    failures = 0
+                if failures > limit:  # guesses sent in parallel past the peek learn nothing more
+                    raise exceptions.Throttled(
+                        wait, detail="Too many failed API token attempts from this address. Try again later."
+                    ) from None
             raise exceptions.AuthenticationFailed(str(exc)) from None
         return token.user, token
 

@@ -127,6 +127,25 @@ def test_failed_tokens_are_throttled_per_address(three_failures_a_day):
     assert session.get("/api/tokens/", REMOTE_ADDR="10.3.3.3").status_code == 200
 
 
+@pytest.mark.django_db(transaction=True)
+def test_parallel_guesses_learn_no_more_than_the_budget(three_failures_a_day):
+    """Guesses sent together all pass the check before any is counted; only the first three counted are
+    judged (401), the others answer 429 whatever they guessed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    def guess(i: int) -> int:
+        try:
+            return _bearer(f"gov_{i:08x}_guess", "10.7.7.7").status_code
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(guess, range(16)))
+    assert statuses.count(401) <= 3 and statuses.count(429) >= 13, statuses
+
+
 def test_x_forwarded_for_is_ignored_unless_proxies_are_declared(three_failures_a_day, settings):
     for i in range(3):  # a forged header per request does not give a new budget
         _bearer("gov_00000000_guess", "10.5.5.5").status_code  # noqa: B018
