@@ -149,6 +149,15 @@ def progress_alias() -> str | None:
     return "jobs" if "jobs" in connections.settings and connections["jobs"].vendor == "postgresql" else None
 
 
+def _create_queued(fields: dict[str, Any]) -> Job | None:
+    """A new queued job, or None when one of its kind is already active for its integration."""
+    try:
+        with transaction.atomic():
+            return Job.objects.create(status=Job.Status.QUEUED, **fields)
+    except IntegrityError:
+        return None
+
+
 def job_start(
     *, actor, kind: str, integration_id: int | None = None, subject=None, params: dict | None = None
 ) -> Job:
@@ -166,13 +175,12 @@ def job_start(
     if subject is not None:
         fields["subject_type"] = ContentType.objects.get_for_model(subject)
         fields["subject_id"] = str(subject.pk)
-    if integration_id is not None:
+    job = _create_queued(fields)
+    if job is None and integration_id is not None:
         with audit.audit_context(actor=actor):
-            jobs_fail_lost(kind=kind, integration_id=integration_id)  # a dead job blocks no one
-    try:
-        with transaction.atomic():
-            job = Job.objects.create(status=Job.Status.QUEUED, **fields)
-    except IntegrityError:
+            if jobs_fail_lost(kind=kind, integration_id=integration_id):  # a dead job blocks no one
+                job = _create_queued(fields)
+    if job is None:
         active = Job.objects.filter(
             kind=kind, integration_id=integration_id, status__in=[Job.Status.QUEUED, Job.Status.RUNNING]
         ).first()
