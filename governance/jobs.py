@@ -103,10 +103,11 @@ def jobs_fail_lost(*, kind: str | None = None, integration_id: int | None = None
     failed = 0
     for job in candidates:
         if job.status == Job.Status.RUNNING:
-            if has_live_worker(job):  # SQLite: the heartbeat file is newer than the row
+            beat = last_heartbeat(job)
+            if beat >= cutoff:  # SQLite: the heartbeat file is newer than the row
                 continue
             error = (
-                f"Worker lost: no heartbeat since {last_heartbeat(job):%Y-%m-%d %H:%M:%S} UTC "
+                f"Worker lost: no heartbeat since {beat:%Y-%m-%d %H:%M:%S} UTC "
                 f"(the limit is {limit:g} s). The job was failed so that the next one can run."
             )
         elif not job.task_id:
