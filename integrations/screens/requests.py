@@ -126,11 +126,12 @@ def approvals(request):
     )
     if not is_admin(request.user):
         tickets = tickets.filter(assignee=request.user)
-    # Bounded like every list: the oldest first, the work to do next.
-    waiting, tickets = waiting[:LONG_LIST], tickets.order_by("opened_at", "pk")[:LONG_LIST]
-    return render(
-        request, "requests/approvals.html", {"nav": "approvals", "waiting": waiting, "tickets": tickets}
-    )
+    # Bounded like every list: the oldest first, the work to do next; the card says how many there are.
+    context = {"nav": "approvals", "shown": LONG_LIST}
+    for name, qs in (("waiting", waiting), ("tickets", tickets.order_by("opened_at", "pk"))):
+        context[name] = list(qs[:LONG_LIST])
+        context[f"{name}_total"] = qs.count() if len(context[name]) == LONG_LIST else len(context[name])
+    return render(request, "requests/approvals.html", context)
 
 
 STATUS = dict(AccessRequest.Status.choices)

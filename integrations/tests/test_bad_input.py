@@ -389,3 +389,4 @@ def test_the_approvals_list_is_bounded(screens, admin_user, role, django_user_mo
     )
     page = screens.get("/approvals/")
     assert page.status_code == 200 and page.content.count(b'data-testid="approval-') == 200
+    assert "the oldest 200 of 205" in page.content.decode()  # cut, and saying so
