@@ -9,19 +9,16 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from governance import audit
 from governance.api import CSVRenderer, IsAuthenticatedUser, SparseFieldsMixin, stream_csv
 from governance.filters import AuditEventFilter, JobFilter
-from governance.jobs import job_cancel
 from governance.models import AuditEvent, Job
 
 from .. import services
 from ..access import (
-    can_cancel_job,
     is_admin,
     manageable_accounts,
     manageable_integrations,
@@ -359,12 +356,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, InventoryView
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         """Ask the job to stop: a queued job is cancelled at once, a running one at its next check."""
-        job = self.get_object()
-        if not can_cancel_job(request.user, job):
-            raise PermissionDenied(
-                "Only admins, whoever started it, and for a sync its integration's managers may stop a job."
-            )
-        job = job_cancel(actor=request.user, job=job)
+        job = services.job_stop(actor=request.user, job=self.get_object())
         return Response(s.JobSerializer(job).data)
 
 

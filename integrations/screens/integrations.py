@@ -16,7 +16,6 @@ from governance.models import AuditEvent, Job
 
 from .. import catalogue, services
 from ..access import (
-    can_cancel_job,
     can_delete_integration,
     is_admin,
     manageable_resources,
@@ -280,14 +279,10 @@ def integration_sync_status(request, pk: int):
 @login_required
 @require_POST
 def integration_sync_cancel(request, pk: int):
-    from governance.jobs import job_cancel
-
     integration = _integration(request, pk)
     job = latest_sync(integration)
     if job and not job.is_finished:
-        if not can_cancel_job(request.user, job):
-            raise PermissionDenied
-        job_cancel(actor=request.user, job=job)
+        services.job_stop(actor=request.user, job=job)
         toast(request, "Cancelling the sync.", "warning")
     return PAGE.back(integration, "sync")
 

@@ -17,7 +17,7 @@ from django.db import transaction
 from connectors.sdk.spec import CONNECTION_OPTION_KEY
 from governance.audit import audit_context
 
-from ..access import can_change_policy, is_admin, policy_changes
+from ..access import can_cancel_job, can_change_policy, is_admin, policy_changes
 from ..catalogue import env_reference, get_connector, split_secrets
 from ..models import Integration, Maintainer, Resource, Role, RoleImplication, Tag
 from ..selectors import implication_cycle
@@ -26,6 +26,7 @@ __all__ = [
     "integration_create",
     "integration_update",
     "integration_set_connection",
+    "job_stop",
     "connection_merge",
     "integration_delete",
     "integration_delete_start",
@@ -161,6 +162,18 @@ def integration_delete_start(*, actor, integration: Integration):
     from .deletion import integration_delete_start as start
 
     return start(actor=actor, integration=integration)
+
+
+def job_stop(*, actor, job):
+    """Ask a job to stop, by the one rule of who may (``access.can_cancel_job``): a queued job, or one whose
+    worker is gone, is cancelled at once; a running one at its next check."""
+    from governance.jobs import job_cancel
+
+    if not can_cancel_job(actor, job):
+        raise PermissionDenied(
+            "Only admins, whoever started it, and for a sync its integration's managers may stop a job."
+        )
+    return job_cancel(actor=actor, job=job)
 
 
 def tags_for(names: Iterable[str]) -> list[Tag]:
