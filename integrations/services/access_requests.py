@@ -159,17 +159,15 @@ def _entry_users(approver: Approver, role: Role, requester) -> tuple[bool, list[
     return False, [manager.pk] if manager else [], f"Manager ({manager or 'none'})"
 
 
-def _snapshot(rule, role: Role, requester, beneficiary, prerequisites=()) -> list[dict]:
+def _snapshot(rule, role: Role, requester, beneficiary, interested: str) -> list[dict]:
     """The rule's steps with who may approve each entry; nobody approves a request for themselves.
 
     Separation of duties: when the beneficiary owns or maintains the role (its resource or
-    integration) or changed its approval workflow lately (``access.self_interested``), an automatic
-    approval becomes the integration owner's approval (admins' when the owner is the beneficiary or
-    the requester), so a person other than the beneficiary always approves.
+    integration) or changed its approval workflow lately (``interested``: see :func:`_interest`), an
+    automatic approval becomes the integration owner's approval (admins' when the owner is the beneficiary
+    or the requester), so a person other than the beneficiary always approves.
     """
     me = {requester.pk, beneficiary.pk}
-    # The prerequisites are granted with the role: owning or maintaining one of them counts too.
-    interested = next(filter(None, (self_interested(beneficiary, r) for r in (role, *prerequisites))), "")
     admins = None
     steps = []
     for step in rule.steps.order_by("position").prefetch_related("approvers__user", "approvers__group"):
@@ -195,6 +193,12 @@ def _snapshot(rule, role: Role, requester, beneficiary, prerequisites=()) -> lis
     return steps
 
 
+def _interest(beneficiary, role: Role, prerequisites) -> str:
+    """Why the beneficiary has a stake in what they request (``access.self_interested``), or "": the
+    prerequisites are granted with the role, so owning or maintaining one of them counts too."""
+    return next(filter(None, (self_interested(beneficiary, r) for r in (role, *prerequisites))), "")
+
+
 def _rule_for(workflow, duration: str, groups: set[int], what: str = "this request"):
     """The first rule of ``workflow`` matching the duration and the requester's groups."""
     for rule in workflow.rules.order_by("position").prefetch_related("requester_groups"):
@@ -206,7 +210,7 @@ def _rule_for(workflow, duration: str, groups: set[int], what: str = "this reque
 
 
 def _prerequisite_steps(
-    prerequisites, workflow, duration, groups, requester, beneficiary, steps
+    prerequisites, workflow, duration, groups, requester, beneficiary, steps, interested: str
 ) -> list[dict]:
     """The steps of the prerequisites' own workflows, after the role's: a prerequisite is granted with the
     role, so a role under a stricter workflow cannot be had through a laxer role that requires it (which its
@@ -226,7 +230,7 @@ def _prerequisite_steps(
             continue
         seen.add(other.pk)
         rule = _rule_for(other, duration, groups, f"the prerequisite {prerequisite}")
-        for step in _snapshot(rule, prerequisite, requester, beneficiary):
+        for step in _snapshot(rule, prerequisite, requester, beneficiary, interested):
             position += 1
             for entry in step["approvers"]:
                 entry["label"] = f"{entry['label']} (for the prerequisite {prerequisite})"
@@ -344,8 +348,11 @@ def access_request_create(
                 "on its own first, or ask an admin to fix the prerequisite."
             }
         )
-    steps = _snapshot(rule, role, actor, beneficiary, prerequisites)
-    steps += _prerequisite_steps(prerequisites, workflow, duration, groups, actor, beneficiary, steps)
+    interested = _interest(beneficiary, role, prerequisites)
+    steps = _snapshot(rule, role, actor, beneficiary, interested)
+    steps += _prerequisite_steps(
+        prerequisites, workflow, duration, groups, actor, beneficiary, steps, interested
+    )
     with audit_context(actor=actor), transaction.atomic():
         request = AccessRequest.objects.create(
             requester=actor,
