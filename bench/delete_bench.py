@@ -113,17 +113,10 @@ def main() -> None:
     _portal.reset_inventory()
     from django.db import connection
 
+    from access.models import AccessDecision, AccessRequest
     from governance.models import AuditEvent, User
     from integrations import services
-    from integrations.models import (
-        AccessDecision,
-        AccessRequest,
-        Integration,
-        Maintainer,
-        Permission,
-        Role,
-        Tag,
-    )
+    from integrations.models import Integration, Maintainer, Permission, Role, Tag
     from integrations.services import deletion
 
     admin, _ = User.objects.get_or_create(username="bench-admin", defaults={"is_staff": True})

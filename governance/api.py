@@ -23,7 +23,9 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, StreamingHttpResponse
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, mixins, serializers, status, viewsets
+from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.fields import get_error_detail
 from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
@@ -336,3 +338,12 @@ class ApiTokenViewSet(
     def destroy(self, request, *args, **kwargs):
         api_token_revoke(actor=request.user, token=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(exclude=True)
+@api_view(["GET", "POST", "PUT", "PATCH", "DELETE"])
+@authentication_classes([])
+@permission_classes([])
+def not_found(request, rest=""):
+    """Any other URL under ``/api/``: 404 in the API's error shape."""
+    raise exceptions.NotFound("No such API endpoint.")

@@ -36,6 +36,7 @@ from django.utils import timezone
 
 from . import audit
 from .models import Job
+from .queue import task as queue_task
 
 log = logging.getLogger(__name__)
 
@@ -208,10 +209,11 @@ def job_start(
     return job
 
 
-def job_send(job: Job, task, *, queue: str | None = None) -> None:
-    """Send ``task(job id)`` once the job is committed (the job exists before its message), and record
-    that it was sent; when sending fails, fail the job with the reason (no job waits for a message
-    that never left). Without a broker the task runs here, in-process."""
+def job_send(job: Job, task_name: str, *, queue: str | None = None) -> None:
+    """Send the task named ``task_name`` the job's id once the job is committed (the job exists before
+    its message), and record that it was sent; when sending fails, fail the job with the reason (no
+    job waits for a message that never left). Without a broker the task runs here, in-process."""
+    task = queue_task(task_name)
     eager = bool(task.app.conf.task_always_eager)
 
     def send() -> None:

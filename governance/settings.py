@@ -113,6 +113,7 @@ INSTALLED_APPS = [
     "axes",
     "governance",
     "integrations",
+    "access",
 ]
 
 MIDDLEWARE = [
@@ -245,6 +246,8 @@ AXES_VERBOSE = False
 # connection's address (REMOTE_ADDR); sign-in lockouts and the API's per-address limits use this.
 NUM_PROXIES = env.int("NUM_PROXIES", default=0)
 
+# Where the home page sends someone who manages nothing: requesting access.
+LANDING_URL_NAME = "access:request-catalogue"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 
@@ -329,7 +332,7 @@ CELERY_BEAT_SCHEDULE = {
     # Queues every integration whose discovery or full permission sync is due.
     "tick": {"task": "integrations.tick", "schedule": 60.0},
     # Revokes expired access, expires stale requests, retries failed grants, sends expiry reminders.
-    "expire-access": {"task": "integrations.expire_access", "schedule": 60.0},
+    "expire-access": {"task": "access.expire_access", "schedule": 60.0},
 }
 # Pending access requests nobody decided within this many hours expire.
 ACCESS_REQUEST_PENDING_MAX_AGE_HOURS = env.int("ACCESS_REQUEST_PENDING_MAX_AGE_HOURS", default=14 * 24)
@@ -391,7 +394,7 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/(api/)?(v3/)?",
     "ENUM_NAME_OVERRIDES": {
         "DurationEnum": "integrations.durations.Duration",
-        "AccessRequestStatusEnum": "integrations.models.AccessRequest.Status",
-        "AccessTicketStatusEnum": "integrations.models.AccessTicket.Status",
+        "AccessRequestStatusEnum": "access.models.AccessRequest.Status",
+        "AccessTicketStatusEnum": "access.models.AccessTicket.Status",
     },
 }

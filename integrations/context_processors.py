@@ -2,7 +2,7 @@
 
 from functools import cache
 
-from .access import manages_inventory
+from .rights import manages_inventory
 
 
 def navigation(request) -> dict:

@@ -9,8 +9,6 @@ from drf_spectacular.utils import extend_schema_field
 from governance.filters import BooleanFilter, FilterSet, IsoDateTimeFilter
 
 from .models import (
-    AccessRequest,
-    AccessTicket,
     Account,
     Agent,
     ApprovalWorkflow,
@@ -76,7 +74,7 @@ class TagsMixin(FilterSet):
     )
 
 
-def _users(request=None):
+def all_users(request=None):
     return get_user_model().objects.all()
 
 
@@ -85,15 +83,15 @@ def _visible(model):
     like an id that does not exist, so a filter never tells whether a hidden object exists."""
 
     def queryset(request=None):
-        from . import access
+        from . import rights
 
         if request is None:
             return model.objects.all()
         return {
-            Integration: access.manageable_integrations,
-            Resource: access.manageable_resources,
-            Role: access.manageable_roles,
-            Account: access.manageable_accounts,
+            Integration: rights.manageable_integrations,
+            Resource: rights.manageable_resources,
+            Role: rights.manageable_roles,
+            Account: rights.manageable_accounts,
         }[model](request.user)
 
     return queryset
@@ -102,7 +100,7 @@ def _visible(model):
 class IntegrationFilter(SearchMixin):
     search_fields = ("name", "application")
     application = filters.CharFilter()
-    owner = filters.ModelChoiceFilter(queryset=_users)
+    owner = filters.ModelChoiceFilter(queryset=all_users)
     default_workflow = filters.ModelChoiceFilter(queryset=ApprovalWorkflow.objects.all())
     agent = filters.ModelChoiceFilter(queryset=Agent.objects.all())
     cloud = BooleanFilter(field_name="agent", lookup_expr="isnull", label="In the cloud")
@@ -123,7 +121,7 @@ class IntegrationFilter(SearchMixin):
 class ResourceFilter(SearchMixin, RemovedMixin, TagsMixin):
     search_fields = ("name", "description", "external_id")
     integration = filters.ModelMultipleChoiceFilter(queryset=_visible(Integration))
-    owner = filters.ModelChoiceFilter(queryset=_users)
+    owner = filters.ModelChoiceFilter(queryset=all_users)
     has_owner = BooleanFilter(field_name="owner", lookup_expr="isnull", exclude=True, label="Has an owner")
     workflow = filters.ModelChoiceFilter(queryset=ApprovalWorkflow.objects.all())
 
@@ -162,7 +160,7 @@ class RoleFilter(SearchMixin, RemovedMixin, TagsMixin):
 class AccountFilter(SearchMixin, RemovedMixin):
     search_fields = ("identity", "external_id", "email")
     integration = filters.ModelMultipleChoiceFilter(queryset=_visible(Integration))
-    user = filters.ModelChoiceFilter(queryset=_users)
+    user = filters.ModelChoiceFilter(queryset=all_users)
     linked = BooleanFilter(field_name="user", lookup_expr="isnull", exclude=True, label="Linked to a user")
 
     class Meta:
@@ -197,77 +195,3 @@ class RuleFilter(SearchMixin):
     class Meta:
         model = Rule
         fields = ["q", "target", "scope", "enabled"]
-
-
-def _requested(model):
-    """Choices of the access-request filters: the integrations (roles) the caller manages or has a
-    request about that they may see. Any other id is refused exactly like one that does not exist."""
-
-    def queryset(request=None):
-        from . import access, selectors
-
-        if request is None:
-            return model.objects.all()
-        user = request.user
-        seen = selectors.visible_access_requests(user)
-        if model is Integration:
-            return Integration.objects.filter(
-                Q(pk__in=access.manageable_integrations(user).values("pk"))
-                | Q(pk__in=seen.values("integration_id"))
-            )
-        return Role.objects.filter(
-            Q(pk__in=access.manageable_roles(user).values("pk")) | Q(pk__in=seen.values("role_id"))
-        )
-
-    return queryset
-
-
-class AccessRequestFilter(SearchMixin):
-    search_fields = (
-        "justification",
-        "role__name",
-        "role__resource__name",
-        "integration__name",
-        "requester__username",
-        "beneficiary__username",
-    )
-    status = filters.MultipleChoiceFilter(choices=AccessRequest.Status.choices)
-    open = BooleanFilter(method="filter_open", label="Open (pending, being granted or granted)")
-    integration = filters.ModelMultipleChoiceFilter(queryset=_requested(Integration))
-    role = filters.ModelChoiceFilter(queryset=_requested(Role))
-    requester = filters.ModelChoiceFilter(queryset=_users)
-    beneficiary = filters.ModelChoiceFilter(queryset=_users)
-    awaiting_me = BooleanFilter(method="filter_awaiting_me", label="Waiting for my approval")
-    created_since = IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_until = IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
-
-    class Meta:
-        model = AccessRequest
-        fields = ["q", "status", "open", "integration", "role", "requester", "beneficiary", "awaiting_me"]
-
-    def filter_open(self, queryset, name, value):  # django-filter skips an unset value
-        condition = Q(status__in=AccessRequest.OPEN)
-        return queryset.filter(condition) if value else queryset.exclude(condition)
-
-    def filter_awaiting_me(self, queryset, name, value):  # the API's callers are signed in
-        waiting = AccessRequest.objects.filter(
-            status=AccessRequest.Status.PENDING, pending_approvers=self.request.user
-        ).values("pk")
-        return queryset.filter(pk__in=waiting) if value else queryset.exclude(pk__in=waiting)
-
-
-class AccessTicketFilter(FilterSet):
-    request = filters.NumberFilter(field_name="request_id")
-    integration = filters.ModelMultipleChoiceFilter(
-        field_name="request__integration", queryset=_requested(Integration)
-    )
-    assignee = filters.ModelChoiceFilter(queryset=_users)
-    assigned_to_me = BooleanFilter(method="filter_assigned_to_me", label="Assigned to me")
-
-    class Meta:
-        model = AccessTicket
-        fields = ["status", "kind", "request", "integration", "assignee", "assigned_to_me"]
-
-    def filter_assigned_to_me(self, queryset, name, value):
-        mine = Q(assignee=self.request.user)
-        return queryset.filter(mine) if value else queryset.exclude(mine)

@@ -395,6 +395,11 @@ class Integration(DurationsMixin):
         return get_connector(self.application)
 
     @property
+    def queue(self) -> str:
+        """The Celery queue of the integration's connector work: its agent's queue when it is saved on one."""
+        return self.agent.queue if self.agent_id else "default"
+
+    @property
     def icon_url(self) -> str:
         from .catalogue import icon_url
 
@@ -559,7 +564,7 @@ class RoleImplication(models.Model):
         return f"{self.role} ⇒ {self.implied_role}"
 
     def clean(self) -> None:
-        from .selectors import implication_cycle
+        from .validators import implication_cycle
 
         if not (self.role_id and self.implied_role_id):
             return
@@ -724,15 +729,6 @@ class Permission(models.Model):
         null=True, blank=True, help_text="When the permission was revoked or vanished."
     )
     last_seen_at = models.DateTimeField(default=timezone.now)
-    request = models.ForeignKey(
-        "AccessRequest",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="permissions",
-        db_constraint=False,
-        help_text="The access request this permission was granted for.",
-    )
 
     class Meta:
         ordering = ["-granted_at"]
@@ -808,165 +804,6 @@ class Rule(models.Model):
         return self.name
 
     def clean(self) -> None:
-        from .services.rules import validate_rule
+        from .validators import validate_rule
 
         validate_rule(self)
-
-
-class AccessRequest(models.Model):
-    """Someone asks for a role for a while; approvers decide; the portal grants and later revokes it.
-
-    ``steps`` snapshots, when the request is filed, the matched rule's steps with the users who
-    may approve each approver entry, so the request's history stays readable whatever later
-    happens to the workflow: ``[{"mode", "approvers": [{"kind", "label", "automatic", "users"}]}]``.
-    """
-
-    class Status(models.TextChoices):
-        PENDING = "pending", "Waiting for approval"
-        APPROVED = "approved", "Approved, being granted"
-        FAILED = "failed", "Grant failed, retrying"
-        GRANTED = "granted", "Granted"
-        DENIED = "denied", "Denied"
-        CANCELLED = "cancelled", "Cancelled"
-        REVOKED = "revoked", "Revoked"
-        EXPIRED = "expired", "Expired"
-        EXTENDED = "extended", "Extended by a later request"
-
-    OPEN = ("pending", "approved", "failed", "granted")
-    LIVE = ("approved", "failed", "granted")
-
-    requester = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="access_requests"
-    )
-    beneficiary = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="access_requests_for"
-    )
-    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="access_requests")
-    role = models.ForeignKey(Role, on_delete=models.CASCADE, related_name="access_requests")
-    prerequisite_roles = models.ManyToManyField(
-        Role,
-        blank=True,
-        related_name="prerequisite_for_requests",
-        help_text="Prerequisites the beneficiary lacked: granted first, ended with the request.",
-    )
-    duration = models.CharField(max_length=10, choices=Duration.choices)
-    justification = models.TextField()
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
-    workflow = models.ForeignKey(
-        ApprovalWorkflow, null=True, blank=True, on_delete=models.SET_NULL, related_name="requests"
-    )
-    rule_position = models.PositiveSmallIntegerField(null=True, blank=True)
-    steps = models.JSONField(default=list, blank=True)
-    current_step = models.PositiveSmallIntegerField(default=0, help_text="Index into steps.")
-    pending_approvers = models.ManyToManyField(
-        settings.AUTH_USER_MODEL,
-        blank=True,
-        related_name="approvals_waiting",
-        help_text="Who may decide the current step now.",
-    )
-    account = models.ForeignKey(
-        Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="access_requests"
-    )
-    created_account = models.BooleanField(
-        default=False, help_text="The account was created for this request."
-    )
-    error = models.TextField(blank=True, help_text="The last grant or revoke error.")
-    attempts = models.PositiveSmallIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    reminders_sent = models.JSONField(default=list, blank=True)
-    revoked_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        help_text="Who ended the access before it expired.",
-    )
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    decided_at = models.DateTimeField(null=True, blank=True)
-    granted_at = models.DateTimeField(null=True, blank=True)
-    expires_at = models.DateTimeField(null=True, blank=True)
-    ended_at = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        indexes = [
-            models.Index(fields=["beneficiary", "status"]),
-            models.Index(fields=["status", "expires_at"]),
-        ]
-
-    def __str__(self) -> str:
-        return f"#{self.pk} {self.role} for {self.beneficiary.username}"
-
-    @property
-    def is_open(self) -> bool:
-        return self.status in self.OPEN
-
-    @property
-    def duration_label(self) -> str:
-        return Duration(self.duration).label
-
-
-class AccessDecision(models.Model):
-    """An approver approved or denied a step of a request."""
-
-    request = models.ForeignKey(AccessRequest, on_delete=models.CASCADE, related_name="decisions")
-    step = models.PositiveSmallIntegerField(help_text="Index into the request's steps.")
-    approver = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
-    approved = models.BooleanField()
-    automatic = models.BooleanField(default=False)
-    comment = models.TextField(blank=True)
-    decided_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ["decided_at", "id"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["request", "step", "approver"],
-                condition=Q(approver__isnull=False),
-                name="uniq_decision_per_step",
-            )
-        ]
-
-    def __str__(self) -> str:
-        verb = "approved" if self.approved else "denied"
-        return f"{self.approver or 'automatic'} {verb} step {self.step + 1} of #{self.request_id}"
-
-
-class AccessTicket(models.Model):
-    """Manual fulfilment: grant or revoke a request's access by hand in an application the portal may not change."""
-
-    class Kind(models.TextChoices):
-        GRANT = "grant", "Grant access"
-        REVOKE = "revoke", "Revoke access"
-
-    class Status(models.TextChoices):
-        OPEN = "open", "Open"
-        DONE = "done", "Done"
-        CANCELLED = "cancelled", "Cancelled"
-
-    request = models.ForeignKey(AccessRequest, on_delete=models.CASCADE, related_name="tickets")
-    kind = models.CharField(max_length=6, choices=Kind.choices)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN, db_index=True)
-    assignee = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets"
-    )
-    reason = models.CharField(max_length=300)
-    note = models.TextField(blank=True)
-    opened_at = models.DateTimeField(default=timezone.now)
-    closed_at = models.DateTimeField(null=True, blank=True)
-    closed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-
-    class Meta:
-        ordering = ["-opened_at", "-id"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["request", "kind"], condition=Q(status="open"), name="uniq_open_ticket"
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"Ticket #{self.pk}: {self.get_kind_display().lower()} for request #{self.request_id}"

@@ -9,20 +9,20 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
+from governance import audit
+from governance.jobs import jobs_fail_lost
+from governance.models import AuditEvent
+
 from .models import Integration
+from .services.bulk import bulk_run
+from .services.deletion import integration_delete_run
+from .services.sync import sync_run, sync_start
 
 log = logging.getLogger(__name__)
 
 
-def queue_for(integration: Integration) -> str:
-    """Connector work of an integration saved on an agent runs on that agent's queue."""
-    return integration.agent.queue if integration.agent_id else "default"
-
-
 @shared_task(name="integrations.run_sync_job")
 def run_sync_job(job_id: str) -> str:
-    from .services.sync import sync_run
-
     return sync_run(job_id=job_id).status
 
 
@@ -30,8 +30,6 @@ def run_sync_job(job_id: str) -> str:
 def sync_integration_message(integration_id: int, full: bool | None = None) -> str:
     """A sync still queued under this older task name starts a sync job, like every other sync.
     Nothing sends it any more: syncs start with ``sync_start``."""
-    from .services.sync import sync_start
-
     integration = Integration.objects.filter(pk=integration_id).first()
     if integration is None:
         return "deleted"
@@ -74,9 +72,6 @@ def due_integrations(now=None, errors: list | None = None) -> list[tuple[Integra
 
 def _schedule_error(integration: Integration, exc: Exception) -> None:
     """One integration's scheduling failed: logged and audited; the tick goes on with the others."""
-    from governance import audit
-    from governance.models import AuditEvent
-
     log.error("tick: could not schedule %s (%s): %s", integration, integration.pk, exc, exc_info=exc)
     error = f"{type(exc).__name__}: {exc}"
     try:
@@ -96,10 +91,6 @@ def _schedule_error(integration: Integration, exc: Exception) -> None:
 def tick() -> int:
     """Celery beat, once a minute: fail the jobs whose worker is lost, then queue every sync that is due
     (one at a time per integration). One integration's error never keeps the others from syncing."""
-    from governance.jobs import jobs_fail_lost
-
-    from .services.sync import sync_start
-
     jobs_fail_lost()
     errors: list = []
     queued = 0
@@ -116,33 +107,13 @@ def tick() -> int:
     return queued
 
 
-@shared_task(name="integrations.grant_access")
-def grant_access_task(request_id: int) -> str:
-    """Grant an approved access request through its connector (failures are retried by the expiry pass)."""
-    from .services.access_requests import access_request_grant
-
-    return access_request_grant(request_id=request_id).status
-
-
-@shared_task(name="integrations.expire_access")
-def expire_access() -> dict:
-    """Celery beat, once a minute: revoke expired access, expire stale requests, retry grants, remind."""
-    from .services.access_requests import access_requests_expire
-
-    return access_requests_expire()
-
-
 @shared_task(name="integrations.delete_integration")
 def delete_integration_task(job_id: str) -> str:
     """Delete an integration and its inventory, as a job with progress."""
-    from .services.deletion import integration_delete_run
-
     return integration_delete_run(job_id=job_id).status
 
 
 @shared_task(name="integrations.bulk_apply")
 def bulk_apply_task(job_id: str) -> int:
     """A bulk action too large to apply while the admin waits."""
-    from .services.bulk import bulk_run
-
     return bulk_run(job_id=job_id)

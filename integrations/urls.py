@@ -1,7 +1,7 @@
 from django.urls import path
 
 from . import views
-from .screens import audit, bulk, integrations, inventory, requests, rules, workflows
+from .screens import audit, bulk, integrations, inventory, rules, workflows
 
 app_name = "integrations"
 
@@ -53,21 +53,6 @@ urlpatterns = [
     # audit log
     path("audit/", audit.audit_log, name="audit"),
     path("audit/export.csv", audit.audit_csv, name="audit-csv"),
-]
-
-urlpatterns += [
-    # access requests
-    path("request/", requests.catalogue, name="request-catalogue"),
-    path("request/<int:role_pk>/", requests.request_new, name="request-new"),
-    path("requests/", requests.my_requests, name="requests"),
-    path("approvals/", requests.approvals, name="approvals"),
-    path("requests/<int:pk>/", requests.request_detail, name="request-detail"),
-    path("requests/<int:pk>/approve", requests.request_approve, name="request-approve"),
-    path("requests/<int:pk>/deny", requests.request_deny, name="request-deny"),
-    path("requests/<int:pk>/cancel", requests.request_cancel, name="request-cancel"),
-    path("requests/<int:pk>/end", requests.request_end, name="request-end"),
-    path("requests/<int:pk>/retry", requests.request_retry, name="request-retry"),
-    path("tickets/<int:pk>/close", requests.ticket_close, name="ticket-close"),
 ]
 
 urlpatterns += [

@@ -8,11 +8,13 @@ import pytest
 from django.core.management import call_command
 from playwright.sync_api import Page, expect
 
+from access.models import AccessRequest
+from access.selectors import requestable_roles
+from access.services.requests import access_request_create
 from conftest import DEMO_ADMIN_PASSWORD, DEMO_PEOPLE_PASSWORD
 from governance.models import User
-from integrations.models import AccessRequest, Integration, Resource, Role, Rule
-from integrations.selectors import effective_settings, requestable_roles
-from integrations.services.access_requests import access_request_create
+from integrations.models import Integration, Resource, Role, Rule
+from integrations.selectors import effective_settings
 
 # Every violation the page sees, whatever reports it first (the event, or the console line).
 RECORD_VIOLATIONS = """

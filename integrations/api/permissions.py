@@ -1,4 +1,4 @@
-"""Who may call what: the screens' rules (integrations/access.py), answered as HTTP statuses.
+"""Who may call what: the screens' rules (integrations/rights.py), answered as HTTP statuses.
 
 - 401: no valid credentials (DRF, from the authentication classes).
 - 403: signed in but without the right: a user who manages nothing calls an inventory
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from ..access import can_delete_integration, is_admin, manages_inventory
+from ..rights import can_delete_integration, is_admin, manages_inventory
 
 
 class ManagesInventory(BasePermission):
@@ -47,7 +47,7 @@ class IsAdmin(BasePermission):
 
 
 class CanDeleteIntegration(BasePermission):
-    """Deleting an integration: the screens' rule (``access.can_delete_integration``)."""
+    """Deleting an integration: the screens' rule (``rights.can_delete_integration``)."""
 
     message = "Only admins may delete an integration."
 

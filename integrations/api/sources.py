@@ -24,8 +24,8 @@ from governance.api import ApiError, IsAuthenticatedUser
 from governance.inputs import JSONParser, parse_id
 
 from .. import services
-from ..access import manageable_integrations
 from ..catalogue import get_connector
+from ..rights import manageable_integrations
 from .permissions import ManagesInventory
 
 PATCH_MEDIA_TYPE = "application/json-patch+json"

@@ -18,14 +18,6 @@ from governance.filters import AuditEventFilter, JobFilter
 from governance.models import AuditEvent, Job
 
 from .. import services
-from ..access import (
-    is_admin,
-    manageable_accounts,
-    manageable_integrations,
-    manageable_permissions,
-    manageable_resources,
-    manageable_roles,
-)
 from ..filters import (
     AccountFilter,
     IntegrationFilter,
@@ -36,6 +28,14 @@ from ..filters import (
     WorkflowFilter,
 )
 from ..models import ApprovalWorkflow, Integration, Rule
+from ..rights import (
+    is_admin,
+    manageable_accounts,
+    manageable_integrations,
+    manageable_permissions,
+    manageable_resources,
+    manageable_roles,
+)
 from ..services import rules as rule_services
 from ..services import workflows as workflow_services
 from ..services.sync import sync_start

@@ -14,8 +14,8 @@ from governance.api import stream_csv
 from governance.filters import AuditEventFilter
 from governance.models import AuditEvent
 
-from ..access import is_admin, manageable_integrations
 from ..models import Integration
+from ..rights import is_admin, manageable_integrations
 from .common import require_manager, style_filter
 from .pages import filtered, paginate
 from .tables import AuditTable

@@ -15,7 +15,8 @@ from governance.inputs import load_json, parse_id
 from governance.models import Job
 
 from ..services.bulk import BACKGROUND_THRESHOLD, bulk_apply, bulk_start
-from ..services.changes import SUPPORTED, describe, validate_changes
+from ..services.changes import describe
+from ..validators import SUPPORTED, validate_changes
 from .common import require_manager, style_form, toast
 from .forms import ChangeSetForm
 from .pages import LISTS, list_table

@@ -13,7 +13,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 from governance.inputs import InputError, load_json
 
-from ..access import can_manage, is_admin, manageable_integrations, manages_inventory
+from ..rights import can_manage, is_admin, manageable_integrations, manages_inventory
 
 
 def require_admin(request) -> None:

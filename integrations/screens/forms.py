@@ -8,7 +8,7 @@ from django.contrib.auth.models import Group
 
 from ..durations import Duration
 from ..models import Agent, ApprovalWorkflow, Integration, Resource, Role, Rule
-from ..services.changes import ACTION_LABELS, SUPPORTED
+from ..validators import ACTION_LABELS, SUPPORTED
 from .common import parse_json
 
 
@@ -146,7 +146,7 @@ class MaintainerForm(forms.Form):
 
 
 class PrerequisiteForm(forms.Form):
-    """``roles``: the roles that may be chosen (``access.prerequisite_roles`` of the user and scope)."""
+    """``roles``: the roles that may be chosen (``rights.prerequisite_roles`` of the user and scope)."""
 
     alternatives = forms.ModelMultipleChoiceField(
         queryset=Role.objects.none(),

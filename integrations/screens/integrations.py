@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
@@ -15,13 +16,13 @@ from django_htmx.http import trigger_client_event
 from governance.models import AuditEvent, Job
 
 from .. import catalogue, services
-from ..access import (
+from ..models import Account, Integration, Maintainer, Permission, PrerequisitePermission, Resource, Role
+from ..rights import (
     can_delete_integration,
     is_admin,
     manageable_resources,
     prerequisite_roles,
 )
-from ..models import Account, Integration, Maintainer, Permission, PrerequisitePermission, Resource, Role
 from ..services.prerequisites import prerequisite_add, prerequisite_remove
 from .common import add_errors, get_managed, manages_integrations, require_admin, style_form, toast
 from .forms import (
@@ -44,7 +45,7 @@ def home(request):
         return integration_list(request)
     if manageable_resources(request.user).exists():
         return redirect("integrations:resources")
-    return redirect("integrations:request-catalogue")  # everyone else comes to request access
+    return redirect(settings.LANDING_URL_NAME)  # everyone else: the request catalogue (settings)
 
 
 @login_required

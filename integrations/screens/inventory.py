@@ -10,8 +10,8 @@ from governance.inputs import parse_id
 from governance.models import AuditEvent
 
 from .. import services
-from ..access import prerequisite_roles
 from ..models import Maintainer, Permission, Resource, Role, RoleImplication
+from ..rights import prerequisite_roles
 from ..selectors import effective_settings, granting_role_ids
 from .common import get_managed, require_manager, style_form
 from .forms import MaintainerForm, ResourceSettingsForm, RoleSettingsForm

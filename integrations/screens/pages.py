@@ -29,9 +29,9 @@ from django_tables2.data import TableQuerysetData
 from governance.inputs import page_size
 
 from .. import services
-from ..access import can_change_policy, manageable_integrations, manageable_resources, manageable_roles
 from ..filters import IntegrationFilter, ResourceFilter, RoleFilter
 from ..models import ApprovalStep, Permission, PrerequisitePermission, Resource, Role
+from ..rights import can_change_policy, manageable_integrations, manageable_resources, manageable_roles
 from . import tables
 from .common import add_errors, style_filter, style_form, toast
 from .forms import MaintainerForm, PrerequisiteForm, WorkflowForm
@@ -202,13 +202,13 @@ def prerequisites(**scope) -> QuerySet:
     )
 
 
-# Settings fields that decide an object's owner (``access.POLICY_FIELDS``), as the settings forms name them.
+# Settings fields that decide an object's owner (``rights.POLICY_FIELDS``), as the settings forms name them.
 POLICY_FORM_FIELDS = ("owner", "auto_assign_recommended_owners")
 
 
 def lock_policy_fields(form, user, obj) -> bool:
     """Show the owner fields of ``obj``'s settings form read-only to who may not change them
-    (``access.can_change_policy``): disabled, so a posted value is ignored for the stored one.
+    (``rights.can_change_policy``): disabled, so a posted value is ignored for the stored one.
     Returns whether ``user`` may change them."""
     if can_change_policy(user, obj):
         return True

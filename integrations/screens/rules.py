@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 
 from governance.inputs import parse_id
 
+from .. import validators
 from ..models import Integration, Rule
 from ..services import rules as rule_services
 from ..services.changes import describe
@@ -60,9 +61,9 @@ def _form_context(rule_form, change_form, conditions, rule=None, errors=None) ->
         "changes": change_form,
         "rows": rows,
         "rule": rule,
-        "fields": rule_services.FIELD_LABELS,
-        "ops": rule_services.OP_LABELS,
-        "field_ops": {k: list(v) for k, v in rule_services.CONDITION_FIELDS.items()},
+        "fields": validators.FIELD_LABELS,
+        "ops": validators.OP_LABELS,
+        "field_ops": {k: list(v) for k, v in validators.CONDITION_FIELDS.items()},
         "integrations": Integration.objects.order_by("name").values_list("pk", "name"),
         "users": get_user_model()
         .objects.filter(is_active=True)

@@ -23,8 +23,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from governance.inputs import parse_id
 
+from .. import hooks
 from ..durations import Duration
-from ..models import AccessRequest, ApprovalRule, ApprovalStep, ApprovalWorkflow, Approver
+from ..models import ApprovalRule, ApprovalStep, ApprovalWorkflow, Approver
 from ..selectors import workflow_usage
 from ..services import workflows as services
 from .common import require_admin, style_form, toast
@@ -384,9 +385,7 @@ def _usage(workflow: ApprovalWorkflow) -> dict:
         "resources": list(usage["resources"][:10]),
         "roles": list(usage["roles"][:10]),
         "counts": {k: q.count() for k, q in usage.items()},
-        "pending": AccessRequest.objects.filter(
-            workflow=workflow, status=AccessRequest.Status.PENDING
-        ).count(),
+        "pending": sum(hooks.workflow_pending_requests(workflow)),
     }
 
 

@@ -17,10 +17,10 @@ from django.db import transaction
 from connectors.sdk.spec import CONNECTION_OPTION_KEY
 from governance.audit import audit_context
 
-from ..access import can_cancel_job, can_change_policy, is_admin, policy_changes
 from ..catalogue import env_reference, get_connector, split_secrets
 from ..models import Integration, Maintainer, Resource, Role, RoleImplication, Tag
-from ..selectors import implication_cycle
+from ..rights import can_cancel_job, can_change_policy, is_admin, policy_changes
+from ..validators import implication_cycle
 
 __all__ = [
     "integration_create",
@@ -165,7 +165,7 @@ def integration_delete_start(*, actor, integration: Integration):
 
 
 def job_stop(*, actor, job):
-    """Ask a job to stop, by the one rule of who may (``access.can_cancel_job``): a queued job, or one whose
+    """Ask a job to stop, by the one rule of who may (``rights.can_cancel_job``): a queued job, or one whose
     worker is gone, is cancelled at once; a running one at its next check."""
     from governance.jobs import job_cancel
 

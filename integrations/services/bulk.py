@@ -15,7 +15,8 @@ from django.core.exceptions import ValidationError
 from governance.jobs import JobRun, job_send, job_start
 from governance.models import Job
 
-from .changes import apply_changes_audited, check_policy_actions, validate_changes
+from ..validators import validate_changes
+from .changes import apply_changes_audited, check_policy_actions
 
 BACKGROUND_THRESHOLD = 5000
 JOB_KIND = "bulk"
@@ -41,9 +42,7 @@ def bulk_start(*, actor, target: str, ids: Sequence[int], changes: dict) -> Job:
     )
     job.total = len(set(ids))
     job.save(update_fields=["total"])
-    from ..tasks import bulk_apply_task
-
-    job_send(job, bulk_apply_task)
+    job_send(job, "integrations.bulk_apply")
     job.refresh_from_db()
     return job
 

@@ -14,118 +14,22 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from governance import audit
-from governance.inputs import parse_id
 
-from ..access import can_write_policy_rules, policy_editable
-from ..durations import normalize_durations
-from ..models import ApprovalWorkflow, Integration, Maintainer, Resource, Role
+from ..models import ApprovalWorkflow, Maintainer
+from ..rights import can_write_policy_rules, policy_editable
+from ..validators import model_for, validate_changes
 
 BATCH_SIZE = 5000
-
-TARGETS: dict[str, type] = {"integrations": Integration, "resources": Resource, "roles": Role}
-
-ACTION_LABELS = {
-    "owner": "Set owner",
-    "maintainers": "Add maintainers",
-    "workflow": "Set approval workflow",
-    "requestable": "Set requestable",
-    "tags": "Add tags",
-    "allowed_durations": "Override allowed durations",
-}
-
-# Which actions each target supports (roles have no owner or maintainers of their own; integrations no tags).
-SUPPORTED: dict[str, tuple[str, ...]] = {
-    "integrations": ("owner", "maintainers", "workflow", "requestable", "allowed_durations"),
-    "resources": ("owner", "maintainers", "workflow", "requestable", "tags", "allowed_durations"),
-    "roles": ("workflow", "requestable", "tags", "allowed_durations"),
-}
-
-
-def model_for(target: str):
-    try:
-        return TARGETS[target]
-    except KeyError:
-        raise ValidationError(
-            {"target": f"Unknown target {target!r}; choose from {', '.join(TARGETS)}."}
-        ) from None
 
 
 def _workflow_field(target: str) -> str:
     return "default_workflow_id" if target == "integrations" else "workflow_id"
-
-
-def validate_changes(target: str, changes: Any) -> dict[str, Any]:
-    """Check a change set against ``target``; return it normalised. Raises ``ValidationError``."""
-    model_for(target)
-    if not isinstance(changes, dict) or not changes:
-        raise ValidationError({"actions": "Choose at least one change."})
-    unknown = [k for k in changes if k not in ACTION_LABELS]
-    if unknown:
-        raise ValidationError({"actions": f"Unknown change(s): {', '.join(unknown)}."})
-    unsupported = [k for k in changes if k not in SUPPORTED[target]]
-    if unsupported:
-        raise ValidationError(
-            {
-                "actions": f"{target.capitalize()} do not support: {', '.join(ACTION_LABELS[k] for k in unsupported)}."
-            }
-        )
-    out: dict[str, Any] = {}
-    users = get_user_model().objects
-    if "owner" in changes:
-        owner = changes["owner"]
-        if owner in (None, ""):
-            raise ValidationError({"owner": "Choose the new owner."})
-        pk = parse_id(owner)
-        if pk is None or not users.filter(pk=pk).exists():
-            raise ValidationError({"owner": f"Unknown user {owner!r}."})
-        out["owner"] = pk
-    if "maintainers" in changes:
-        given = changes["maintainers"] or []
-        if not isinstance(given, list):
-            raise ValidationError({"maintainers": "A list of user ids."})
-        ids = sorted({parse_id(u) or 0 for u in given})
-        if not ids:
-            raise ValidationError({"maintainers": "Choose at least one maintainer."})
-        if users.filter(pk__in=ids).count() != len(ids):
-            raise ValidationError({"maintainers": "Unknown user among the maintainers."})
-        out["maintainers"] = ids
-    if "workflow" in changes:
-        wf = changes["workflow"]
-        if wf in (None, ""):
-            out["workflow"] = None
-        elif (pk := parse_id(wf)) is None or not ApprovalWorkflow.objects.filter(pk=pk).exists():
-            raise ValidationError({"workflow": f"Unknown approval workflow {wf!r}."})
-        else:
-            out["workflow"] = pk
-    if "requestable" in changes:
-        if not isinstance(changes["requestable"], bool):
-            raise ValidationError({"requestable": "Requestable must be true or false."})
-        out["requestable"] = changes["requestable"]
-    if "tags" in changes:
-        given = changes["tags"] or []
-        if not isinstance(given, list) or not all(isinstance(n, str | int) for n in given):
-            raise ValidationError({"tags": "A list of tag names."})
-        names = sorted({str(n).strip() for n in given if str(n).strip()})
-        if not names:
-            raise ValidationError({"tags": "Name at least one tag."})
-        if any(len(n) > 100 for n in names):
-            raise ValidationError({"tags": "A tag has at most 100 characters."})
-        out["tags"] = names
-    if "allowed_durations" in changes:
-        try:
-            durations = normalize_durations(changes["allowed_durations"] or [])
-        except ValidationError as exc:
-            raise ValidationError({"allowed_durations": exc.messages}) from None
-        if not durations:
-            raise ValidationError({"allowed_durations": "Choose at least one duration."})
-        out["allowed_durations"] = durations
-    return out
 
 
 def describe(changes: dict[str, Any]) -> list[str]:
@@ -356,14 +260,9 @@ def apply_changes_audited(
 
 
 __all__ = [
-    "ACTION_LABELS",
-    "SUPPORTED",
-    "TARGETS",
     "apply_changes",
     "apply_changes_audited",
     "check_policy_actions",
     "describe",
     "differs",
-    "model_for",
-    "validate_changes",
 ]

@@ -34,8 +34,8 @@ from governance import audit
 from governance.jobs import JobRun, job_send, job_start
 from governance.models import Job
 
-from ..access import can_delete_integration
 from ..models import Account, Integration, Permission, Resource, Role
+from ..rights import can_delete_integration
 
 log = logging.getLogger(__name__)
 
@@ -221,9 +221,7 @@ class DeletionCancelled(Exception):
 
 def integration_delete_start(*, actor, integration: Integration) -> Job:
     """Queue the deletion of ``integration`` as a job (``skipped`` when one is already queued or running).
-    Admins only (``access.can_delete_integration``), whoever calls: a screen, the API, a script."""
-    from ..tasks import delete_integration_task
-
+    Admins only (``rights.can_delete_integration``), whoever calls: a screen, the API, a script."""
     if actor is not None and not can_delete_integration(actor, integration):
         raise PermissionDenied("Only admins delete integrations.")
 
@@ -236,7 +234,7 @@ def integration_delete_start(*, actor, integration: Integration) -> Job:
     )
     if job.status == Job.Status.QUEUED:
         # Deleting writes only to the database: any worker will do, not only the integration's agent's.
-        job_send(job, delete_integration_task)
+        job_send(job, "integrations.delete_integration")
         job.refresh_from_db()
     return job
 

@@ -1,7 +1,7 @@
 """Prerequisite permissions: access to an integration, resource or role first requires one of some roles.
 
 A prerequisite's roles belong to the same integration as what requires them, and the person adding
-it must manage each of them (``access.prerequisite_roles``): a prerequisite is granted with the
+it must manage each of them (``rights.prerequisite_roles``): a prerequisite is granted with the
 request that needs it, through that request's integration, connector, owner and workflow, so a
 role of another integration would be granted past its own owner and workflow. Cross-integration
 prerequisites are therefore refused; request the other integration's role on its own. Within the
@@ -18,8 +18,8 @@ from django.db import transaction
 
 from governance.audit import audit_context
 
-from ..access import prerequisite_roles
 from ..models import PrerequisitePermission, Role
+from ..rights import prerequisite_roles
 
 
 def prerequisite_add(*, actor, alternatives: Iterable[Role], integration=None, resource=None, role=None):

@@ -7,10 +7,8 @@ existing objects, on demand (:func:`rule_apply`) after a :func:`rule_preview`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -19,123 +17,10 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from governance import audit
-from governance.inputs import parse_id
 
 from ..models import Integration, Rule
-from .changes import apply_changes, check_policy_actions, differs, model_for, validate_changes
-
-# field -> the operators it accepts
-CONDITION_FIELDS: dict[str, tuple[str, ...]] = {
-    "integration": ("is", "is_not"),
-    "name": ("equals", "not_equals", "contains", "starts_with", "ends_with"),
-    "tag": ("has", "has_not"),
-    "attribute": ("equals", "not_equals", "contains", "exists", "not_exists"),
-    "owner": ("is", "is_not", "is_empty", "is_set"),
-    "requestable": ("is",),
-}
-FIELD_LABELS = {
-    "integration": "Integration",
-    "name": "Name",
-    "tag": "Tag",
-    "attribute": "Attribute",
-    "owner": "Owner",
-    "requestable": "Requestable",
-}
-OP_LABELS = {
-    "is": "is",
-    "is_not": "is not",
-    "equals": "equals",
-    "not_equals": "does not equal",
-    "contains": "contains",
-    "starts_with": "starts with",
-    "ends_with": "ends with",
-    "has": "has",
-    "has_not": "does not have",
-    "exists": "exists",
-    "not_exists": "does not exist",
-    "is_empty": "is empty",
-    "is_set": "is set",
-}
-NO_VALUE_OPS = {"exists", "not_exists", "is_empty", "is_set"}
-ATTRIBUTE_KEY = re.compile(r"^[A-Za-z0-9_\-]+$")
-
-
-def _bool(value) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in {"true", "yes", "1"}:
-        return True
-    if isinstance(value, str) and value.lower() in {"false", "no", "0"}:
-        return False
-    return None
-
-
-def _lookup(manager, name_field: str, value) -> int | None:
-    """An id given as an id or as a name."""
-    if value in (None, "") or not isinstance(value, str | int) or isinstance(value, bool):
-        return None
-    pk = parse_id(value)
-    if pk is not None:
-        return pk if manager.filter(pk=pk).exists() else None
-    return manager.filter(**{name_field: str(value).strip()}).values_list("pk", flat=True).first()
-
-
-def validate_conditions(conditions: Any) -> list[dict]:
-    """Check and normalise a rule's conditions; errors name the condition by its number."""
-    if not isinstance(conditions, list):
-        raise ValidationError({"conditions": "Conditions must be a list."})
-    out, errors = [], []
-    for n, cond in enumerate(conditions, 1):
-        if not isinstance(cond, dict):
-            errors.append(f"Condition {n} is not an object.")
-            continue
-        fname, op, value = cond.get("field"), cond.get("op"), cond.get("value")
-        if not isinstance(fname, str) or fname not in CONDITION_FIELDS:
-            errors.append(
-                f"Condition {n}: unknown field {fname!r}; choose from {', '.join(CONDITION_FIELDS)}."
-            )
-            continue
-        if op not in CONDITION_FIELDS[fname]:
-            errors.append(
-                f"Condition {n}: {FIELD_LABELS[fname]} cannot use {op!r}; choose from "
-                f"{', '.join(CONDITION_FIELDS[fname])}."
-            )
-            continue
-        clean: dict[str, Any] = {"field": fname, "op": op}
-        if fname == "attribute":
-            key = str(cond.get("key") or "").strip()
-            if not ATTRIBUTE_KEY.match(key) or "__" in key:
-                errors.append(f"Condition {n}: name the attribute (letters, digits, - and _).")
-                continue
-            clean["key"] = key
-        if op not in NO_VALUE_OPS:
-            if fname == "integration":
-                found = _lookup(Integration.objects, "name", value)
-                if found is None:
-                    errors.append(f"Condition {n}: unknown integration {value!r}.")
-                    continue
-                value = found
-            elif fname == "owner":
-                found = _lookup(get_user_model().objects, "username", value)
-                if found is None:
-                    errors.append(f"Condition {n}: unknown user {value!r}.")
-                    continue
-                value = found
-            elif fname == "requestable":
-                value = _bool(value)
-                if value is None:
-                    errors.append(f"Condition {n}: requestable is true or false.")
-                    continue
-            else:
-                value = str(value if value is not None else "").strip()
-                if not value:
-                    errors.append(f"Condition {n}: give a value.")
-                    continue
-            clean["value"] = value
-        out.append(clean)
-    if errors:
-        raise ValidationError({"conditions": errors})
-    return out
+from ..validators import FIELD_LABELS, NO_VALUE_OPS, OP_LABELS, model_for, validate_changes
+from .changes import apply_changes, check_policy_actions, differs
 
 
 def _condition_q(target: str, cond: dict) -> Q:
@@ -201,31 +86,6 @@ def describe_condition(cond: dict) -> str:
         value = "yes" if value else "no"
     text = f"{subject} {OP_LABELS[op]}"
     return text if op in NO_VALUE_OPS else f'{text} "{value}"'
-
-
-def validate_rule(rule: Rule) -> None:
-    errors: dict[str, list[str]] = {}
-    if rule.target not in Rule.Target.values:
-        errors["target"] = [f"Unknown target {rule.target!r}."]
-    if rule.match not in Rule.Match.values:
-        errors["match"] = [f"Unknown match {rule.match!r}."]
-    if rule.scope not in Rule.Scope.values:
-        errors["scope"] = [f"Unknown scope {rule.scope!r}."]
-    for name, check in (
-        ("conditions", lambda: validate_conditions(rule.conditions)),
-        ("actions", lambda: validate_changes(rule.target, rule.actions)),
-    ):
-        if errors.get("target"):
-            break
-        try:
-            setattr(rule, name, check())
-        except ValidationError as exc:
-            for key, messages in exc.message_dict.items():
-                errors.setdefault(name if key not in ("conditions", "actions") else key, []).extend(
-                    messages if key in ("conditions", "actions") else [f"{key}: {m}" for m in messages]
-                )
-    if errors:
-        raise ValidationError(errors)
 
 
 def rule_matches(rule: Rule, base: QuerySet | None = None) -> QuerySet:

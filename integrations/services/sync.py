@@ -1537,13 +1537,12 @@ def _absolute(path: str) -> str:
 
 def sync_start(*, actor, integration: Integration, full: bool | None = None) -> Job:
     """Queue a sync of ``integration``. Another sync already queued or running: the returned job is ``skipped``."""
-    from ..tasks import queue_for, run_sync_job
 
     job = job_start(
         actor=actor, kind="sync", integration_id=integration.pk, subject=integration, params={"full": full}
     )
     if job.status == Job.Status.QUEUED:
-        job_send(job, run_sync_job, queue=queue_for(integration))
+        job_send(job, "integrations.run_sync_job", queue=integration.queue)
         job.refresh_from_db()  # sent (or run, without a broker), or failed to send
     return job
 

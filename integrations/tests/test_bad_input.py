@@ -14,11 +14,12 @@ from django.contrib.messages import get_messages
 from django.test import Client
 from rest_framework.test import APIClient
 
+from access.models import AccessRequest
+from access.services import requests as ar
 from governance import audit
 from governance.tokens import api_token_create
 from integrations import services
-from integrations.models import AccessRequest, Permission, Resource, Role
-from integrations.services import access_requests as ar
+from integrations.models import Permission, Resource, Role
 from integrations.services.workflows import workflow_create
 
 pytestmark = pytest.mark.django_db

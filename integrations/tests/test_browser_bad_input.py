@@ -5,12 +5,12 @@ comes back to the request, and a request or a role to request that is not the us
 import pytest
 from playwright.sync_api import Browser, expect
 
+from access.services import requests as ar
+from access.tests.test_browser_requests import sign_in
 from governance.models import User
 from integrations import services
 from integrations.models import Resource, Role
-from integrations.services import access_requests as ar
 from integrations.services.workflows import workflow_create
-from integrations.tests.test_browser_requests import sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "jobs"])
 

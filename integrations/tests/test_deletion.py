@@ -4,12 +4,10 @@ import pytest
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
+from access.models import AccessDecision, AccessRequest, AccessTicket, RequestPermission
 from governance.models import AuditEvent, Job
 from integrations import services
 from integrations.models import (
-    AccessDecision,
-    AccessRequest,
-    AccessTicket,
     Account,
     Integration,
     Maintainer,
@@ -64,7 +62,9 @@ def doomed(make_integration, django_user_model, admin_user):
     # Kept refers to Doomed: a prerequisite alternative and a permission granted for Doomed's request.
     cross = PrerequisitePermission.objects.create(role=kept_read)
     cross.alternatives.set([read, kept_read])
-    Permission.objects.filter(account=kept_account, role=kept_read).update(request=request)
+    RequestPermission.objects.create(
+        request=request, permission=Permission.objects.get(account=kept_account, role=kept_read)
+    )
     return doomed, kept, cross
 
 
@@ -86,7 +86,7 @@ def test_deleting_runs_as_a_job_in_batches_and_writes_one_summary(doomed, admin_
         "read"
     ] and cross.alternatives.get().integration == kept
     assert Permission.objects.filter(integration=kept).count() == 2
-    assert not Permission.objects.filter(integration=kept, request__isnull=False).exists()
+    assert not Permission.objects.filter(integration=kept, access_requests__isnull=False).exists()
     assert RoleImplication.objects.filter(role__integration=kept).count() == 1
 
     events = AuditEvent.objects.order_by("id")[before:]
@@ -95,10 +95,10 @@ def test_deleting_runs_as_a_job_in_batches_and_writes_one_summary(doomed, admin_
     counts = deletes[0].details["counts"]
     assert counts["integrations.Permission"] == 2 and counts["integrations.Role"] == 2
     assert counts["integrations.Maintainer"] == 2 and counts["integrations.Integration"] == 1
-    assert counts["integrations.Permission.request"] == 1
+    assert counts["access.RequestPermission"] == 1
     assert deletes[0].details["total"] == sum(counts.values()) and deletes[0].actor_id == admin_user.pk
     assert job.done == job.total == deletes[0].details["total"]
-    assert job.counts["Permissions"] == 2 and job.counts["Permissions: request cleared"] == 1
+    assert job.counts["Permissions"] == 2 and job.counts["Links of permissions to their requests"] == 1
 
 
 def test_only_admins_start_a_deletion_whoever_calls_the_service(doomed, django_user_model):

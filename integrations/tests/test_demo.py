@@ -78,8 +78,9 @@ def test_admin_shows_every_model_with_the_demo_data(demo, client):
 def test_a_demo_employee_requests_access_and_her_manager_approves(
     demo, client, django_capture_on_commit_callbacks
 ):
-    from integrations.models import AccessRequest
-    from integrations.selectors import effective_settings, requestable_roles
+    from access.models import AccessRequest
+    from access.selectors import requestable_roles
+    from integrations.selectors import effective_settings
 
     assert client.login(request=HttpRequest(), username="dorothy", password="demo")
     home = client.get("/")
@@ -98,7 +99,9 @@ def test_a_demo_employee_requests_access_and_her_manager_approves(
         client.post(f"/requests/{access.pk}/approve", {"comment": "ok"})
     access.refresh_from_db()
     assert access.status == "granted", access.error
-    assert Permission.objects.filter(role=role, request=access, ended_at=None, source="portal").exists()
+    assert Permission.objects.filter(
+        role=role, access_requests=access, ended_at=None, source="portal"
+    ).exists()
 
 
 def test_demo_refuses_its_default_passwords_when_debug_is_off(db, settings, tmp_path):

@@ -26,11 +26,11 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
+from access.services import requests as ar
 from governance.models import AuditEvent, Job
 from governance.tokens import api_token_create
 from integrations import services
 from integrations.models import Account, Permission, Resource, Role, Rule
-from integrations.services import access_requests as ar
 from integrations.services.prerequisites import prerequisite_add
 from integrations.services.workflows import workflow_create
 

@@ -30,13 +30,11 @@ from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from access.models import AccessDecision, AccessRequest, AccessTicket
 from governance.models import ApiToken, AuditEvent, Job, User
 from governance.tokens import api_token_create
-from integrations import access, services
+from integrations import rights, services
 from integrations.models import (
-    AccessDecision,
-    AccessRequest,
-    AccessTicket,
     Account,
     ApprovalWorkflow,
     Integration,
@@ -134,7 +132,7 @@ def w(db, make_integration):
         **base, role=world.mine_role2, duration="1d", justification="matrix", workflow=wf, steps=steps,
         status=AccessRequest.Status.GRANTED, account=world.mine_account,
     )  # fmt: skip
-    Permission.objects.create(account=world.mine_account, role=world.mine_role2, request=granted)
+    granted.permissions.add(Permission.objects.create(account=world.mine_account, role=world.mine_role2))
     failed = AccessRequest.objects.create(
         **base, role=world.mine_role3, duration="1d", justification="matrix", workflow=wf, steps=steps,
         status=AccessRequest.Status.FAILED, error="connector down",
@@ -822,7 +820,7 @@ API: dict[str, list[Probe]] = {
 
 
 def _admin(u) -> bool:
-    return access.is_admin(u)
+    return rights.is_admin(u)
 
 
 def _signed_in(w, u) -> bool:
@@ -836,21 +834,21 @@ SCREEN_ONLY: dict[str, Callable[[W, Any], bool]] = {
     "home": _signed_in,
     "catalogue.icon": _signed_in,
     "integration.create.form": lambda w, u: _admin(u),
-    "integration.delete.form": lambda w, u: access.can_delete_integration(u, w.mine),
-    "integration.maintainers": lambda w, u: access.can_manage(u, w.mine),
-    "resource.maintainers": lambda w, u: access.can_manage(u, w.mine_resource),
-    "prerequisite.add": lambda w, u: access.can_manage(u, w.mine_role)
-    and access.prerequisite_roles(u, w.mine_role).filter(pk=w.mine_role2.pk).exists(),
-    "prerequisite.remove": lambda w, u: access.can_manage(u, w.mine_role3),
+    "integration.delete.form": lambda w, u: rights.can_delete_integration(u, w.mine),
+    "integration.maintainers": lambda w, u: rights.can_manage(u, w.mine),
+    "resource.maintainers": lambda w, u: rights.can_manage(u, w.mine_resource),
+    "prerequisite.add": lambda w, u: rights.can_manage(u, w.mine_role)
+    and rights.prerequisite_roles(u, w.mine_role).filter(pk=w.mine_role2.pk).exists(),
+    "prerequisite.remove": lambda w, u: rights.can_manage(u, w.mine_role3),
     "rule.create.form": lambda w, u: _admin(u),
     "workflow.create.form": lambda w, u: _admin(u),
     "workflow.delete.form": lambda w, u: _admin(u),
-    "bulk.form": lambda w, u: access.manages_inventory(u),
-    "bulk.preview": lambda w, u: access.manages_inventory(u),
+    "bulk.form": lambda w, u: rights.manages_inventory(u),
+    "bulk.preview": lambda w, u: rights.manages_inventory(u),
     "request.catalogue": _signed_in,
     "request.form": _signed_in,
     "request.approvals": _signed_in,
-    "request.retry": lambda w, u: access.can_manage(u, w.mine),
+    "request.retry": lambda w, u: rights.can_manage(u, w.mine),
 }
 
 

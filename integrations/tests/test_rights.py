@@ -11,19 +11,12 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from access.models import AccessRequest
+from access.services import requests as ar
 from governance.models import AuditEvent, User
 from integrations import services
-from integrations.access import can_change_policy, self_interested
-from integrations.models import (
-    AccessRequest,
-    ApprovalWorkflow,
-    Integration,
-    PrerequisitePermission,
-    Resource,
-    Role,
-    Rule,
-)
-from integrations.services import access_requests as ar
+from integrations.models import ApprovalWorkflow, Integration, PrerequisitePermission, Resource, Role, Rule
+from integrations.rights import can_change_policy, self_interested
 from integrations.services.bulk import bulk_apply
 from integrations.services.prerequisites import prerequisite_add
 from integrations.services.rules import rule_create

@@ -15,7 +15,7 @@ from governance.jobs import job_start
 from governance.models import AuditEvent, Job
 from integrations.models import Account, Agent, Integration, Permission
 from integrations.services.sync import sync_start
-from integrations.tasks import queue_for, run_sync_job
+from integrations.tasks import run_sync_job
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -64,7 +64,7 @@ def queue_sync(broker, integration) -> Job:
     job = job_start(
         actor=None, kind="sync", integration_id=integration.pk, subject=integration, params={"full": True}
     )
-    broker.send_task(run_sync_job.name, args=[str(job.pk)], queue=queue_for(integration))
+    broker.send_task(run_sync_job.name, args=[str(job.pk)], queue=integration.queue)
     return job
 
 
@@ -140,7 +140,7 @@ def assert_synced(integration, job: Job) -> None:
 def test_sync_runs_on_the_agents_worker(broker, worker, make_integration):
     agent_name, proc = worker
     integration = make_integration(name="Directory", agent=Agent.objects.create(name=agent_name))
-    assert queue_for(integration) == f"agent.{agent_name}"
+    assert integration.queue == f"agent.{agent_name}"
     queue_sync(broker, integration)
     assert_synced(integration, wait_for_sync(integration, proc))
 
@@ -150,9 +150,7 @@ def test_a_sync_queued_under_the_older_task_name_runs_as_a_job(broker, worker, m
     agent_name, proc = worker
     integration = make_integration(name="Directory", agent=Agent.objects.create(name=agent_name))
     # A message left in the queue by an earlier release, sent through the real broker.
-    broker.send_task(
-        "integrations.sync_integration", args=[integration.pk, True], queue=queue_for(integration)
-    )
+    broker.send_task("integrations.sync_integration", args=[integration.pk, True], queue=integration.queue)
     job = wait_for_sync(integration, proc)
     assert job.params == {"full": True} and "Full sync done" in job.log[-1]["message"]
     assert_synced(integration, job)
@@ -160,9 +158,9 @@ def test_a_sync_queued_under_the_older_task_name_runs_as_a_job(broker, worker, m
 
 def test_agent_integrations_route_to_their_queue(db, make_integration):
     integration = make_integration()
-    assert queue_for(integration) == "default"
+    assert integration.queue == "default"
     integration.agent = Agent.objects.create(name="eu-west")
-    assert queue_for(integration) == "agent.eu-west"
+    assert integration.queue == "agent.eu-west"
 
 
 @pytest.mark.django_db(transaction=True, databases="__all__")

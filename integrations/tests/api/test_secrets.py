@@ -370,8 +370,8 @@ def test_a_connection_now_pointing_at_a_metadata_address_is_not_used_by_syncs_or
     """A host name checked when saved may resolve elsewhere later (here: the saved config is changed
     underneath, as a DNS change would): each run of the portal checks the address again, and neither a
     sync nor a grant connects there."""
+    from access.services import requests as access_requests
     from connectors.sdk import ConnectorError
-    from integrations.services import access_requests
     from integrations.services.sync import SyncError, sync_integration
 
     integration, real = scim

@@ -9,11 +9,12 @@ admin's approval workflow editor. Screenshots go to docs/screenshots/.
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from access.models import AccessRequest
+from access.tests import test_access_requests_pg as pg
 from governance.models import User
-from integrations.models import AccessRequest, ApprovalWorkflow, Role
+from integrations.models import ApprovalWorkflow, Role
 from integrations.services import integration_update
 from integrations.services.workflows import workflow_create
-from integrations.tests import test_access_requests_pg as pg
 from integrations.tests.test_browser_screens import shot
 
 pg_cluster, cluster = pg.pg_cluster, pg.cluster  # the throwaway PostgreSQL roles and database

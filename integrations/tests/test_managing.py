@@ -4,8 +4,8 @@ import pytest
 from django.contrib.auth.models import AnonymousUser, Group
 
 from integrations import services
-from integrations.access import can_manage, manageable_integrations, manageable_resources, manageable_roles
 from integrations.models import Resource, Role
+from integrations.rights import can_manage, manageable_integrations, manageable_resources, manageable_roles
 
 pytestmark = pytest.mark.django_db
 

@@ -2,8 +2,9 @@
 
 import pytest
 
+from access.models import AccessRequest
 from governance.models import User
-from integrations.models import AccessRequest, Permission
+from integrations.models import Permission
 from integrations.services import integration_update
 from integrations.services.workflows import workflow_create
 
@@ -53,7 +54,10 @@ def test_request_approve_and_fulfil_through_the_screens(
     ticket = access.tickets.get()
     client.post(f"/tickets/{ticket.pk}/close", {"note": "granted by hand"})
     access.refresh_from_db()
-    assert access.status == "granted" and Permission.objects.filter(request=access, ended_at=None).exists()
+    assert (
+        access.status == "granted"
+        and Permission.objects.filter(access_requests=access, ended_at=None).exists()
+    )
 
     client.force_login(alice)
     mine = client.get("/requests/").content.decode()

@@ -6,26 +6,22 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Q, prefetch_related_objects
+from django.db.models import F, Q, prefetch_related_objects
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from governance.models import AuditEvent
+from integrations.durations import Duration
+from integrations.models import Permission
+from integrations.rights import can_manage, is_admin
+from integrations.screens.common import add_errors, safe_next, style_form, toast
+from integrations.screens.workflows import RULES_PREFETCH, rules_summary
+from integrations.selectors import effective_settings
 
-from ..access import can_manage, is_admin
-from ..durations import Duration
-from ..models import AccessRequest, AccessTicket, Permission
-from ..selectors import (
-    access_request_events,
-    effective_settings,
-    requestable_roles,
-    roles_open_to,
-    visible_access_requests,
-)
-from ..services import access_requests as services
-from .common import add_errors, safe_next, style_form, toast
-from .workflows import RULES_PREFETCH, rules_summary
+from ..models import AccessRequest, AccessTicket
+from ..selectors import access_request_events, requestable_roles, roles_open_to, visible_access_requests
+from ..services import requests as services
 
 PAGE = 50
 LONG_LIST = 200  # the most rows of the lists without pages (my requests, approvals)
@@ -54,7 +50,7 @@ def catalogue(request):
     roles = list(requestable_roles(q)[: PAGE + 1])
     return render(
         request,
-        "requests/catalogue.html",
+        "access/catalogue.html",
         {"nav": "request", "roles": roles[:PAGE], "more": len(roles) > PAGE, "q": q, "page": PAGE},
     )
 
@@ -77,7 +73,7 @@ def request_new(request, role_pk):
             add_errors(form, exc)
         else:
             toast(request, f"Request #{access.pk} filed: {access.get_status_display().lower()}.")
-            return redirect("integrations:request-detail", access.pk)
+            return redirect("access:request-detail", access.pk)
     prerequisites = services.missing_prerequisites(role, request.user)
     if eff.workflow:
         prefetch_related_objects([eff.workflow], RULES_PREFETCH)
@@ -85,7 +81,7 @@ def request_new(request, role_pk):
     durations = [Duration(d).label for d in eff.allowed_durations]
     return render(
         request,
-        "requests/new.html",
+        "access/new.html",
         {
             "nav": "request",
             "role": role,
@@ -105,11 +101,12 @@ def my_requests(request):
         Q(requester=request.user) | Q(beneficiary=request.user)
     ).select_related("role__resource", "integration", "beneficiary", "requester")
     access = Permission.objects.filter(
-        Q(account__user=request.user) | Q(request__beneficiary=request.user), ended_at__isnull=True
-    ).select_related("role__resource", "account", "integration", "request")
+        Q(account__user=request.user) | Q(access_requests__beneficiary=request.user), ended_at__isnull=True
+    ).select_related("role__resource", "account", "integration")
+    access = access.annotate(request_pk=F("access_requests"))
     return render(
         request,
-        "requests/mine.html",
+        "access/mine.html",
         {"nav": "mine", "requests": mine[:LONG_LIST], "access": access.distinct()[:LONG_LIST]},
     )
 
@@ -131,7 +128,7 @@ def approvals(request):
     for name, qs in (("waiting", waiting), ("tickets", tickets.order_by("opened_at", "pk"))):
         context[name] = list(qs[:LONG_LIST])
         context[f"{name}_total"] = qs.count() if len(context[name]) == LONG_LIST else len(context[name])
-    return render(request, "requests/approvals.html", context)
+    return render(request, "access/approvals.html", context)
 
 
 STATUS = dict(AccessRequest.Status.choices)
@@ -199,7 +196,7 @@ def request_detail(request, pk):
     events = history(access)
     return render(
         request,
-        "requests/detail.html",
+        "access/detail.html",
         {
             "nav": "mine",
             "access": access,
@@ -233,7 +230,7 @@ def _act(request, pk, action, done: str):
         toast(request, refusal(exc), "error")
     else:
         toast(request, done)
-    return redirect(safe_next(request, reverse("integrations:request-detail", args=[pk])))
+    return redirect(safe_next(request, reverse("access:request-detail", args=[pk])))
 
 
 @login_required
@@ -299,4 +296,4 @@ def ticket_close(request, pk):
         toast(request, refusal(exc), "error")
     else:
         toast(request, f"Ticket #{ticket.pk} closed.")
-    return redirect("integrations:request-detail", ticket.request_id)
+    return redirect("access:request-detail", ticket.request_id)

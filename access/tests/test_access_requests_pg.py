@@ -17,9 +17,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 from psycopg import sql
 
+from access.models import AccessRequest, AccessTicket
+from access.services import requests as ar
 from governance.models import AuditEvent, User
-from integrations.models import AccessRequest, AccessTicket, Account, Integration, Permission, Role
-from integrations.services import access_requests as ar
+from integrations.models import Account, Integration, Permission, Role
 from integrations.services import integration_create, resource_update, role_update
 from integrations.services.prerequisites import prerequisite_add
 from integrations.services.sync import sync_integration
@@ -209,7 +210,7 @@ def test_request_two_step_approval_grant_and_expiry(
     request.refresh_from_db()
     assert request.status == "granted", request.error
     assert can_connect(cluster["alice"], cluster["db"])  # really granted in PostgreSQL
-    permission = Permission.objects.get(request=request, ended_at__isnull=True)
+    permission = Permission.objects.get(access_requests=request, ended_at__isnull=True)
     assert permission.source == "portal" and permission.role == role
     assert permission.expires_at >= before + timedelta(days=1)  # time starts at the grant
     with pytest.raises(ValidationError, match="no longer be approved"):
@@ -251,13 +252,13 @@ def test_account_created_for_the_request_and_deleted_at_the_end(
     assert request.created_account and request.account.identity == cluster["bob"]
     assert role_exists(cluster["bob"]) and can_connect(cluster["bob"], cluster["db"])
     assert one("SELECT pg_has_role(%s, %s, 'MEMBER')", cluster["bob"], cluster["analysts"])
-    assert Permission.objects.filter(request=request, ended_at__isnull=True).count() == 2
+    assert Permission.objects.filter(access_requests=request, ended_at__isnull=True).count() == 2
 
     # Giving it up early deletes the account made for it.
     ar.access_request_revoke(actor=bob, request=request)
     request.refresh_from_db()
     assert request.status == "revoked" and not role_exists(cluster["bob"])
-    assert not Permission.objects.filter(request=request, ended_at__isnull=True).exists()
+    assert not Permission.objects.filter(access_requests=request, ended_at__isnull=True).exists()
     assert Account.objects.get(pk=request.account_id).removed_at is not None
 
 
@@ -274,7 +275,7 @@ def test_requesting_a_held_role_extends_it(cluster, people, django_capture_on_co
     second.refresh_from_db()
     assert first.status == "extended" and second.status == "granted"
     live = Permission.objects.filter(account__identity=cluster["alice"], role=role, ended_at__isnull=True)
-    assert live.count() == 1 and live.get().request == second
+    assert live.count() == 1 and live.get().access_requests.get() == second
     assert ar.access_requests_expire(now=timezone.now() + timedelta(hours=2))["revoked"] == 0
     assert can_connect(cluster["alice"], cluster["db"])
     ar.access_requests_expire(now=timezone.now() + timedelta(days=2))
@@ -293,7 +294,7 @@ def test_read_only_integration_opens_a_ticket_and_changes_nothing(
     ticket = AccessTicket.objects.get(request=request)
     assert request.status == "approved" and ticket.kind == "grant" and ticket.assignee == people["owner"]
     assert not can_connect(cluster["alice"], cluster["db"])  # nothing changed in PostgreSQL
-    assert not Permission.objects.filter(request=request).exists()
+    assert not Permission.objects.filter(access_requests=request).exists()
     ar.access_requests_expire(now=timezone.now() + timedelta(hours=1))  # no retry of a ticketed grant
     assert AccessTicket.objects.filter(request=request).count() == 1
 
@@ -302,7 +303,8 @@ def test_read_only_integration_opens_a_ticket_and_changes_nothing(
     ar.access_ticket_close(actor=people["owner"], ticket=ticket, note="done by hand")
     request.refresh_from_db()
     assert (
-        request.status == "granted" and Permission.objects.filter(request=request, ended_at=None).count() == 1
+        request.status == "granted"
+        and Permission.objects.filter(access_requests=request, ended_at=None).count() == 1
     )
     # At the end, a revoke ticket; closing it ends the permission.
     ar.access_requests_expire(now=timezone.now() + timedelta(hours=2))
@@ -310,7 +312,8 @@ def test_read_only_integration_opens_a_ticket_and_changes_nothing(
     ar.access_ticket_close(actor=people["owner"], ticket=revoke)
     request.refresh_from_db()
     assert (
-        request.status == "expired" and not Permission.objects.filter(request=request, ended_at=None).exists()
+        request.status == "expired"
+        and not Permission.objects.filter(access_requests=request, ended_at=None).exists()
     )
     assert not can_connect(cluster["alice"], cluster["db"])
     assert (
@@ -354,7 +357,7 @@ def test_bad_input_and_failed_grants(cluster, people, two_step, django_capture_o
         ar.access_request_approve(actor=people["owner"], request=request)
     request.refresh_from_db()
     assert request.status == "failed" and "no database" in request.error and request.next_attempt_at
-    assert not Permission.objects.filter(request=request, ended_at=None).exists()
+    assert not Permission.objects.filter(access_requests=request, ended_at=None).exists()
     assert any(people["owner"].email in m.to and "failed" in m.subject for m in mail.outbox)
     assert AuditEvent.objects.filter(action="access_request.grant_failed", status="error").exists()
     Integration.objects.filter(pk=integration.pk).update(
@@ -439,7 +442,7 @@ def test_a_prerequisite_shared_by_two_requests_stays_until_neither_needs_it(
     assert not can_connect(name, cluster["db"])
     assert is_member(name, cluster["analysts"])
     kept = Permission.objects.get(account__identity=name, role=analysts, ended_at=None)
-    assert kept.request == long
+    assert kept.access_requests.get() == long
     assert AuditEvent.objects.filter(
         action="access_request.permission_kept", object_id=str(short.pk)
     ).exists()
@@ -514,8 +517,8 @@ CHILD = """
 import django
 django.setup()
 from governance.models import User
-from integrations.models import AccessRequest
-from integrations.services import access_requests as ar
+from access.models import AccessRequest
+from access.services import requests as ar
 ar.access_request_approve(actor=User.objects.get(pk={owner}), request=AccessRequest.objects.get(pk={request}))
 """
 
@@ -589,7 +592,7 @@ def test_a_grant_that_dies_after_the_connector_created_the_account_is_recovered(
     assert request.status == "granted", request.error
     assert request.created_account and request.account.identity == name and request.account.user == bob
     assert can_connect(name, cluster["db"])
-    assert Permission.objects.filter(request=request, role=role, ended_at=None).count() == 1
+    assert Permission.objects.filter(access_requests=request, role=role, ended_at=None).count() == 1
     event = AuditEvent.objects.get(action="access_request.account_created", object_id=str(request.pk))
     assert event.details["recovered"] is True
 
@@ -644,7 +647,7 @@ def test_on_behalf_request_mails_everyone_at_each_change(cluster, people, django
         ar.access_request_cancel(actor=alice, request=cancelled)
     assert inbox(bob)[-2:] == ["Access requested", "Access denied"]
     assert inbox(alice)[-2:] == ["Access requested", "Request cancelled"]
-    assert not Permission.objects.filter(request__in=[denied, cancelled]).exists()
+    assert not Permission.objects.filter(access_requests__in=[denied, cancelled]).exists()
 
 
 def test_approving_twice_is_refused_and_all_steps_need_everyone(cluster, people):
@@ -704,7 +707,7 @@ def test_access_time_starts_at_the_grant_and_failures_are_visible_until_given_up
     assert pauses[2] - pauses[1] > pauses[1] - pauses[0]
     assert counts["abandoned"] == 1 and request.status == "expired" and "no database" in request.error
     assert not is_member(cluster["alice"], cluster["analysts"])
-    assert not Permission.objects.filter(request=request, ended_at=None).exists()
+    assert not Permission.objects.filter(access_requests=request, ended_at=None).exists()
     assert any(people["owner"].email in m.to and "will not be retried" in m.body for m in mail.outbox)
 
     # A manager retries a failed grant by hand; the time starts when it is finally granted.
@@ -723,9 +726,9 @@ def test_access_time_starts_at_the_grant_and_failures_are_visible_until_given_up
     again.refresh_from_db()
     assert again.status == "granted" and again.granted_at == later
     assert again.expires_at == later + timedelta(hours=1)
-    assert Permission.objects.get(request=again, role=role, ended_at=None).expires_at == later + timedelta(
-        hours=1
-    )
+    assert Permission.objects.get(
+        access_requests=again, role=role, ended_at=None
+    ).expires_at == later + timedelta(hours=1)
     assert can_connect(cluster["alice"], cluster["db"])
     ar.access_request_revoke(actor=alice, request=again)
 
@@ -884,7 +887,9 @@ def test_by_hand_a_shared_prerequisite_is_not_on_the_revoke_ticket(
     short.refresh_from_db()
     assert short.status == "expired"
     assert (
-        Permission.objects.get(account__identity=cluster["alice"], role=analysts, ended_at=None).request
+        Permission.objects.get(
+            account__identity=cluster["alice"], role=analysts, ended_at=None
+        ).access_requests.get()
         == long
     )
 
@@ -909,5 +914,5 @@ def test_a_shared_prerequisite_handed_to_a_request_not_granted_yet_keeps_an_end(
     revoke = AccessTicket.objects.get(request=short, kind="revoke", status="open")
     ar.access_ticket_close(actor=owner, ticket=revoke, now=later)
     kept = Permission.objects.get(account__identity=cluster["alice"], role=analysts, ended_at=None)
-    assert kept.request == waiting
+    assert kept.access_requests.get() == waiting
     assert kept.expires_at == later + timedelta(days=1)

@@ -34,24 +34,15 @@ from django.urls import reverse
 from django.utils import timezone
 
 from connectors.sdk import ConnectorError, ObjectNotFound, as_list
-from governance import audit, notifications
+from governance import audit, notifications, queue
 from governance.audit import audit_context
+from integrations.catalogue import check_targets, runtime_config, secret_environ
+from integrations.durations import Duration, expires_at
+from integrations.models import Account, Approver, Integration, Permission, PrerequisitePermission, Role
+from integrations.rights import can_manage, is_admin, self_interested
+from integrations.selectors import effective_settings
 
-from ..access import can_manage, is_admin, self_interested
-from ..catalogue import check_targets, runtime_config, secret_environ
-from ..durations import Duration, expires_at
-from ..models import (
-    AccessDecision,
-    AccessRequest,
-    AccessTicket,
-    Account,
-    Approver,
-    Integration,
-    Permission,
-    PrerequisitePermission,
-    Role,
-)
-from ..selectors import effective_settings
+from ..models import AccessDecision, AccessRequest, AccessTicket, RequestPermission
 
 log = logging.getLogger(__name__)
 User = get_user_model()
@@ -68,6 +59,7 @@ __all__ = [
     "access_requests_expire",
     "access_ticket_close",
     "find_account",
+    "request_of",
     "missing_prerequisites",
 ]
 
@@ -91,6 +83,17 @@ def find_account(integration: Integration, user) -> Account | None:
     return account
 
 
+def request_of(permission: Permission) -> AccessRequest | None:
+    """The access request a permission was written for, if any."""
+    link = RequestPermission.objects.select_related("request").filter(permission=permission).first()
+    return link.request if link else None
+
+
+def _give(permission: Permission, request: AccessRequest) -> None:
+    """The permission is now held for ``request`` (written for it, or taken over from another)."""
+    RequestPermission.objects.update_or_create(permission=permission, defaults={"request": request})
+
+
 def _prerequisites_of(role: Role):
     return PrerequisitePermission.objects.filter(
         Q(role=role) | Q(resource_id=role.resource_id) | Q(integration_id=role.integration_id)
@@ -109,7 +112,7 @@ def _held_role_ids(user, integration_ids) -> set[int]:
         if account is not None:
             ids |= set(
                 Permission.objects.filter(account=account, ended_at__isnull=True)
-                .exclude(request__status__in=AccessRequest.LIVE)
+                .exclude(access_requests__status__in=AccessRequest.LIVE)
                 .values_list("role_id", flat=True)
             )
     return ids
@@ -194,7 +197,7 @@ def _snapshot(rule, role: Role, requester, beneficiary, interested: str) -> list
 
 
 def _interest(beneficiary, role: Role, prerequisites) -> str:
-    """Why the beneficiary has a stake in what they request (``access.self_interested``), or "": the
+    """Why the beneficiary has a stake in what they request (``integrations.rights.self_interested``), or "": the
     prerequisites are granted with the role, so owning or maintaining one of them counts too."""
     return next(filter(None, (self_interested(beneficiary, r) for r in (role, *prerequisites))), "")
 
@@ -252,7 +255,7 @@ def _step_satisfied(step: dict, approved_by: set[int]) -> bool:
 
 def _link(request: AccessRequest) -> str:
     base = getattr(settings, "PORTAL_URL", "").rstrip("/")
-    return base + reverse("integrations:request-detail", args=[request.pk])
+    return base + reverse("access:request-detail", args=[request.pk])
 
 
 def _tell(request: AccessRequest, subject: str, text: str, extra=()) -> None:
@@ -414,19 +417,8 @@ def _advance(request: AccessRequest) -> None:
 
 
 def _queue_grant(request: AccessRequest) -> None:
-    from ..tasks import grant_access_task, queue_for
-
-    integration = request.integration
-
-    def send() -> None:
-        try:
-            grant_access_task.apply_async(args=[request.pk], queue=queue_for(integration))
-        except Exception:  # the broker down: the expiry pass retries the grant at next_attempt_at
-            log.warning(
-                "could not queue the grant of request %s; it is retried later", request.pk, exc_info=True
-            )
-
-    transaction.on_commit(send)
+    # The broker down: the expiry pass retries the grant at next_attempt_at.
+    queue.send_on_commit("access.grant_access", request.pk, queue=request.integration.queue)
 
 
 def _decide(*, actor, request: AccessRequest, approve: bool, comment: str) -> AccessRequest:
@@ -530,31 +522,30 @@ def _hold(request: AccessRequest, account: Account, role: Role, now: datetime) -
     until = expires_at(now, request.duration)
     live = (
         Permission.objects.select_for_update(of=("self",))
-        .select_related("request")
         .filter(account=account, role=role, ended_at__isnull=True)
         .first()
     )
     if live is None:
-        Permission.objects.create(
+        permission = Permission.objects.create(
             integration_id=account.integration_id,
             account=account,
             role=role,
             source=Permission.Source.PORTAL,
             granted_at=now,
             expires_at=until,
-            request=request,
             last_seen_at=now,
         )
+        RequestPermission.objects.create(request=request, permission=permission)
         return
-    if live.request_id is None and live.source != Permission.Source.PORTAL:
+    older = request_of(live)
+    if older is None and live.source != Permission.Source.PORTAL:
         return  # held outside the portal, for good: nothing to extend, nothing to revoke later
-    older = live.request
     if older is not None and older.pk != request.pk and older.status in AccessRequest.LIVE:
         if role.pk != request.role_id:
             return  # a prerequisite of ours that another live request holds: it stays there
     live.expires_at = _latest(live.expires_at, until)
-    live.request = request
     live.save()
+    _give(live, request)
     if (
         older is not None
         and older.pk != request.pk
@@ -562,10 +553,10 @@ def _hold(request: AccessRequest, account: Account, role: Role, now: datetime) -
         and older.role_id == request.role_id
     ):
         # The later request takes over what the earlier one granted; the earlier one ends here.
-        for p in Permission.objects.filter(request=older, ended_at__isnull=True):
-            p.request = request
+        for p in older.permissions.filter(ended_at__isnull=True):
             p.expires_at = _latest(p.expires_at, until)
             p.save()
+            _give(p, request)
         if older.created_account and older.account_id == account.pk:
             request.created_account = True  # the account made for the earlier request goes with this one
             AccessRequest.objects.filter(pk=request.pk).update(created_account=True)
@@ -607,9 +598,9 @@ def _hand_over(request: AccessRequest, live: list[Permission], now: datetime) ->
         if heir is None:
             rest.append(permission)
             continue
-        permission.request = heir
         permission.expires_at = _ends_at(heir, now)
         permission.save()
+        _give(permission, heir)
         audit.record(
             "access_request.permission_kept",
             obj=request,
@@ -622,7 +613,7 @@ def _granted(request: AccessRequest, account: Account | None, now: datetime, how
     request.account = account
     request.status = S.GRANTED
     request.granted_at = now
-    main = Permission.objects.filter(request=request, role=request.role, ended_at__isnull=True).first()
+    main = request.permissions.filter(role=request.role, ended_at__isnull=True).first()
     request.expires_at = main.expires_at if main else expires_at(now, request.duration)
     request.error = ""
     request.next_attempt_at = None
@@ -870,11 +861,7 @@ def _revoke(request_id: int, now: datetime) -> AccessRequest:
         if request.status not in AccessRequest.LIVE:
             return request
         integration = request.integration
-        live = list(
-            Permission.objects.filter(request=request, ended_at__isnull=True).select_related(
-                "account", "role"
-            )
-        )
+        live = list(request.permissions.filter(ended_at__isnull=True).select_related("account", "role"))
         if request.status != S.GRANTED and not live:
             AccessTicket.objects.filter(request=request, status=AccessTicket.Status.OPEN).update(
                 status=AccessTicket.Status.CANCELLED, closed_at=now
@@ -1050,7 +1037,7 @@ def access_ticket_close(
                 _hold(request, account, role, now)
             _granted(request, account, now, "ticket")
         elif ticket.kind == AccessTicket.Kind.REVOKE and request.status in AccessRequest.LIVE:
-            live = Permission.objects.filter(request=request, ended_at__isnull=True).select_related("role")
+            live = request.permissions.filter(ended_at__isnull=True).select_related("role")
             for permission in _hand_over(request, list(live), now):
                 permission.ended_at = now
                 permission.save()

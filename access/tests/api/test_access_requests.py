@@ -9,9 +9,10 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
+from access.models import AccessDecision, AccessRequest, AccessTicket
 from governance.models import AuditEvent, User
 from governance.tokens import api_token_create
-from integrations.models import AccessDecision, AccessRequest, AccessTicket, Permission, Role
+from integrations.models import Permission, Role
 from integrations.services import integration_update, role_update
 from integrations.services.prerequisites import prerequisite_add
 from integrations.services.workflows import workflow_create
@@ -379,7 +380,7 @@ def test_end_an_approved_request_before_its_grant(client_for, jit, filed, django
     response = client_for("other").post(f"/api/access-requests/{filed['mine'].pk}/end/")
     assert response.status_code == 200 and response.json()["status"] == "revoked"
     assert AccessTicket.objects.get(request=filed["mine"]).status == "cancelled"
-    assert not Permission.objects.filter(request=filed["mine"]).exists()
+    assert not Permission.objects.filter(access_requests=filed["mine"]).exists()
 
 
 # -- lists ------------------------------------------------------------------------------------------------
