@@ -1,7 +1,9 @@
-"""The Django project package and the platform under the domain.
+"""The Django project package and the platform under the domain apps.
 
-Settings, URLs, the Celery app, the audit log, jobs, access control and the
-generic building blocks the `integrations` domain plugs into.
+Settings, URLs, the Celery app and queueing by task name, users and sign-in, API tokens and the API's
+base classes, the audit log, jobs with progress and heartbeats, notifications, input bounds and
+network guards: the generic building blocks the apps (``integrations``, ``access``…) plug into. It
+imports none of them; ``settings.py`` and ``urls.py`` name them (``tests/test_layers.py`` checks it).
 """
 
 from .celery import app as celery_app

@@ -19,7 +19,7 @@ Narrower rules for what would let a manager widen their own rights:
   as the integration, resource or role that requires them (:func:`prerequisite_roles`).
 - **Approving access**: nobody other than the beneficiary must approve when the beneficiary owns
   or maintains the role (its role, resource or integration) or changed its workflow recently
-  (:func:`self_interested`); see ``services.access_requests``.
+  (:func:`self_interested`); see ``access.services.requests``.
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ def catalogue(request):
     roles = list(requestable_roles(q)[: PAGE + 1])
     return render(
         request,
-        "access/catalogue.html",
+        "requests/catalogue.html",
         {"nav": "request", "roles": roles[:PAGE], "more": len(roles) > PAGE, "q": q, "page": PAGE},
     )
 
@@ -81,7 +81,7 @@ def request_new(request, role_pk):
     durations = [Duration(d).label for d in eff.allowed_durations]
     return render(
         request,
-        "access/new.html",
+        "requests/new.html",
         {
             "nav": "request",
             "role": role,
@@ -106,7 +106,7 @@ def my_requests(request):
     access = access.annotate(request_pk=F("access_requests"))
     return render(
         request,
-        "access/mine.html",
+        "requests/mine.html",
         {"nav": "mine", "requests": mine[:LONG_LIST], "access": access.distinct()[:LONG_LIST]},
     )
 
@@ -128,7 +128,7 @@ def approvals(request):
     for name, qs in (("waiting", waiting), ("tickets", tickets.order_by("opened_at", "pk"))):
         context[name] = list(qs[:LONG_LIST])
         context[f"{name}_total"] = qs.count() if len(context[name]) == LONG_LIST else len(context[name])
-    return render(request, "access/approvals.html", context)
+    return render(request, "requests/approvals.html", context)
 
 
 STATUS = dict(AccessRequest.Status.choices)
@@ -196,7 +196,7 @@ def request_detail(request, pk):
     events = history(access)
     return render(
         request,
-        "access/detail.html",
+        "requests/detail.html",
         {
             "nav": "mine",
             "access": access,

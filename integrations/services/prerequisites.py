@@ -6,7 +6,7 @@ request that needs it, through that request's integration, connector, owner and 
 role of another integration would be granted past its own owner and workflow. Cross-integration
 prerequisites are therefore refused; request the other integration's role on its own. Within the
 integration, a prerequisite under another approval workflow adds that workflow's steps to the request
-(``access_requests._prerequisite_steps``).
+(``access.services.requests._prerequisite_steps``).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Then, for every user:
 - no probe answers 500, and anonymous callers are allowed nothing but the public pages;
 - **the screens never allow what the API refuses**: an action the screens let a user do, the API
   lets them do too (where the API has that action);
-- an action only the screens have is allowed exactly where ``integrations.access`` (or the service's
+- an action only the screens have is allowed exactly where ``integrations.rights`` (or the service's
   own rule) says so.
 """
 
