@@ -1,13 +1,12 @@
 from django.urls import path
 
-from . import views
 from .screens import audit, bulk, integrations, inventory, rules, workflows
 
 app_name = "integrations"
 
 urlpatterns = [
     path("", integrations.home, name="home"),
-    path("catalogue/<slug:slug>/icon", views.application_icon, name="application-icon"),
+    path("catalogue/<slug:slug>/icon", integrations.application_icon, name="application-icon"),
     # integrations
     path("integrations/", integrations.integration_list, name="list"),
     path("integrations/add/", integrations.integration_add, name="add"),

@@ -7,9 +7,10 @@ import json
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404
+from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_POST
 from django_htmx.http import trigger_client_event
 
@@ -409,3 +410,16 @@ def integration_add_form(request, slug: str):
         },
         status=400 if request.method == "POST" else 200,
     )
+
+
+@login_required
+@cache_control(max_age=3600, private=True)
+def application_icon(request, slug: str):
+    """The icon a connector ships in its folder."""
+    try:
+        icon = catalogue.get_connector(slug).spec.icon
+    except ValidationError:
+        raise Http404("unknown application") from None
+    if icon is None or not icon.is_file():
+        raise Http404("this connector has no icon")
+    return FileResponse(icon.open("rb"), content_type="image/svg+xml" if icon.suffix == ".svg" else None)
