@@ -6,7 +6,7 @@ integration, resource or role names it); this app snapshots the matching rule's 
 and walks them. Layering: ``access`` → ``integrations`` → ``governance``; the inventory never imports
 this app, it calls the hooks this app registers in ``apps.py`` (``integrations.hooks``).
 
-Inner shape: ``models.py``, ``services/requests.py`` (file, decide, cancel, grant, revoke, extend,
-expire, close tickets), ``selectors.py`` (the catalogue, who sees which request, a request's history),
+Inner shape: ``models.py``, ``services/`` (``requests.py``: file, decide, cancel; ``grants.py``: grant,
+extend, revoke, close tickets, the expiry pass), ``selectors.py`` (the catalogue, who sees which request, a request's history),
 ``tasks.py`` (grant, the expiry pass), ``screens/``, ``api/``, ``filters.py``, ``admin.py``, ``tests/``.
 """

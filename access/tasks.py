@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from .services.requests import access_request_grant, access_requests_expire
+from .services import access_request_grant, access_requests_expire
 
 
 @shared_task(name="access.grant_access")

@@ -3,7 +3,7 @@
 Thin like the other endpoints: the queryset is the caller's visible requests (the selector the
 request screens use, so a request the caller may not see is 404 like one that does not exist),
 input is validated by a strict serializer, and the work is one call of
-``access/services/requests.py``, whose refusals answer in the common error shape:
+``access/services/``, whose refusals answer in the common error shape:
 400 for what is wrong with the request (not requestable, a duration not allowed, deciding
 twice, no longer pending), 403 for who is asking (not an approver, one's own request).
 """
@@ -18,10 +18,10 @@ from rest_framework.decorators import action
 from integrations.api.views import FIELDS_PARAM, RETRIEVE, ScopedViewSet
 from integrations.models import Permission
 
+from .. import services
 from ..filters import AccessRequestFilter, AccessTicketFilter
 from ..models import AccessRequest, AccessTicket
 from ..selectors import visible_access_requests
-from ..services import requests as services
 from . import serializers as s
 
 ACTION_ERRORS = (

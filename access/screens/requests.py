@@ -19,9 +19,9 @@ from integrations.screens.common import add_errors, safe_next, style_form, toast
 from integrations.screens.workflows import RULES_PREFETCH, rules_summary
 from integrations.selectors import effective_settings
 
+from .. import services
 from ..models import AccessRequest, AccessTicket
 from ..selectors import access_request_events, requestable_roles, roles_open_to, visible_access_requests
-from ..services import requests as services
 
 PAGE = 50
 LONG_LIST = 200  # the most rows of the lists without pages (my requests, approvals)

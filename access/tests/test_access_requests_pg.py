@@ -17,8 +17,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 from psycopg import sql
 
+from access import services as ar
 from access.models import AccessRequest, AccessTicket
-from access.services import requests as ar
+from access.services import grants
 from governance.models import AuditEvent, User
 from integrations.models import Account, Integration, Permission, Role
 from integrations.services import integration_create, resource_update, role_update
@@ -226,7 +227,7 @@ def test_request_two_step_approval_grant_and_expiry(
     permission.refresh_from_db()
     assert request.status == "expired" and permission.ended_at is not None
     assert ar.access_requests_expire(now=later)["revoked"] == 0
-    assert ar._revoke(request.pk, later).status == "expired"  # a repeated revoke does no harm
+    assert grants._revoke(request.pk, later).status == "expired"  # a repeated revoke does no harm
 
     actions = set(AuditEvent.objects.filter(object_id=str(request.pk)).values_list("action", flat=True))
     assert {"accessrequest.create", "access_request.granted", "access_request.revoked"} <= actions
@@ -518,7 +519,7 @@ import django
 django.setup()
 from governance.models import User
 from access.models import AccessRequest
-from access.services import requests as ar
+from access import services as ar
 ar.access_request_approve(actor=User.objects.get(pk={owner}), request=AccessRequest.objects.get(pk={request}))
 """
 

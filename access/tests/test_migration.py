@@ -10,9 +10,9 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
+from access import services as ar
 from access.models import AccessDecision, AccessRequest, AccessTicket, RequestPermission
 from access.selectors import access_request_events
-from access.services import requests as ar
 from integrations.models import Permission, Role
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect
 
 from access.models import AccessRequest
 from access.selectors import requestable_roles
-from access.services.requests import access_request_create
+from access.services import access_request_create
 from conftest import DEMO_ADMIN_PASSWORD, DEMO_PEOPLE_PASSWORD
 from governance.models import User
 from integrations.models import Integration, Resource, Role, Rule

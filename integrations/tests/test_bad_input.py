@@ -14,8 +14,8 @@ from django.contrib.messages import get_messages
 from django.test import Client
 from rest_framework.test import APIClient
 
+from access import services as ar
 from access.models import AccessRequest
-from access.services import requests as ar
 from governance import audit
 from governance.tokens import api_token_create
 from integrations import services

@@ -5,7 +5,7 @@ comes back to the request, and a request or a role to request that is not the us
 import pytest
 from playwright.sync_api import Browser, expect
 
-from access.services import requests as ar
+from access import services as ar
 from access.tests.test_browser_requests import sign_in
 from governance.models import User
 from integrations import services

@@ -26,7 +26,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
-from access.services import requests as ar
+from access import services as ar
 from governance.models import AuditEvent, Job
 from governance.tokens import api_token_create
 from integrations import services

@@ -11,8 +11,8 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from access import services as ar
 from access.models import AccessRequest
-from access.services import requests as ar
 from governance.models import AuditEvent, User
 from integrations import services
 from integrations.models import ApprovalWorkflow, Integration, PrerequisitePermission, Resource, Role, Rule

@@ -142,7 +142,7 @@ def admin_token(db, django_user_model, make_integration, settings):
     token, secret = api_token_create(actor=admin, name="schemathesis")
     other_token, _ = api_token_create(actor=admin, name="to revoke")
     # A request of someone else waiting for the admin, and a grant ticket of another one.
-    from access.services import requests as ar
+    from access import services as ar
     from integrations.services import integration_update
     from integrations.services.workflows import workflow_create
 

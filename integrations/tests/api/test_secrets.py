@@ -370,7 +370,7 @@ def test_a_connection_now_pointing_at_a_metadata_address_is_not_used_by_syncs_or
     """A host name checked when saved may resolve elsewhere later (here: the saved config is changed
     underneath, as a DNS change would): each run of the portal checks the address again, and neither a
     sync nor a grant connects there."""
-    from access.services import requests as access_requests
+    from access.services import grants
     from connectors.sdk import ConnectorError
     from integrations.services.sync import SyncError, sync_integration
 
@@ -383,4 +383,4 @@ def test_a_connection_now_pointing_at_a_metadata_address_is_not_used_by_syncs_or
     integration.refresh_from_db()
     assert "link-local" in integration.last_sync_error
     with pytest.raises(ConnectorError, match="link-local or cloud metadata address"):
-        access_requests._invoke(integration, "std:account:read", {"identity": "someone"})
+        grants._invoke(integration, "std:account:read", {"identity": "someone"})
