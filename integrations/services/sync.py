@@ -495,17 +495,11 @@ class _Ingest:
             self._external(revoked=pairs)
 
     def _external(self, granted=(), revoked=(), count: int | None = None) -> None:
-        """Record permission changes made outside the portal (itemised up to the run's limit).
-        ``count``: how many grants ``granted`` stands for, when it is a capped iterator."""
+        """Record permission changes made outside the portal (see :func:`_record_external`);
+        a first sync records none."""
         if self.first_sync:
             return
-        granted, revoked = list(granted), list(revoked)
-        room = EXTERNAL_EVENTS_LIMIT - len(self.result.external_grants) - len(self.result.external_revokes)
-        self.result.external_grants += granted[: max(room, 0)]
-        room -= len(granted)
-        self.result.external_revokes += revoked[: max(room, 0)]
-        self.result.add("external_grants", len(granted) if count is None else count)
-        self.result.add("external_revokes", len(revoked))
+        _record_external(self.result, granted, revoked, count)
 
     def link_implications(self) -> None:
         """Make the implied roles of the listed roles exactly what the application says (a set difference)."""
@@ -1476,6 +1470,18 @@ def _record_failure(integration: Integration, message: str, full: bool, result: 
         recipients=recipients,
         webhooks=[integration.notification_webhook_url],
     )
+
+
+def _record_external(result: SyncResult, granted=(), revoked=(), count: int | None = None) -> None:
+    """Record permission changes made outside the portal (itemised up to the run's limit).
+    ``count``: how many grants ``granted`` stands for, when it is a capped iterator."""
+    granted, revoked = list(granted), list(revoked)
+    room = EXTERNAL_EVENTS_LIMIT - len(result.external_grants) - len(result.external_revokes)
+    result.external_grants += granted[: max(room, 0)]
+    room -= len(granted)
+    result.external_revokes += revoked[: max(room, 0)]
+    result.add("external_grants", len(granted) if count is None else count)
+    result.add("external_revokes", len(revoked))
 
 
 def _notify_external_changes(integration: Integration, result: SyncResult) -> None:
