@@ -21,7 +21,7 @@ def queue_for(integration: Integration) -> str:
 
 @shared_task(name="integrations.run_sync_job")
 def run_sync_job(job_id: str) -> str:
-    from .services.sync import sync_run
+    from .sync import sync_run
 
     return sync_run(job_id=job_id).status
 
@@ -30,7 +30,7 @@ def run_sync_job(job_id: str) -> str:
 def sync_integration_message(integration_id: int, full: bool | None = None) -> str:
     """A sync still queued under this older task name starts a sync job, like every other sync.
     Nothing sends it any more: syncs start with ``sync_start``."""
-    from .services.sync import sync_start
+    from .sync import sync_start
 
     integration = Integration.objects.filter(pk=integration_id).first()
     if integration is None:
@@ -98,7 +98,7 @@ def tick() -> int:
     (one at a time per integration). One integration's error never keeps the others from syncing."""
     from governance.jobs import jobs_fail_lost
 
-    from .services.sync import sync_start
+    from .sync import sync_start
 
     jobs_fail_lost()
     errors: list = []
