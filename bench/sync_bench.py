@@ -86,7 +86,7 @@ def phase_sync(args) -> dict:
     from django.db import connection
 
     from integrations.models import Integration
-    from integrations.services.sync import sync_integration
+    from integrations.sync import sync_integration
 
     integration = Integration.objects.get(name=args.name)
     integration.connector  # noqa: B018 - a worker imports its connectors at start-up (governance/celery.py)

@@ -16,7 +16,7 @@ from governance.models import AuditEvent
 from .models import Integration
 from .services.bulk import bulk_run
 from .services.deletion import integration_delete_run
-from .services.sync import sync_run, sync_start
+from .sync import sync_run, sync_start
 
 log = logging.getLogger(__name__)
 

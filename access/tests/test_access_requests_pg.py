@@ -24,8 +24,8 @@ from governance.models import AuditEvent, User
 from integrations.models import Account, Integration, Permission, Role
 from integrations.services import integration_create, resource_update, role_update
 from integrations.services.prerequisites import prerequisite_add
-from integrations.services.sync import sync_integration
 from integrations.services.workflows import workflow_create
+from integrations.sync import sync_integration
 from integrations.tests.test_tasks import broker, make_worker  # noqa: F401 - fixtures
 
 ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres", "connect_timeout": 5}

@@ -76,7 +76,7 @@ def test_requestable_by_default_decides_whether_discovered_resources_appear(
     client, make_integration, admin_user
 ):
     from integrations.models import Role
-    from integrations.services.sync import sync_integration
+    from integrations.sync import sync_integration
 
     workflow = workflow_create(
         actor=admin_user, name="Automatic", steps=[{"approvers": [{"kind": "automatic"}]}]

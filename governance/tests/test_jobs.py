@@ -9,7 +9,7 @@ from django.utils import timezone
 from conftest import wait_for
 from governance.jobs import JobRun, job_cancel, job_start, jobs_fail_lost
 from governance.models import AuditEvent, Job
-from integrations.services.sync import sync_start
+from integrations.sync import sync_start
 from integrations.tasks import tick
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "jobs"])
@@ -119,7 +119,7 @@ def test_a_sent_job_no_worker_started_is_failed_after_the_queued_limit_and_its_l
 ):
     """A broker that lost the message (restarted without persistence) would otherwise leave the job queued
     for ever, and every later sync of the integration skipped."""
-    from integrations.services.sync import sync_run
+    from integrations.sync import sync_run
 
     settings.JOB_QUEUED_LIMIT = 600
     lost = job_start(actor=None, kind="sync", integration_id=integration.pk, subject=integration)

@@ -38,7 +38,7 @@ from ..rights import (
 )
 from ..services import rules as rule_services
 from ..services import workflows as workflow_services
-from ..services.sync import sync_start
+from ..sync import sync_start
 from . import serializers as s
 from .permissions import AdminForWrites, CanDeleteIntegration, ManagesInventory
 

@@ -9,7 +9,7 @@ from ..models import Integration
 
 def start_sync(*, actor, integration: Integration) -> Job:
     """Queue a sync of the integration (a job; "skipped" when one is already queued or running)."""
-    from ..services.sync import sync_start
+    from ..sync import sync_start
 
     return sync_start(actor=actor, integration=integration)
 

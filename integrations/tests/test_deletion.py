@@ -18,7 +18,7 @@ from integrations.models import (
     RoleImplication,
 )
 from integrations.services import deletion
-from integrations.services.sync import sync_start
+from integrations.sync import sync_start
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "jobs"])
 

@@ -496,7 +496,7 @@ def test_owners_and_maintainers_cannot_stop_an_admins_deletion(people, world, wh
 @pytest.mark.parametrize("who", ["owner", "maintainer"])
 def test_managers_stop_their_integrations_syncs(people, world, who):
     from governance.models import Job
-    from integrations.services.sync import sync_start
+    from integrations.sync import sync_start
 
     job = sync_start(actor=people["admin"], integration=world["mine"], full=True)
     assert job.status == Job.Status.QUEUED

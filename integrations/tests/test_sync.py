@@ -17,7 +17,8 @@ from governance.jobs import job_cancel
 from governance.models import AuditEvent, Job
 from integrations import services
 from integrations.models import Account, Integration, Permission, Resource, Role, RoleImplication
-from integrations.services.sync import SyncCancelled, SyncError, _Reader, sync_integration, sync_start
+from integrations.sync import SyncCancelled, SyncError, sync_integration, sync_start
+from integrations.sync.reader import _Reader
 from integrations.tasks import due_integrations, tick
 
 from .scripted import Script, install
@@ -174,7 +175,7 @@ def test_bad_connector_output_fails_the_sync_naming_it(scripted, script, admin_u
 
 
 def test_duplicates_across_batches_are_found(scripted, script, admin_user, monkeypatch):
-    monkeypatch.setattr("integrations.services.sync.BATCH_SIZE", 2)
+    monkeypatch.setattr("integrations.sync.reader.BATCH_SIZE", 2)
     script.accounts = [{"id": f"a{n}", "groups": []} for n in range(5)] + [{"id": "a1", "groups": []}]
     with pytest.raises(SyncError, match="account 'a1' twice"):
         sync_integration(actor=admin_user, integration=scripted, full=True)
@@ -421,7 +422,7 @@ def test_implied_roles_follow_the_application(scripted, script, admin_user):
 def test_a_first_sync_links_implied_roles_listed_before_with_or_after_them(
     scripted, script, admin_user, monkeypatch
 ):
-    monkeypatch.setattr("integrations.services.sync.BATCH_SIZE", 2)
+    monkeypatch.setattr("integrations.sync.reader.BATCH_SIZE", 2)
     script.groups = [
         {"id": "viewer"},
         {"id": "admin", "implies": ["viewer", "member", "member", "admin", "owner", "missing"]},
@@ -448,12 +449,12 @@ def test_a_key_sent_twice_to_an_integration_that_has_data_is_named(scripted, scr
 
 def test_a_failed_write_stops_the_reading_thread(scripted, script, admin_user, monkeypatch):
     script.accounts = [{"id": f"u{n}", "groups": ["g1"]} for n in range(50)]
-    monkeypatch.setattr("integrations.services.sync.BATCH_SIZE", 5)
+    monkeypatch.setattr("integrations.sync.reader.BATCH_SIZE", 5)
 
     def broken(self, rows):
         raise DatabaseError("disk full")
 
-    monkeypatch.setattr("integrations.services.sync._PgIngest.accounts", broken)
+    monkeypatch.setattr("integrations.sync.postgres._PgIngest.accounts", broken)
     with pytest.raises(SyncError, match="disk full"):
         sync_integration(actor=admin_user, integration=scripted, full=True)
     assert not [t for t in threading.enumerate() if t.name.startswith("sync ")]
@@ -494,7 +495,7 @@ def test_a_failure_of_the_sync_itself_while_reading_is_not_blamed_on_the_connect
     def broken(self, rows):
         raise DatabaseError("no ids left")
 
-    monkeypatch.setattr("integrations.services.sync._PgIngest._format_accounts", broken)
+    monkeypatch.setattr("integrations.sync.postgres._PgIngest._format_accounts", broken)
     with pytest.raises(SyncError) as failure:
         sync_integration(actor=admin_user, integration=scripted, full=True)
     assert str(failure.value) == "Sync of Scripted failed: DatabaseError: no ids left"

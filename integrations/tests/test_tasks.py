@@ -14,7 +14,7 @@ from conftest import DEMO_CONFIG, wait_for
 from governance.jobs import job_start
 from governance.models import AuditEvent, Job
 from integrations.models import Account, Agent, Integration, Permission
-from integrations.services.sync import sync_start
+from integrations.sync import sync_start
 from integrations.tasks import run_sync_job
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")

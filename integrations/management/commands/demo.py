@@ -35,7 +35,7 @@ from integrations.models import (
     Resource,
     Role,
 )
-from integrations.services.sync import SyncError, sync_integration
+from integrations.sync import SyncError, sync_integration
 
 ORGANISATION = Path(__file__).resolve().parents[2] / "demo" / "organisation.json"
 

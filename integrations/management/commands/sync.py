@@ -8,7 +8,7 @@ from tqdm import tqdm
 from governance.jobs import job_cancel
 from governance.models import Job
 from integrations.models import Integration
-from integrations.services.sync import sync_start
+from integrations.sync import sync_start
 
 
 class Command(BaseCommand):

@@ -260,7 +260,7 @@ def test_a_reference_stored_before_the_rule_never_reads_the_portals_settings(sci
 
 
 def test_a_sync_resolves_references_against_prefixed_names_only(scim, people):
-    from integrations.services.sync import SyncError, sync_integration
+    from integrations.sync import SyncError, sync_integration
 
     integration, real = scim
     Integration.objects.filter(pk=integration.pk).update(connection_secrets={"token": {"$env": "SECRET_KEY"}})
@@ -372,7 +372,7 @@ def test_a_connection_now_pointing_at_a_metadata_address_is_not_used_by_syncs_or
     sync nor a grant connects there."""
     from access.services import grants
     from connectors.sdk import ConnectorError
-    from integrations.services.sync import SyncError, sync_integration
+    from integrations.sync import SyncError, sync_integration
 
     integration, real = scim
     config = {**integration.connection_config, "baseUrl": "http://169.254.169.254/scim/v2", "timeout": 1}
