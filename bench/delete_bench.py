@@ -115,7 +115,7 @@ def main() -> None:
 
     from access.models import AccessDecision, AccessRequest
     from governance.models import AuditEvent, User
-    from integrations import services
+    from integrations import cascade, services
     from integrations.models import Integration, Maintainer, Permission, Role, Tag
     from integrations.services import deletion
 
@@ -153,7 +153,7 @@ def main() -> None:
     job = job_start(actor=admin, kind=deletion.JOB_KIND, integration_id=doomed.pk, subject=doomed)
     start_s = time.monotonic() - started
     batches = 0
-    real_run_step = deletion._run_step
+    real_run_step = cascade._run_step
 
     def counting(step, integration_id, on_batch, **kw):
         def each(n):
@@ -163,11 +163,11 @@ def main() -> None:
 
         return real_run_step(step, integration_id, each, **kw)
 
-    deletion._run_step = counting
+    cascade._run_step = counting
     started = time.monotonic()
     job = deletion.integration_delete_run(job_id=job.pk)
     took = time.monotonic() - started
-    deletion._run_step = real_run_step
+    cascade._run_step = real_run_step
     deleted = sum(job.counts.values())
     events = AuditEvent.objects.count() - events_before
     survived = Permission.objects.filter(integration=kept).count()
@@ -176,7 +176,7 @@ def main() -> None:
     print(f"starting the deletion: {start_s * 1000:.0f} ms (target < 1000 ms)")
     print(
         f"deletion job: {deleted:,} rows in {took:.1f} s = {deleted / took:,.0f} rows/s, {batches} batches "
-        f"of ≤ {deletion.BATCH_SIZE:,} (target ≤ 120 s for 1.2M rows)"
+        f"of ≤ {cascade.BATCH_SIZE:,} (target ≤ 120 s for 1.2M rows)"
     )
     print(f"peak RSS: {rss:.0f} MiB (target ≤ 200 MiB)")
     print(f"audit events written by the job: {events} (target: 1, plus the job's own) ")

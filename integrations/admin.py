@@ -227,7 +227,7 @@ class IntegrationAdmin(PortalAdmin):
     # Deleting runs as a job (integrations.services.deletion): the confirmation counts the inventory
     # instead of listing it, and confirming starts the job.
     def get_deleted_objects(self, objs, request):
-        from .services.deletion import integration_inventory_size
+        from .cascade import integration_inventory_size
 
         objs = list(objs)
         rows = sum(integration_inventory_size(o.pk) for o in objs)

@@ -381,8 +381,8 @@ class Integration(DurationsMixin):
 
     def delete(self, using=None, keep_parents=False):
         """Delete the integration and everything that refers to it, set-based in batches, once every sync or
-        grant writing into it has finished (see ``integrations.services.deletion``); one audit event."""
-        from .services.deletion import integration_delete
+        grant writing into it has finished (see ``integrations.cascade``); one audit event."""
+        from .cascade import integration_delete
 
         counts = integration_delete(actor=None, integration=self)
         return sum(counts.values()), counts

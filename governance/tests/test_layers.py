@@ -121,3 +121,36 @@ def test_no_module_uses_an_app_above_it(app):
 )
 def test_the_check_finds_what_breaks_the_layering(app, package, source, bad):
     assert bool(violations(app, source, package)) is bad
+
+
+def model_imports_of_services(source: str) -> list[str]:
+    """The services and selectors a models module imports (it validates through ``validators.py`` instead)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        names = []
+        if isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            names = [module] + [f"{module}.{a.name}".lstrip(".") for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        if any(part in ("services", "selectors") for name in names for part in name.split(".")):
+            found.append(f"line {node.lineno}")
+    return found
+
+
+@pytest.mark.parametrize("app", sorted(a for a in APPS if (ROOT / a / "models.py").is_file()))
+def test_models_import_no_service_or_selector(app):
+    assert not model_imports_of_services((ROOT / app / "models.py").read_text())
+
+
+@pytest.mark.parametrize(
+    "source, bad",
+    [
+        ("def clean(self):\n    from .services.rules import validate_rule\n", True),
+        ("def clean(self):\n    from .selectors import implication_cycle\n", True),
+        ("from . import services\n", True),
+        ("def clean(self):\n    from .validators import validate_rule\n", False),
+    ],
+)
+def test_the_models_check_finds_a_service_import(source, bad):
+    assert bool(model_imports_of_services(source)) is bad

@@ -152,7 +152,7 @@ def integration_set_connection(*, actor, integration: Integration, config) -> In
 def integration_delete(*, actor, integration: Integration, progress=None) -> dict[str, int]:
     """Delete an integration and its inventory now, set-based in batches; returns what was deleted, by
     model. The screens and the API start :func:`integration_delete_start` (a job) instead."""
-    from .deletion import integration_delete as delete
+    from ..cascade import integration_delete as delete
 
     return delete(actor=actor, integration=integration, progress=progress)
 

@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from access.models import AccessDecision, AccessRequest, AccessTicket, RequestPermission
 from governance.models import AuditEvent, Job
-from integrations import services
+from integrations import cascade, services
 from integrations.models import (
     Account,
     Integration,
@@ -70,7 +70,7 @@ def doomed(make_integration, django_user_model, admin_user):
 
 def test_deleting_runs_as_a_job_in_batches_and_writes_one_summary(doomed, admin_user, monkeypatch):
     doomed, kept, cross = doomed
-    monkeypatch.setattr(deletion, "BATCH_SIZE", 1)  # every row its own batch
+    monkeypatch.setattr(cascade, "BATCH_SIZE", 1)  # every row its own batch
     before = AuditEvent.objects.count()
     job = services.integration_delete_start(actor=admin_user, integration=doomed)  # in-process: no broker
     job.refresh_from_db()
@@ -119,7 +119,7 @@ def test_a_cancelled_deletion_stops_between_batches_and_deleting_again_finishes(
     from governance.jobs import job_start
 
     doomed, _, _ = doomed
-    monkeypatch.setattr(deletion, "BATCH_SIZE", 1)
+    monkeypatch.setattr(cascade, "BATCH_SIZE", 1)
     job = job_start(actor=admin_user, kind="delete", integration_id=doomed.pk, subject=doomed)
     Job.objects.filter(pk=job.pk).update(cancel_requested=True)  # asked to stop before its first batch ends
     job = deletion.integration_delete_run(job_id=job.pk)
