@@ -1,6 +1,7 @@
 """Base classes of the REST API: authentication, throttling, pagination, errors, serializers.
 
-The domain builds its endpoints on these (``integrations/api``); nothing here knows the domain.
+Every app builds its endpoints on these (``integrations/api``, ``access/api``): :class:`ScopedViewSet`
+scopes each queryset to what the caller may see; nothing here knows the apps.
 
 - Authentication: the browser's session, or a personal API token sent as
   ``Authorization: Bearer <token>`` (see :mod:`governance.tokens`). A missing, malformed,
@@ -23,7 +24,8 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, StreamingHttpResponse
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.fields import get_error_detail
@@ -338,6 +340,51 @@ class ApiTokenViewSet(
     def destroy(self, request, *args, **kwargs):
         api_token_revoke(actor=request.user, token=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# -- the base of every app's endpoints ---------------------------------------------------------------
+
+
+FIELDS_PARAM = OpenApiParameter(
+    "fields",
+    OpenApiTypes.STR,
+    description="Comma-separated field names: only these fields in the output (sparse fieldsets).",
+)
+LIST = extend_schema(parameters=[FIELDS_PARAM])
+RETRIEVE = extend_schema(parameters=[FIELDS_PARAM])
+NO_BODY = OpenApiResponse(description="Done; no content.")
+
+
+class ScopedViewSet(SparseFieldsMixin, viewsets.GenericViewSet):
+    """Base of the endpoints: querysets scoped to what the caller may see, PATCH (never PUT)."""
+
+    permission_classes = [IsAuthenticatedUser]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    cursor_ordering = "pk"
+    detail_serializer_class = None
+
+    def scoped(self, user):  # the objects ``user`` may see
+        raise NotImplementedError
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return self.queryset
+        return self.scoped(self.request.user)
+
+    def get_serializer_class(self):
+        if self.action != "list" and self.detail_serializer_class is not None:
+            return self.detail_serializer_class
+        return self.serializer_class
+
+    def _validated(self, instance=None, partial=False) -> dict:
+        serializer = self.get_serializer(instance, data=self.request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
+
+    def _out(self, instance, code=status.HTTP_200_OK) -> Response:
+        # Fresh, with its prefetches (the caller may have just given away their right to see it).
+        instance = self.get_queryset().filter(pk=instance.pk).first() or instance
+        return Response(self.get_serializer(instance).data, status=code)
 
 
 @extend_schema(exclude=True)

@@ -15,7 +15,7 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 
-from integrations.api.views import FIELDS_PARAM, RETRIEVE, ScopedViewSet
+from governance.api import FIELDS_PARAM, RETRIEVE, ScopedViewSet
 from integrations.models import Permission
 
 from .. import services

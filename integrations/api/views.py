@@ -6,14 +6,23 @@ import json
 
 from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from governance import audit
-from governance.api import CSVRenderer, IsAuthenticatedUser, SparseFieldsMixin, stream_csv
+from governance.api import (
+    FIELDS_PARAM,
+    LIST,
+    NO_BODY,
+    RETRIEVE,
+    CSVRenderer,
+    IsAuthenticatedUser,
+    ScopedViewSet,
+    stream_csv,
+)
 from governance.filters import AuditEventFilter, JobFilter
 from governance.models import AuditEvent, Job
 
@@ -41,47 +50,6 @@ from ..services import workflows as workflow_services
 from ..sync import sync_start
 from . import serializers as s
 from .permissions import AdminForWrites, CanDeleteIntegration, ManagesInventory
-
-FIELDS_PARAM = OpenApiParameter(
-    "fields",
-    OpenApiTypes.STR,
-    description="Comma-separated field names: only these fields in the output (sparse fieldsets).",
-)
-LIST = extend_schema(parameters=[FIELDS_PARAM])
-RETRIEVE = extend_schema(parameters=[FIELDS_PARAM])
-NO_BODY = OpenApiResponse(description="Done; no content.")
-
-
-class ScopedViewSet(SparseFieldsMixin, viewsets.GenericViewSet):
-    """Base of the endpoints: querysets scoped to what the caller may see, PATCH (never PUT)."""
-
-    permission_classes = [IsAuthenticatedUser]
-    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
-    cursor_ordering = "pk"
-    detail_serializer_class = None
-
-    def scoped(self, user):  # the objects ``user`` may see
-        raise NotImplementedError
-
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return self.queryset
-        return self.scoped(self.request.user)
-
-    def get_serializer_class(self):
-        if self.action != "list" and self.detail_serializer_class is not None:
-            return self.detail_serializer_class
-        return self.serializer_class
-
-    def _validated(self, instance=None, partial=False) -> dict:
-        serializer = self.get_serializer(instance, data=self.request.data, partial=partial)
-        serializer.is_valid(raise_exception=True)
-        return dict(serializer.validated_data)
-
-    def _out(self, instance, code=status.HTTP_200_OK) -> Response:
-        # Fresh, with its prefetches (the caller may have just given away their right to see it).
-        instance = self.get_queryset().filter(pk=instance.pk).first() or instance
-        return Response(self.get_serializer(instance).data, status=code)
 
 
 class InventoryViewSet(ScopedViewSet):
