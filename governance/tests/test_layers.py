@@ -6,6 +6,9 @@ does a string naming a model or a URL of such an app (``"access.AccessRequest"``
 ``"access:approvals"``), the way Django refers lazily across apps. ``connectors`` imports no Django
 at all. The project's wiring (``governance/settings.py``, ``governance/urls.py``) names every app
 and is exempt.
+
+Within an app, ``models.py`` imports no service or selector: models validate through ``validators.py``,
+which the services and forms use too.
 """
 
 from __future__ import annotations
