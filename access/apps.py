@@ -15,6 +15,6 @@ class AccessConfig(AppConfig):
         from . import models as m
 
         audit.register(m.AccessRequest, integration=lambda o: o.integration_id, exclude=("updated_at",))
-        for model in (m.AccessDecision, m.AccessTicket):
+        for model in (m.AccessDecision, m.AccessTicket, m.RequestPermission):
             audit.register(model, integration=lambda o: o.request.integration_id)
         hooks.connect()

@@ -18,7 +18,7 @@ from django.utils import timezone
 from psycopg import sql
 
 from access import services as ar
-from access.models import AccessRequest, AccessTicket
+from access.models import AccessRequest, AccessTicket, RequestPermission
 from access.services import grants
 from governance.models import AuditEvent, User
 from integrations.models import Account, Integration, Permission, Role
@@ -277,6 +277,12 @@ def test_requesting_a_held_role_extends_it(cluster, people, django_capture_on_co
     assert first.status == "extended" and second.status == "granted"
     live = Permission.objects.filter(account__identity=cluster["alice"], role=role, ended_at__isnull=True)
     assert live.count() == 1 and live.get().access_requests.get() == second
+    # The permission's move to the later request is in the audit log, from the first to the second.
+    moved = AuditEvent.objects.filter(
+        action="requestpermission.update",
+        object_id=str(RequestPermission.objects.get(permission=live.get()).pk),
+    ).get()
+    assert moved.details["changes"]["request_id"] == {"from": first.pk, "to": second.pk}
     assert ar.access_requests_expire(now=timezone.now() + timedelta(hours=2))["revoked"] == 0
     assert can_connect(cluster["alice"], cluster["db"])
     ar.access_requests_expire(now=timezone.now() + timedelta(days=2))

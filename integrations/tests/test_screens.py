@@ -57,7 +57,9 @@ def test_login_and_logout(client, django_user_model):
     assert response.status_code == 302 and response.url == "/"
     out = client.post("/logout/")
     # The portal's own page (not the Django admin's), whose link signs in on the portal's screen.
-    assert out.status_code == 200 and b"You are signed out" in out.content and b'href="/login/"' in out.content
+    assert (
+        out.status_code == 200 and b"You are signed out" in out.content and b'href="/login/"' in out.content
+    )
     assert client.get("/").status_code == 302
 
 
