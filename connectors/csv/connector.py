@@ -2,9 +2,9 @@
 
 * Each row is a person's **account**: its identity and key are the value of the identity column; its
   attributes are the row's cells under their column names, stripped of surrounding spaces, empty cells
-  left out. The display name column is also given as ``displayName`` and the groups column, split on the
-  groups delimiter, as ``groups`` (the account schema's group attribute), since the portal reads those by
-  name.
+  left out. The display name column is also given as ``displayName`` and the groups column (by default a
+  column named ``groups``), split on the groups delimiter, as ``groups`` (the account schema's group
+  attribute), since the portal reads those by name.
 * The distinct groups are the **entitlements** (type ``group``), each a resource of its own with a
   ``member`` role.
 * The file is read row by row with the ``csv`` module and never held whole, so a listing streams in
@@ -101,13 +101,6 @@ def settings(config: dict[str, Any]) -> Settings:
         raise ConfigError(
             "missing required config item 'identityColumn' (Identity column)", item="identityColumn"
         )
-    groups = config_text(config, "groupsColumn")
-    if groups == identity:
-        raise ConfigError(
-            f"config items 'identityColumn' and 'groupsColumn' both name column {identity!r}: "
-            "the groups column must be another column",
-            item="groupsColumn",
-        )
     return Settings(
         path=Path(path) if path else None,
         content=content,
@@ -115,7 +108,7 @@ def settings(config: dict[str, Any]) -> Settings:
         encoding=config.get("encoding") or "utf-8",
         identity_column=identity,
         name_column=config_text(config, "nameColumn"),
-        groups_column=groups,
+        groups_column=config_text(config, "groupsColumn"),
         groups_delimiter=config.get("groupsDelimiter") or ";",
     )
 
@@ -192,6 +185,7 @@ class Header:
     identity: int
     name: int | None
     groups: int | None
+    groups_column: str | None  # groupsColumn, else a column named groups
 
     def describe(self) -> str:
         return f"{len(self.columns)} column{'s' if len(self.columns) != 1 else ''} ({_listing(self.columns)})"
@@ -230,15 +224,16 @@ def _header(s: Settings, records: Iterator[tuple[int, list[str]]]) -> Header:
             )
         return index[column]
 
-    header = Header(
-        line=line,
-        columns=columns,
-        identity=find(s.identity_column, "identityColumn"),
-        name=find(s.name_column, "nameColumn"),
-        groups=find(s.groups_column, "groupsColumn"),
-    )
+    identity = find(s.identity_column, "identityColumn")
+    name = find(s.name_column, "nameColumn")
+    groups_column = s.groups_column or (GROUPS if GROUPS in index else None)
+    if groups_column == s.identity_column:
+        raise ConnectorError(
+            f"{where}: column {groups_column!r} cannot be both the identity column and the groups column"
+        )
+    groups = find(groups_column, "groupsColumn")
     for fixed, column, item in (
-        (GROUPS, s.groups_column, "groupsColumn"),
+        (GROUPS, groups_column, "groupsColumn"),
         (DISPLAY_NAME, s.name_column, "nameColumn"),
     ):
         if fixed in index and column not in (None, fixed):
@@ -246,11 +241,7 @@ def _header(s: Settings, records: Iterator[tuple[int, list[str]]]) -> Header:
                 f"{where}: column {fixed!r} clashes with the {fixed} attribute taken from column {column!r} "
                 f"({item}): rename one of them, or set {item} to {fixed!r}"
             )
-    if GROUPS in index and s.groups_column is None:
-        raise ConnectorError(
-            f"{where}: the file has a column {GROUPS!r} but no groups column is set: set groupsColumn to "
-            f"{GROUPS!r} (its cells become the account's groups), or rename the column"
-        )
+    header = Header(line, columns, identity, name, groups, groups_column)
     return header
 
 
@@ -433,11 +424,12 @@ def discover_schema(context, input, res):
     """The account schema of this file: one string attribute per column, in the header's order."""
     s = settings(context.config)
     with Table(s) as table:
-        columns = table.header.columns
+        header = table.header
+    columns, groups_column = header.columns, header.groups_column
     attributes = [{"name": c, "type": "string", "description": f"Column {c}"} for c in columns if c != GROUPS]
     if s.name_column is not None and s.name_column != DISPLAY_NAME:
         attributes.append({"name": DISPLAY_NAME, "type": "string", "description": f"Column {s.name_column}"})
-    if s.groups_column is not None:
+    if groups_column is not None:
         attributes.append(
             {
                 "name": GROUPS,
@@ -445,7 +437,7 @@ def discover_schema(context, input, res):
                 "multi": True,
                 "entitlement": True,
                 "schemaObjectType": GROUP_TYPE,
-                "description": f"Column {s.groups_column}, split on {s.groups_delimiter!r}",
+                "description": f"Column {groups_column}, split on {s.groups_delimiter!r}",
             }
         )
     schema = {
@@ -455,6 +447,6 @@ def discover_schema(context, input, res):
         else s.identity_column,
         "attributes": attributes,
     }
-    if s.groups_column is not None:
+    if groups_column is not None:
         schema["groupAttribute"] = GROUPS
     res.send(schema)

@@ -179,6 +179,8 @@ def test_groups_are_entitlements_listed_once_in_the_order_first_seen(sample):
         "all-staff", "engineering", "prod-access", "on-call",
     ]  # fmt: skip
     assert csv_connector.spec.account_entitlement_refs(listed["E1012"]) == [("group", "engineering")]
+    # Without groupsColumn, a column named groups is the groups column.
+    assert accounts(by_path(sample, groupsColumn=None)) == listed
 
 
 def test_groups_column_of_another_name_and_another_delimiter(tmp_path):
@@ -311,10 +313,6 @@ def test_configuration_errors(sample, tmp_path):
     assert connection_error(csv_connector, {**good, "encoding": "utf-16"}).startswith(
         "config item 'encoding' (Encoding): 'utf-16' is not one of 'utf-8', "
     )
-    assert connection_error(csv_connector, {**good, "groupsColumn": "employeeId"}) == (
-        "config items 'identityColumn' and 'groupsColumn' both name column 'employeeId': "
-        "the groups column must be another column"
-    )
     big = {"connectionOption": "content", "content": "x" * (MAX_CONTENT_CHARS + 1), "identityColumn": "x"}
     with pytest.raises(ConfigError, match=r"holds 1,048,577 characters, more than the 1,048,576 allowed"):
         csv_connector.invoke("std:test-connection", big)
@@ -352,9 +350,13 @@ def test_header_errors(sample, tmp_path):
         f"{path}, line 1 (the header): column 'displayName' clashes with the displayName attribute taken "
         "from column 'fullName' (nameColumn): rename one of them, or set nameColumn to 'displayName'"
     )
-    assert connection_error(csv_connector, by_path(path, groupsColumn=None)) == (
-        f"{path}, line 1 (the header): the file has a column 'groups' but no groups column is set: set "
-        "groupsColumn to 'groups' (its cells become the account's groups), or rename the column"
+    assert connection_error(csv_connector, by_path(path, groupsColumn="fullName")) == (
+        f"{path}, line 1 (the header): column 'groups' clashes with the groups attribute taken from column "
+        "'fullName' (groupsColumn): rename one of them, or set groupsColumn to 'groups'"
+    )
+    assert connection_error(csv_connector, by_path(sample, groupsColumn="employeeId")) == (
+        f"{sample}, line 1 (the header): column 'employeeId' cannot be both the identity column and the groups "
+        "column"
     )
     # A file of one column is fine when it is the identity column.
     ids = write(tmp_path, "employeeId\nE1\nE2\n", "ids.csv")
