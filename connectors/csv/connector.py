@@ -123,7 +123,7 @@ def _lines(s: Settings) -> Iterator[str]:
         return
     decode = codecs.getdecoder(CODECS[s.encoding])
     try:
-        file = open(s.path, "rb")  # noqa: SIM115 (closed by the with below, also when the reader stops early)
+        file = open(s.path, "rb")  # closed by the with below, also when the reader stops early
     except OSError as exc:
         raise ConnectorError(f"cannot read {s.path}: {exc.strerror or exc}") from None
     with file:
@@ -334,8 +334,8 @@ class Table:
                 value = cell.strip()
                 if value:
                     attributes[name] = value
-            if name_at is not None and (name := attributes.get(columns[name_at])):
-                attributes[DISPLAY_NAME] = name
+            if name_at is not None and (display := attributes.get(columns[name_at])):
+                attributes[DISPLAY_NAME] = display
             if groups_at is not None:
                 held = [g.strip() for g in attributes.get(columns[groups_at], "").split(split)]
                 held = list(dict.fromkeys(g for g in held if g))

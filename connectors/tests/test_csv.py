@@ -162,7 +162,7 @@ def test_values_are_stripped_quoted_cells_may_hold_delimiters_and_line_breaks(tm
 
 def test_groups_are_entitlements_listed_once_in_the_order_first_seen(sample):
     config = by_path(sample)
-    groups, result = csv_connector.invoke("std:entitlement:list", config)
+    groups, _ = csv_connector.invoke("std:entitlement:list", config)
     assert [g["identity"] for g in groups] == [
         "all-staff", "leadership", "engineering", "prod-access", "on-call", "finance", "it-admins", "hr", "sales",
     ]  # fmt: skip
