@@ -229,6 +229,26 @@ def test_a_csv_export_syncs_and_a_duplicate_row_later_keeps_nothing(
     assert inventory(integration) == before  # not even the new hire and the new group before the duplicate
 
 
+def test_a_relative_file_path_is_read_under_the_connector_files_folder_not_the_workers_folder(
+    make_integration, admin_user, settings, tmp_path, monkeypatch
+):
+    settings.CONNECTOR_FILES_DIR = tmp_path / "connector-files"
+    (settings.CONNECTOR_FILES_DIR / "hr").mkdir(parents=True)
+    integration = make_integration(
+        name="HR",
+        application="csv",
+        read_only=True,
+        connection_config={"path": "hr/people.csv", "identityColumn": "id"},
+    )
+    (settings.CONNECTOR_FILES_DIR / "hr" / "people.csv").write_text("id,name\nu1,Ann\n")
+    # A file of the same name in the worker's folder is not the one read.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "hr").mkdir()
+    (tmp_path / "hr" / "people.csv").write_text("id,name\nintruder,Eve\n")
+    sync_integration(actor=admin_user, integration=integration, full=True)
+    assert [a for a, _ in inventory(integration)["accounts"]] == ["u1"]
+
+
 def test_delta_runs_follow_the_application(make_integration, admin_user):
     config = {**DEMO_CONFIG, "users": 200, "groups": 20, "memberships": 3, "mutation": 0.1}
     integration = make_integration(connection_config=config, connector_attributes={"stateful": True})
