@@ -9,21 +9,13 @@ from governance.admin import PortalAdmin
 from governance.inputs import BoundedJSONDecoder
 
 from .models import Person
+from .services import PERSON_FIELDS
 
 
 class PersonForm(forms.ModelForm):
     class Meta:
         model = Person
-        fields = (
-            "employee_id",
-            "display_name",
-            "location",
-            "status",
-            "start_date",
-            "end_date",
-            "attributes",
-            "source",
-        )
+        fields = PERSON_FIELDS
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
