@@ -23,10 +23,6 @@ def visible_people(user) -> QuerySet[Person]:
     return Person.objects.filter(Q(user=user) | Q(user__manager=user))
 
 
-def can_see_person(user, person: Person) -> bool:
-    return visible_people(user).filter(pk=person.pk).exists()
-
-
 def sees_others(user) -> bool:
     """Whether ``user`` may see anybody besides themselves (the navigation shows People to them)."""
     if is_admin(user):

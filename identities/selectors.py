@@ -50,7 +50,9 @@ class Bounded:
         return self.total > len(self.rows)
 
 
-def bounded(queryset: QuerySet, limit: int = SHOWN) -> Bounded:
+def bounded(queryset: QuerySet, limit: int | None = None) -> Bounded:
+    """The first ``limit`` rows (:data:`SHOWN` by default) and a count of all, only when there are more."""
+    limit = limit or SHOWN
     rows = list(queryset[:limit])
     return Bounded(rows, queryset.count() if len(rows) == limit else len(rows))
 

@@ -229,7 +229,6 @@ def test_a_person_page_lists_are_bounded_with_their_totals(client, org, make_int
     from identities import selectors
 
     monkeypatch.setattr(selectors, "SHOWN", 3)
-    monkeypatch.setattr(selectors.bounded, "__defaults__", (3,))
     for i in range(5):
         User.objects.create_user(f"report{i}", manager=org["alice"])
     client.force_login(org["admin"])
