@@ -95,7 +95,8 @@ def people_list(request):
     # Departments are words, not ids (the API takes any): the screen offers those of the people shown.
     choices = [("", "Any"), *((d, d) for d in departments(visible_people(request.user)))]
     filterset.form.fields["department"].widget = forms.Select(choices=choices, attrs={"class": "form-select"})
-    return render(request, "people/list.html", {"table": table, "filter": filterset, "nav": "people"})
+    context = {"table": table, "filter": filterset, "nav": "people", "title": "People"}
+    return render(request, "people/list.html", context)
 
 
 def _person(request, pk: int) -> Person:
