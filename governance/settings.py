@@ -114,6 +114,7 @@ INSTALLED_APPS = [
     "governance",
     "integrations",
     "access",
+    "identities",
 ]
 
 MIDDLEWARE = [
@@ -146,6 +147,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "integrations.context_processors.navigation",
+                "identities.context_processors.navigation",
             ],
         },
     },
@@ -396,5 +398,6 @@ SPECTACULAR_SETTINGS = {
         "DurationEnum": "integrations.durations.Duration",
         "AccessRequestStatusEnum": "access.models.AccessRequest.Status",
         "AccessTicketStatusEnum": "access.models.AccessTicket.Status",
+        "PersonStatusEnum": "identities.models.Person.Status",
     },
 }

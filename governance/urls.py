@@ -31,5 +31,7 @@ urlpatterns = [
     path("", include("integrations.api.urls")),
     path("", include("access.urls")),
     path("", include("access.api.urls")),
+    path("", include("identities.urls")),
+    path("", include("identities.api.urls")),
     re_path(r"^api/(?P<rest>.*)$", api.not_found, name="api-not-found"),
 ]

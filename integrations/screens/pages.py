@@ -116,13 +116,15 @@ class PageRows(TableQuerysetData):
 
 @dataclass(frozen=True)
 class ListSpec:
-    """One list: its FilterSet, the plain queryset a user may see, what a row shows, its tables."""
+    """One list: its FilterSet, the plain queryset a user may see, what a row shows, its tables (the
+    apps above the inventory build theirs and pass it to :func:`list_table`; those in :data:`LISTS` are
+    also the targets of Bulk Actions)."""
 
     filter_class: type
     base: Callable[[Any], QuerySet]
     rows: Callable[[QuerySet], QuerySet]
     table: type
-    bulk_table: type
+    bulk_table: type | None = None
 
 
 LISTS: dict[str, ListSpec] = {
@@ -163,7 +165,7 @@ def filtered(filterset) -> QuerySet:
 
 def list_table(
     request,
-    target: str,
+    target: str | ListSpec,
     *,
     empty_text: str,
     queryset: QuerySet | None = None,
@@ -172,12 +174,13 @@ def list_table(
     default_per_page: int = PER_PAGE,
     **table_kwargs,
 ):
-    """The FilterSet (styled, for the filter bar) and the paginated table of the list ``target``.
+    """The FilterSet (styled, for the filter bar) and the paginated table of the list ``target`` (a name
+    in :data:`LISTS`, or a list's own :class:`ListSpec`).
 
     ``queryset`` narrows the user's objects (e.g. one integration's resources); ``params`` replace the
     request's query string as the filters' input.
     """
-    spec = LISTS[target]
+    spec = target if isinstance(target, ListSpec) else LISTS[target]
     qs = spec.base(request.user) if queryset is None else queryset
     params = request.GET if params is None else params
     filterset = style_filter(spec.filter_class(params or None, queryset=qs, request=request))

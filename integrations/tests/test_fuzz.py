@@ -102,6 +102,7 @@ def world(admin_user, make_integration, django_user_model):
         "rule": rule,
         "job": job,
         "event": AuditEvent.objects.order_by("-id").first(),
+        "person": requester,  # a person's id is their user's
     }
 
 
@@ -121,6 +122,7 @@ API_IDS = {  # the first path segment after /api/ → the object its {id} is
     "access-requests": "request",
     "access-tickets": "ticket",
     "audit-events": "event",
+    "people": "person",
 }
 
 

@@ -33,6 +33,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from access.models import AccessDecision, AccessRequest, AccessTicket
 from governance.models import ApiToken, AuditEvent, Job, User
 from governance.tokens import api_token_create
+from identities import rights as people_rights
+from identities.models import Person
 from integrations import rights, services
 from integrations.models import (
     Account,
@@ -638,6 +640,25 @@ SCREENS: dict[str, list[Probe]] = {
             lambda w, u: after(AccessTicket, w.ticket).status != "open",
         )
     ],
+    "people": [read("person.list", lambda w: "/people/")],
+    "person": [
+        read("person.read", lambda w: f"/people/{w.people['member'].pk}/"),  # the manager's report
+        read("person.read.other", lambda w: f"/people/{w.people['owner'].pk}/"),
+    ],
+    "person-edit": [
+        write(
+            "person.update",
+            "post",
+            lambda w: f"/people/{w.people['member'].pk}/edit",
+            lambda w: {
+                "email": "member@example.com",
+                "manager": "boss",
+                "status": "leave",
+                "location": "Matrix",
+            },
+            lambda w, u: Person.objects.get(pk=w.people["member"].pk).location == "Matrix",
+        )
+    ],
     "workflows": [read("workflow.list", lambda w: "/workflows/")],
     "workflow-add": [
         read("workflow.create.form", lambda w: "/workflows/add/"),
@@ -816,6 +837,9 @@ API: dict[str, list[Probe]] = {
         write("token.revoke", "delete", lambda w: f"/api/tokens/{w.token.pk}/", None,
               lambda w, u: after(ApiToken, w.token).revoked_at is not None),
     ],
+    "api-person-list": [read("person.list", lambda w: "/api/people/")],
+    "api-person-detail": [read("person.read", lambda w: f"/api/people/{w.people['member'].pk}/"),
+                          read("person.read.other", lambda w: f"/api/people/{w.people['owner'].pk}/")],
 }  # fmt: skip
 
 
@@ -849,6 +873,9 @@ SCREEN_ONLY: dict[str, Callable[[W, Any], bool]] = {
     "request.form": _signed_in,
     "request.approvals": _signed_in,
     "request.retry": lambda w, u: rights.can_manage(u, w.mine),
+    "person.update": lambda w, u: people_rights.can_edit_person(
+        u, Person.objects.get(pk=w.people["member"].pk)
+    ),
 }
 
 
@@ -981,6 +1008,10 @@ EXPECTED = {
     "integration.rename": {"admin", "owner", "maintainer"},
     "rule.create": {"admin"},
     "workflow.create": {"admin"},
+    # People: admins see everybody, others themselves and their direct reports.
+    "person.read": {"admin", "member", "manager"},
+    "person.read.other": {"admin", "owner"},
+    "person.update": {"admin"},
 }
 
 

@@ -4,7 +4,7 @@ The full permission matrix — every screen URL and every API endpoint, as every
 screens compared with the API — is ``integrations/tests/test_permission_matrix.py``.
 
 Inventory-like endpoints (workflows, rules, jobs, audit events) are for managers: 403 for
-someone who manages nothing. Tokens and access requests are everyone's own: 200 for any
+someone who manages nothing. Tokens, access requests and people are everyone's own: 200 for any
 signed-in caller. Anonymous callers get 401 everywhere.
 """
 
@@ -31,6 +31,7 @@ EVERYONE = {"admin": 200, "owner": 200, "maintainer": 200, "other": 200, None: 4
         ("tokens", EVERYONE),
         ("access-requests", EVERYONE),
         ("access-tickets", EVERYONE),
+        ("people", EVERYONE),  # themselves at least
     ],
 )
 @pytest.mark.parametrize("who", ["admin", "owner", "maintainer", "other", None])

@@ -55,6 +55,8 @@ def test_schema_is_valid_openapi_3(client):
         "/api/access-requests/{id}/end/",
         "/api/access-tickets/",
         "/api/access-tickets/{id}/close/",
+        "/api/people/",
+        "/api/people/{id}/",
     ]:
         assert path in paths, path
     patch = paths["/api/v3/sources/{id}"]["patch"]
@@ -171,6 +173,7 @@ def admin_token(db, django_user_model, make_integration, settings):
         "tokens": other_token.pk,
         "access-requests": waiting.pk,
         "access-tickets": ticket.pk,
+        "people": requester.pk,
     }
     yield secret, ids
     signals.request_started.connect(close_old_connections)
