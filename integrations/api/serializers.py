@@ -314,6 +314,9 @@ class AccountSerializer(serializers.ModelSerializer):
             "identity",
             "email",
             "user",
+            "link_source",
+            "service_account",
+            "owner",
             "enabled",
             "attributes",
             "first_seen_at",
@@ -321,6 +324,24 @@ class AccountSerializer(serializers.ModelSerializer):
             "removed_at",
         ]
         read_only_fields = fields
+
+
+class AccountLinkSerializer(StrictSerializer):
+    user = serializers.PrimaryKeyRelatedField(
+        queryset=User.objects.all(),
+        allow_null=True,
+        help_text="The portal user who holds the account (an active one), or null: nobody. Recorded as set by "
+        "hand: syncs keep it. Nobody links an account to themselves.",
+    )
+
+
+class AccountServiceSerializer(StrictSerializer):
+    owner = serializers.PrimaryKeyRelatedField(
+        queryset=User.objects.all(),
+        allow_null=True,
+        help_text="The person answerable for the service account (an active user, not the caller), or null: "
+        "a personal account again, which the next sync may link by its email.",
+    )
 
 
 class PermissionSerializer(serializers.ModelSerializer):

@@ -281,3 +281,6 @@ def test_an_access_grant_then_a_sync_keeps_the_link(
     sync_integration(actor=User.objects.get(username="admin"), integration=directory, full=True)
     held.refresh_from_db()
     assert (held.user, held.link_source, held.removed_at) == (dorothy, "grant", None)
+    client.force_login(User.objects.get(username="admin"))
+    page = client.get(f"/accounts/{held.pk}/").content.decode()
+    assert "dorothy" in page.lower() and "Linked by an access grant" in page
