@@ -737,10 +737,11 @@ class Account(InventoryMixin):
             models.UniqueConstraint(fields=["integration", "external_id"], name="uniq_account_external_id")
         ]
         indexes = [
-            models.Index(fields=["integration", "identity"]),
+            # The lists' order, the id breaking ties (screens.pages.PageRows): pages are read from the index.
+            models.Index(fields=["integration", "identity", "id"], name="account_list_order_idx"),
             # The uncorrelated accounts: counted per integration, listed by name, among a million accounts.
             models.Index(
-                fields=["integration", "identity"],
+                fields=["integration", "identity", "id"],
                 condition=UNCORRELATED,
                 name="account_uncorrelated_idx",
             ),

@@ -1,4 +1,5 @@
-"""Who holds each account: how it was linked (``link_source``), service accounts and their owners.
+"""Who holds each account: how it was linked (``link_source``), service accounts and their owners; the
+indexes that list and count them among a million accounts.
 
 Every row stays. An account linked today was linked by a sync's correlation (the portal's grants did not
 say so until now): it gets ``correlation``. ``access/migrations/0002`` then marks the links its grants made.
@@ -64,8 +65,14 @@ class Migration(migrations.Migration):
             model_name="account",
             index=models.Index(
                 condition=models.Q(("removed_at", None), ("service_account", False), ("user", None)),
-                fields=["integration", "identity"],
+                fields=["integration", "identity", "id"],
                 name="account_uncorrelated_idx",
             ),
+        ),
+        # The lists' order with its tie-breaker: the pages of a million accounts are read from the index.
+        migrations.RemoveIndex(model_name="account", name="integration_integra_76a395_idx"),
+        migrations.AddIndex(
+            model_name="account",
+            index=models.Index(fields=["integration", "identity", "id"], name="account_list_order_idx"),
         ),
     ]

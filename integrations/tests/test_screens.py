@@ -217,7 +217,7 @@ def test_list_query_count_does_not_grow_with_page_size(
 
 
 # The integrations list also counts the page's uncorrelated accounts (one grouped query).
-INTEGRATIONS_QUERIES, RESOURCES_QUERIES, ROLES_QUERIES, ACCOUNTS_QUERIES = 9, 10, 9, 8
+INTEGRATIONS_QUERIES, RESOURCES_QUERIES, ROLES_QUERIES, ACCOUNTS_QUERIES = 9, 10, 9, 7
 
 
 def test_list_query_counts_are_pinned(admin_client, integration, django_assert_num_queries):
