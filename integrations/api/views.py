@@ -202,11 +202,7 @@ class AccountViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Inventory
     )
     @action(detail=True, methods=["post"])
     def link(self, request, pk=None):
-        account = self.get_object()
-        serializer = s.AccountLinkSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        account_link(actor=request.user, account=account, user=serializer.validated_data["user"])
-        return self._out(account)
+        return self._decide(s.AccountLinkSerializer, account_link)
 
     @extend_schema(
         request=s.AccountServiceSerializer,
@@ -216,10 +212,14 @@ class AccountViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Inventory
     )
     @action(detail=True, methods=["post"], url_path="service-account")
     def service_account(self, request, pk=None):
+        return self._decide(s.AccountServiceSerializer, account_set_service)
+
+    def _decide(self, serializer_class, service):
+        """Validate the body, then ``service(actor=, account=, <its field>=)``; answer the account."""
         account = self.get_object()
-        serializer = s.AccountServiceSerializer(data=request.data)
+        serializer = serializer_class(data=self.request.data)
         serializer.is_valid(raise_exception=True)
-        account_set_service(actor=request.user, account=account, owner=serializer.validated_data["owner"])
+        service(actor=self.request.user, account=account, **serializer.validated_data)
         return self._out(account)
 
 
