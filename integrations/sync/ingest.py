@@ -16,7 +16,6 @@ import orjson
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Case, Q, Value, When
-from django.db.models.functions import Lower
 
 from connectors.sdk import ConnectorError
 
@@ -174,11 +173,18 @@ class _Ingest:
             self.recommended.setdefault(resource_id, recommendation)
 
     def _users_by_email(self) -> dict[str, int]:
-        """Portal users by lower-cased email, read once per run (accounts are linked to them)."""
+        """Portal users by lower-cased email, read once per run: the correlation accounts are linked by.
+        Lowered here, not in SQL (SQLite's LOWER knows only ASCII); an email two users share correlates
+        to nobody, for a person to decide."""
         if self._email_users is None:
-            self._email_users = dict(
-                get_user_model().objects.exclude(email="").annotate(e=Lower("email")).values_list("e", "id")
-            )
+            users: dict[str, int] = {}
+            shared: set[str] = set()
+            for email, pk in get_user_model().objects.exclude(email="").values_list("email", "id"):
+                key = email.lower()
+                if key in users:
+                    shared.add(key)
+                users[key] = pk
+            self._email_users = {key: pk for key, pk in users.items() if key not in shared}
         return self._email_users
 
     # -- writing (ORM) --------------------------------------------------------------------------

@@ -132,6 +132,17 @@ def test_a_correlation_link_follows_the_email(writer, scripted, script, people, 
     }
 
 
+def test_the_correlation_lowers_any_letter_and_skips_an_email_two_people_share(
+    writer, scripted, script, people, admin_user
+):
+    User.objects.create_user("ines", "INES.MÜLLER@example.com", "pw")
+    User.objects.create_user("ann2", "ann@EXAMPLE.com", "pw")  # ann's email, a second time
+    script.accounts[2]["email"] = "ines.müller@example.com"
+    sync_integration(actor=admin_user, integration=scripted, full=True)
+    assert links(scripted)["cat"] == ("ines", "correlation", False, None)
+    assert links(scripted)["ann"] == (None, "", False, None)  # whose? a person decides
+
+
 def test_an_unlink_by_hand_sticks_and_a_service_account_given_back_correlates_again(
     writer, scripted, people, admin_user
 ):
