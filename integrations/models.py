@@ -725,6 +725,7 @@ class Account(InventoryMixin):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="owned_accounts",
+        db_index=False,  # the partial index below: syncs write a million accounts that have none
         help_text="The person answerable for a service account.",
     )
     enabled = models.BooleanField(default=True)
@@ -745,6 +746,7 @@ class Account(InventoryMixin):
                 condition=UNCORRELATED,
                 name="account_uncorrelated_idx",
             ),
+            models.Index(fields=["owner"], condition=Q(owner__isnull=False), name="account_owner_idx"),
         ]
 
     def __str__(self) -> str:

@@ -48,6 +48,7 @@ class Migration(migrations.Migration):
                 null=True,
                 on_delete=django.db.models.deletion.SET_NULL,
                 related_name="owned_accounts",
+                db_index=False,
                 to=settings.AUTH_USER_MODEL,
             ),
         ),
@@ -67,6 +68,12 @@ class Migration(migrations.Migration):
                 condition=models.Q(("removed_at", None), ("service_account", False), ("user", None)),
                 fields=["integration", "identity", "id"],
                 name="account_uncorrelated_idx",
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="account",
+            index=models.Index(
+                condition=models.Q(("owner__isnull", False)), fields=["owner"], name="account_owner_idx"
             ),
         ),
         # The lists' order with its tie-breaker: the pages of a million accounts are read from the index.

@@ -233,6 +233,14 @@ def test_the_person_chosen_is_an_active_user_and_a_service_account_has_no_holder
     assert links(managed)["cat"] == (None, "hand", True, "eve")
 
 
+def test_deleting_a_person_leaves_their_accounts_and_service_accounts(managed, people):
+    account_set_service(actor=people["ann"], account=account("cat"), owner=people["dan"])
+    people["dan"].delete()
+    people["eve"].delete()
+    assert links(managed)["cat"] == (None, "hand", True, None)  # still a service account: nobody answers
+    assert links(managed)["eve"] == (None, "correlation", False, None)  # the next sync clears its link
+
+
 def test_uncorrelated_counts_in_one_grouped_query_on_a_partial_index(managed, make_integration, people):
     other = make_integration(name="Other")
     Account.objects.create(integration=other, external_id="x", identity="x")
