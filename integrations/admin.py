@@ -321,11 +321,39 @@ class RoleAdmin(PortalAdmin):
 
 @admin.register(Account)
 class AccountAdmin(PortalAdmin):
-    list_display = ("identity", "integration", "email", "user", "enabled", "removed_at")
-    list_filter = ("integration", "enabled", ("removed_at", admin.EmptyFieldListFilter))
+    """Who holds an account is read-only here: it changes on the account's page or the API, under the rule
+    that nobody decides it about themselves (``rights.account_link_refusal``), with its named audit event."""
+
+    list_display = (
+        "identity",
+        "integration",
+        "email",
+        "user",
+        "link_source",
+        "service_account",
+        "enabled",
+        "removed_at",
+    )
+    list_filter = (
+        "integration",
+        "link_source",
+        "service_account",
+        "enabled",
+        ("user", admin.EmptyFieldListFilter),
+        ("removed_at", admin.EmptyFieldListFilter),
+    )
     search_fields = ("identity", "external_id", "email")
-    autocomplete_fields = ("integration", "user")
-    readonly_fields = ("first_seen_at", "last_seen_at", "removed_at", "attributes_json")
+    autocomplete_fields = ("integration",)
+    readonly_fields = (
+        "user",
+        "link_source",
+        "service_account",
+        "owner",
+        "first_seen_at",
+        "last_seen_at",
+        "removed_at",
+        "attributes_json",
+    )
     exclude = ("attributes",)
     list_select_related = ("integration", "user")
     attributes_json = ResourceAdmin.attributes_json

@@ -158,14 +158,29 @@ class RoleFilter(SearchMixin, RemovedMixin, TagsMixin):
 
 
 class AccountFilter(SearchMixin, RemovedMixin):
+    """``correlated``: false for the accounts nobody is known to hold (linked to no person and no service
+    account; with ``removed=false``, the uncorrelated accounts), true for the others."""
+
     search_fields = ("identity", "external_id", "email")
-    integration = filters.ModelMultipleChoiceFilter(queryset=_visible(Integration))
-    user = filters.ModelChoiceFilter(queryset=all_users)
+    # No DISTINCT (no join to repeat a row): counting a million accounts stays an index scan.
+    integration = filters.ModelMultipleChoiceFilter(queryset=_visible(Integration), distinct=False)
+    correlated = BooleanFilter(method="filter_correlated", label="Correlated")
+    service_account = BooleanFilter(label="Service account")
+    user = filters.ModelChoiceFilter(queryset=all_users, label="Linked to")
     linked = BooleanFilter(field_name="user", lookup_expr="isnull", exclude=True, label="Linked to a user")
+    link_source = filters.ChoiceFilter(
+        choices=[(v, label) for v, label in Account.LinkSource.choices if v], label="How linked"
+    )
+    owner = filters.ModelChoiceFilter(queryset=all_users, label="Service account owner")
+    hidden_on_screens = ("owner",)  # set by links: a second picker of every user costs the list its time
 
     class Meta:
         model = Account
-        fields = ["q", "integration", "user", "enabled"]
+        fields = ["q", "integration", "correlated", "service_account", "user", "link_source", "enabled"]
+
+    def filter_correlated(self, queryset, name, value):
+        nobody = Q(user=None, service_account=False)
+        return queryset.exclude(nobody) if value else queryset.filter(nobody)
 
 
 class PermissionFilter(FilterSet):

@@ -672,8 +672,29 @@ class PrerequisitePermission(models.Model):
             raise ValidationError("A prerequisite is set on exactly one integration, resource or role.")
 
 
+# Accounts present, linked to nobody and not service accounts: who holds them is not known yet.
+UNCORRELATED = Q(removed_at=None, user=None, service_account=False)
+
+
 class Account(InventoryMixin):
-    """An account in an application, linked to the portal user it belongs to when known."""
+    """An account in an application, and who holds it: the portal user it is linked to, and how that link
+    was made (``link_source``), or, for a service account, the person answerable for it (``owner``).
+
+    A sync links an account by its correlation (the same email, case-insensitively) only while nobody else
+    decided: it sets and clears links it made itself (``correlation``) and leaves links made for an access
+    grant (``grant``) or by a person (``hand``, also "linked to nobody") alone, and service accounts too.
+    An account is *uncorrelated* when it is present, linked to nobody and not a service account
+    (:data:`UNCORRELATED`).
+    """
+
+    class LinkSource(models.TextChoices):
+        NONE = "", "Not linked"
+        CORRELATION = "correlation", "Linked by a sync (same email)"
+        GRANT = "grant", "Linked by an access grant"
+        HAND = "hand", "Set by hand"
+
+    # The links a sync may set and clear: those nobody made, and its own.
+    SYNC_MANAGED = (LinkSource.NONE, LinkSource.CORRELATION)
 
     # Indexed by the (integration, external id) key; no constraint (see Resource.integration).
     integration = models.ForeignKey(
@@ -684,6 +705,29 @@ class Account(InventoryMixin):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="accounts"
     )
+    # Database defaults too: the sync's COPY of new accounts leaves these columns out.
+    link_source = models.CharField(
+        max_length=12,
+        choices=LinkSource.choices,
+        default=LinkSource.NONE,
+        db_default=LinkSource.NONE,
+        blank=True,
+        help_text="How the account was linked to its user; a sync changes only links it made itself.",
+    )
+    service_account = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="Held by no person: a program's account, answered for by its owner.",
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_accounts",
+        db_index=False,  # the partial index below: syncs write a million accounts that have none
+        help_text="The person answerable for a service account.",
+    )
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -693,7 +737,17 @@ class Account(InventoryMixin):
         constraints = [
             models.UniqueConstraint(fields=["integration", "external_id"], name="uniq_account_external_id")
         ]
-        indexes = [models.Index(fields=["integration", "identity"])]
+        indexes = [
+            # The lists' order, the id breaking ties (screens.pages.PageRows): pages are read from the index.
+            models.Index(fields=["integration", "identity", "id"], name="account_list_order_idx"),
+            # The uncorrelated accounts: counted per integration, listed by name, among a million accounts.
+            models.Index(
+                fields=["integration", "identity", "id"],
+                condition=UNCORRELATED,
+                name="account_uncorrelated_idx",
+            ),
+            models.Index(fields=["owner"], condition=Q(owner__isnull=False), name="account_owner_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.identity

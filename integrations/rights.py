@@ -17,6 +17,13 @@ Narrower rules for what would let a manager widen their own rights:
   for the integration itself. Rules and bulk actions that set an owner or a workflow follow it.
 - **Prerequisites**: the roles chosen must be roles the actor manages, of the same integration
   as the integration, resource or role that requires them (:func:`prerequisite_roles`).
+- **Who holds an account** (linking an account to a person or to nobody, marking it a service account
+  and naming its owner): the managers of the account's integration (:func:`can_manage`), but nobody
+  links an account to themselves, changes who holds an account linked to themselves (unlinking it, or
+  making it a service account), or makes themselves the owner of a service account: another manager
+  does (:func:`account_link_refusal`, :func:`account_service_refusal`). Owning a service account means
+  answering for it — in reviews, for its access — so choosing oneself would be certifying one's own
+  access; unlinking one's own account would hide it from what reviews one's own access.
 - **Approving access**: nobody other than the beneficiary must approve when the beneficiary owns
   or maintains the role (its role, resource or integration) or changed its workflow recently
   (:func:`self_interested`); see ``access.services.requests``.
@@ -124,6 +131,45 @@ def can_cancel_job(user, job) -> bool:
         job.kind == "sync"
         and job.integration_id is not None
         and manageable_integrations(user).filter(pk=job.integration_id).exists()
+    )
+
+
+ACCOUNT_MANAGERS_ONLY = "Only admins and the managers of its integration change who holds an account."
+
+
+def _account_refusal(user, account: Account, chosen, *, chose_self: str, own: str) -> str:
+    if not can_manage(user, account):
+        return ACCOUNT_MANAGERS_ONLY
+    if chosen is not None and chosen.pk == user.pk:
+        return chose_self
+    if account.user_id is not None and account.user_id == user.pk:
+        return own
+    return ""
+
+
+def account_link_refusal(user, account: Account, holder) -> str:
+    """Why ``user`` may not make ``holder`` (a user, or None: nobody) the holder of ``account``; '' when
+    they may. Managers of its integration may, but not to themselves, nor for an account linked to them."""
+    return _account_refusal(
+        user,
+        account,
+        holder,
+        chose_self="Nobody links an account to themselves: another manager of the integration does.",
+        own="Nobody changes who holds their own account: another manager of the integration does.",
+    )
+
+
+def account_service_refusal(user, account: Account, owner) -> str:
+    """Why ``user`` may not make ``account`` a service account owned by ``owner`` (None: no longer a service
+    account); '' when they may. Managers of its integration may, but never naming themselves the owner,
+    nor for an account linked to them."""
+    return _account_refusal(
+        user,
+        account,
+        owner,
+        chose_self="Nobody makes themselves the owner of a service account: another manager of the integration "
+        "does.",
+        own="Nobody makes their own account a service account: another manager of the integration does.",
     )
 
 

@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import connections, router
-from django.db.models import Q
+from django.db.models import Count, Q, QuerySet
 
 from .durations import ALL_DURATIONS
 from .models import (
+    UNCORRELATED,
+    Account,
     ApprovalWorkflow,
     Integration,
     Maintainer,
@@ -152,3 +154,26 @@ def _implication_reach(role_ids: Iterable[int], from_field: str, to_field: str) 
             if role != start:
                 reached[start].add(role)
     return reached
+
+
+def uncorrelated_accounts(integration: Integration | int | None = None) -> QuerySet[Account]:
+    """Accounts nobody is known to hold: present, linked to no person, not a service account (the partial
+    index ``account_uncorrelated_idx`` holds exactly these). ``integration``: of that one only."""
+    accounts = Account.objects.filter(UNCORRELATED)
+    if integration is not None:
+        accounts = accounts.filter(integration_id=getattr(integration, "pk", integration))
+    return accounts
+
+
+def uncorrelated_counts(integration_ids) -> dict[int, int]:
+    """How many uncorrelated accounts each of these integrations has (absent: none), in one grouped query
+    answered from the partial index."""
+    rows = (
+        uncorrelated_accounts()
+        .filter(integration_id__in=list(integration_ids))
+        .order_by()
+        .values("integration_id")
+        .annotate(n=Count("*"))
+        .values_list("integration_id", "n")
+    )
+    return dict(rows)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .screens import audit, bulk, integrations, inventory, rules, workflows
+from .screens import accounts, audit, bulk, integrations, inventory, rules, workflows
 
 app_name = "integrations"
 
@@ -36,6 +36,11 @@ urlpatterns = [
     path("roles/<int:pk>/", inventory.role_detail, name="role"),
     path("roles/<int:pk>/settings", inventory.role_settings, name="role-settings"),
     path("roles/<int:pk>/workflow", inventory.role_workflow, name="role-workflow"),
+    # accounts
+    path("accounts/", accounts.account_list, name="accounts"),
+    path("accounts/<int:pk>/", accounts.account_detail, name="account"),
+    path("accounts/<int:pk>/link", accounts.account_link_view, name="account-link"),
+    path("accounts/<int:pk>/service-account", accounts.account_service_view, name="account-service"),
     # rules
     path("rules/", rules.rule_list, name="rules"),
     path("rules/add/", rules.rule_create, name="rule-add"),

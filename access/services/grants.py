@@ -181,7 +181,22 @@ def _hand_over(request: AccessRequest, live: list[Permission], now: datetime) ->
     return rest
 
 
+def _link_for_grant(account: Account, user) -> None:
+    """The account a grant used is the beneficiary's: linked to them, as linked by a grant (which a sync
+    keeps). A link a person made, a service account and an account linked to someone else stay as they are."""
+    if account.service_account or account.user_id not in (None, user.pk):
+        return
+    if account.link_source == Account.LinkSource.HAND:  # a person decided: theirs, or (no user) nobody's
+        return
+    if account.user_id == user.pk and account.link_source == Account.LinkSource.GRANT:
+        return
+    account.user, account.link_source = user, Account.LinkSource.GRANT
+    account.save(update_fields=["user", "link_source", "updated_at"])
+
+
 def _granted(request: AccessRequest, account: Account | None, now: datetime, how: str) -> None:
+    if account is not None:
+        _link_for_grant(account, request.beneficiary)
     request.account = account
     request.status = S.GRANTED
     request.granted_at = now
@@ -366,6 +381,7 @@ def _record_account(request: AccessRequest, out: dict, now: datetime) -> Account
             "identity": out.get("identity") or user.username,
             "email": user.email,
             "user": user,
+            "link_source": Account.LinkSource.GRANT,
             "attributes": out.get("attributes") or {},
             "removed_at": None,
             "last_seen_at": now,
@@ -603,7 +619,12 @@ def access_ticket_close(
                 account, _ = Account.objects.get_or_create(
                     integration=integration,
                     external_id=user.username,
-                    defaults={"identity": user.username, "email": user.email, "user": user},
+                    defaults={
+                        "identity": user.username,
+                        "email": user.email,
+                        "user": user,
+                        "link_source": Account.LinkSource.GRANT,
+                    },
                 )
             for role in _roles_of(request):
                 _hold(request, account, role, now)

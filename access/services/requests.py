@@ -55,11 +55,21 @@ __all__ = [
 
 
 def find_account(integration: Integration, user) -> Account | None:
-    """The user's account in an integration: linked to the user, else with the user's email."""
+    """The user's account in an integration: linked to the user, else one with the user's email that nobody
+    holds yet (not linked to anyone, no service account, not declared nobody's by hand)."""
     accounts = Account.objects.filter(integration=integration, removed_at__isnull=True)
     account = accounts.filter(user=user).order_by("pk").first()
     if account is None and user.email:
-        account = accounts.filter(email__iexact=user.email).order_by("pk").first()
+        account = (
+            accounts.filter(
+                email__iexact=user.email,
+                user=None,
+                service_account=False,
+                link_source__in=Account.SYNC_MANAGED,
+            )
+            .order_by("pk")
+            .first()
+        )
     return account
 
 

@@ -314,6 +314,9 @@ class AccountSerializer(serializers.ModelSerializer):
             "identity",
             "email",
             "user",
+            "link_source",
+            "service_account",
+            "owner",
             "enabled",
             "attributes",
             "first_seen_at",
@@ -321,6 +324,27 @@ class AccountSerializer(serializers.ModelSerializer):
             "removed_at",
         ]
         read_only_fields = fields
+
+
+def _person(help_text: str) -> serializers.PrimaryKeyRelatedField:
+    """A portal user by id, or null; whether they may be chosen is the service's to say (400 or 403)."""
+    return serializers.PrimaryKeyRelatedField(
+        queryset=User.objects.all(), allow_null=True, help_text=help_text
+    )
+
+
+class AccountLinkSerializer(StrictSerializer):
+    user = _person(
+        "The portal user who holds the account (an active one), or null: nobody. Recorded as set by hand: "
+        "syncs keep it. Nobody links an account to themselves."
+    )
+
+
+class AccountServiceSerializer(StrictSerializer):
+    owner = _person(
+        "The person answerable for the service account (an active user, not the caller), or null: a personal "
+        "account again, which the next sync may link by its email."
+    )
 
 
 class PermissionSerializer(serializers.ModelSerializer):

@@ -47,6 +47,7 @@ from ..rights import (
 )
 from ..services import rules as rule_services
 from ..services import workflows as workflow_services
+from ..services.accounts import account_link, account_set_service
 from ..sync import sync_start
 from . import serializers as s
 from .permissions import AdminForWrites, CanDeleteIntegration, ManagesInventory
@@ -184,12 +185,42 @@ class RoleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, InventoryVie
 
 @extend_schema_view(list=LIST, retrieve=RETRIEVE)
 class AccountViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, InventoryViewSet):
+    """Accounts are discovered by syncs; who holds one is set here (``rights.account_link_refusal`` and
+    ``rights.account_service_refusal``, the screens' rule)."""
+
     serializer_class = s.AccountSerializer
     queryset = s.Account.objects.none()
     filterset_class = AccountFilter
 
     def scoped(self, user):
         return manageable_accounts(user)
+
+    @extend_schema(
+        request=s.AccountLinkSerializer,
+        responses={200: s.AccountSerializer},
+        description="Link the account to a person (`user`), or to nobody (`null`); syncs keep it.",
+    )
+    @action(detail=True, methods=["post"])
+    def link(self, request, pk=None):
+        return self._decide(s.AccountLinkSerializer, account_link)
+
+    @extend_schema(
+        request=s.AccountServiceSerializer,
+        responses={200: s.AccountSerializer},
+        description="Make the account a service account answered for by `owner` (its user is cleared), or "
+        "with `null` a personal account again.",
+    )
+    @action(detail=True, methods=["post"], url_path="service-account")
+    def service_account(self, request, pk=None):
+        return self._decide(s.AccountServiceSerializer, account_set_service)
+
+    def _decide(self, serializer_class, service):
+        """Validate the body, then ``service(actor=, account=, <its field>=)``; answer the account."""
+        account = self.get_object()
+        serializer = serializer_class(data=self.request.data)
+        serializer.is_valid(raise_exception=True)
+        service(actor=self.request.user, account=account, **serializer.validated_data)
+        return self._out(account)
 
 
 @extend_schema_view(list=LIST, retrieve=RETRIEVE)

@@ -21,7 +21,7 @@ from .common import require_manager, style_form, toast
 from .forms import ChangeSetForm
 from .pages import LISTS, list_table
 
-TARGETS = list(LISTS)
+TARGETS = [target for target, spec in LISTS.items() if spec.bulk_table is not None]
 
 
 def _target(value) -> str:

@@ -67,9 +67,11 @@ class OneOfMany(forms.SelectMultiple):
 
 
 def style_filter(filterset):
-    """A FilterSet's form, styled, with its huge choice fields hidden; an unset filter reads "Any"."""
+    """A FilterSet's form, styled, with its huge choice fields hidden (also those the FilterSet names in
+    ``hidden_on_screens``); an unset filter reads "Any"."""
+    hidden = (*HIDDEN_FILTERS, *getattr(filterset, "hidden_on_screens", ()))
     for name, field in filterset.form.fields.items():
-        if name in HIDDEN_FILTERS:
+        if name in hidden:
             field.widget = forms.HiddenInput()
         elif isinstance(field.widget, forms.NullBooleanSelect):
             field.widget.choices = [("unknown", "Any"), ("true", "Yes"), ("false", "No")]

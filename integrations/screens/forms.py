@@ -145,6 +145,22 @@ class MaintainerForm(forms.Form):
         return data
 
 
+class AccountLinkForm(forms.Form):
+    user = forms.ModelChoiceField(
+        queryset=users(), required=False, empty_label="— nobody (unlink it) —", label="Held by"
+    )
+
+
+class ServiceAccountForm(forms.Form):
+    owner = forms.ModelChoiceField(
+        queryset=users(),
+        required=False,
+        empty_label="— not a service account —",
+        label="Owner",
+        help_text="The person answerable for this service account. No owner: a personal account again.",
+    )
+
+
 class PrerequisiteForm(forms.Form):
     """``roles``: the roles that may be chosen (``rights.prerequisite_roles`` of the user and scope)."""
 

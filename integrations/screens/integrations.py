@@ -24,6 +24,7 @@ from ..rights import (
     manageable_resources,
     prerequisite_roles,
 )
+from ..selectors import uncorrelated_accounts
 from ..services.prerequisites import prerequisite_add, prerequisite_remove
 from .common import add_errors, get_managed, manages_integrations, require_admin, style_form, toast
 from .forms import (
@@ -38,6 +39,7 @@ from .forms import (
 )
 from .jobs import latest_sync, start_sync
 from .pages import ObjectPage, list_table, policy_context
+from .tables import uncorrelated_url
 
 
 @login_required
@@ -109,6 +111,7 @@ def integration_context(request, integration: Integration, **extra) -> dict:
         "accounts": Account.objects.filter(integration=integration, removed_at=None).count(),
         "permissions": Permission.objects.filter(integration=integration, ended_at=None).count(),
     }
+    uncorrelated = uncorrelated_accounts(integration).count()
     spec, secrets = _secrets(integration)
     deletion_job = None
     if integration.deletion_started_at:
@@ -123,6 +126,8 @@ def integration_context(request, integration: Integration, **extra) -> dict:
         "deletion_job": deletion_job,
         "nav": "integrations",
         "counts": counts,
+        "uncorrelated": uncorrelated,
+        "uncorrelated_url": uncorrelated_url(integration.pk),
         "flags": [(FLAG_LABELS[f], getattr(integration, f)) for f in FLAG_FIELDS],
         "settings_form": settings_form,
         "can_delete": can_delete_integration(request.user, integration),

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import EmptyPage, PageNotAnInteger
 from django.db.models import Count, IntegerField, OuterRef, Prefetch, QuerySet, Subquery
 from django.db.models.functions import Coalesce
@@ -29,9 +29,16 @@ from django_tables2.data import TableQuerysetData
 from governance.inputs import page_size
 
 from .. import services
-from ..filters import IntegrationFilter, ResourceFilter, RoleFilter
+from ..filters import AccountFilter, IntegrationFilter, ResourceFilter, RoleFilter
 from ..models import ApprovalStep, Permission, PrerequisitePermission, Resource, Role
-from ..rights import can_change_policy, manageable_integrations, manageable_resources, manageable_roles
+from ..rights import (
+    can_change_policy,
+    manageable_accounts,
+    manageable_integrations,
+    manageable_resources,
+    manageable_roles,
+)
+from ..selectors import uncorrelated_counts
 from . import tables
 from .common import add_errors, style_filter, style_form, toast
 from .forms import MaintainerForm, PrerequisiteForm, WorkflowForm
@@ -88,6 +95,12 @@ def role_rows(qs: QuerySet) -> QuerySet:
     )
 
 
+def account_rows(qs: QuerySet) -> QuerySet:
+    return qs.select_related("integration", "user", "owner").annotate(
+        permissions_count=_count(Permission, "account", ended_at=None)
+    )
+
+
 class PageRows(TableQuerysetData):
     """Table data sorted, counted and sliced on a plain queryset; a page's rows are then loaded by id."""
 
@@ -110,6 +123,19 @@ class PageRows(TableQuerysetData):
         loaded = {r.pk: r for r in self.rows(self.data.model._base_manager.filter(pk__in=ids))}
         return [loaded[pk] for pk in ids if pk in loaded]
 
+
+class IntegrationPageRows(PageRows):
+    """The integrations of a page, each with its uncorrelated accounts counted for the whole page in one
+    grouped query (from the partial index: fast however many accounts there are)."""
+
+    def __getitem__(self, key):
+        rows = super().__getitem__(key)
+        if isinstance(key, slice):
+            counts = uncorrelated_counts([r.pk for r in rows])
+            for r in rows:
+                r.uncorrelated_count = counts.get(r.pk, 0)
+        return rows
+
     def __iter__(self):
         return iter(self[:])
 
@@ -124,7 +150,8 @@ class ListSpec:
     base: Callable[[Any], QuerySet]
     rows: Callable[[QuerySet], QuerySet]
     table: type
-    bulk_table: type | None = None
+    bulk_table: type | None = None  # None: not a target of Bulk Actions
+    data: type[PageRows] = PageRows
 
 
 LISTS: dict[str, ListSpec] = {
@@ -137,6 +164,7 @@ LISTS: dict[str, ListSpec] = {
         integration_rows,
         tables.IntegrationTable,
         tables.BulkIntegrationTable,
+        IntegrationPageRows,
     ),
     "resources": ListSpec(
         ResourceFilter,
@@ -152,6 +180,13 @@ LISTS: dict[str, ListSpec] = {
         role_rows,
         tables.RoleTable,
         tables.BulkRoleTable,
+    ),
+    "accounts": ListSpec(
+        AccountFilter,
+        # All of them, removed ones too (the filters narrow): by the (integration, identity) index.
+        lambda user: manageable_accounts(user).order_by("integration_id", "identity"),
+        account_rows,
+        tables.AccountTable,
     ),
 }
 
@@ -185,7 +220,7 @@ def list_table(
     params = request.GET if params is None else params
     filterset = style_filter(spec.filter_class(params or None, queryset=qs, request=request))
     table_class = spec.bulk_table if bulk else spec.table
-    table = table_class(PageRows(filtered(filterset), spec.rows), empty_text=empty_text, **table_kwargs)
+    table = table_class(spec.data(filtered(filterset), spec.rows), empty_text=empty_text, **table_kwargs)
     paginate(request, table, default_per_page)
     return filterset, table
 
@@ -276,10 +311,13 @@ class ObjectPage:
         form_kwargs: Callable[[Any], dict] | None = None,
         rename: dict[str, str] | None = None,
         prepare: Callable[[Any, Any, Any], Any] | None = None,
+        refusals_on_form: bool = False,
     ):
         """The view of a section's form (POST only). Valid: ``save(actor, obj, cleaned_data)`` (a service),
         a toast (``message``, formatted with ``obj``), back to the section. Invalid or refused by the
-        service: the page again with the form's errors and the section open (status 400)."""
+        service: the page again with the form's errors and the section open (status 400).
+        ``refusals_on_form``: the service's PermissionDenied too, for refusals that depend on what was
+        chosen (e.g. oneself), shown on the form with status 403 instead of the 403 page."""
 
         @login_required
         @require_POST
@@ -288,11 +326,17 @@ class ObjectPage:
             form = style_form(form_class(request.POST, **(form_kwargs(obj) if form_kwargs else {})))
             if prepare is not None:  # ``prepare(form, user, obj)``, before validation
                 prepare(form, request.user, obj)
+            status = 400
             if form.is_valid():
                 try:
                     save(request.user, obj, form.cleaned_data)
                 except ValidationError as exc:
                     add_errors(form, exc, rename)
+                except PermissionDenied as exc:
+                    if not refusals_on_form:
+                        raise
+                    form.add_error(None, str(exc))
+                    status = 403
                 else:
                     text = (
                         message.format(obj=obj)
@@ -303,7 +347,7 @@ class ObjectPage:
                     return self.back(obj, section)
             fresh = self.get(request, pk)  # the object as stored, not as the refused change left it
             return self.render(
-                request, fresh, status=400, section=section, **{form_name or f"{section}_form": form}
+                request, fresh, status=status, section=section, **{form_name or f"{section}_form": form}
             )
 
         view.__name__ = f"{self.url_name.rsplit(':', 1)[-1]}_{section}"

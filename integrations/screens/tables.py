@@ -10,7 +10,7 @@ from django.utils.safestring import mark_safe
 
 from governance.models import AuditEvent
 
-from ..models import Integration, Permission, Resource, Role
+from ..models import Account, Integration, Permission, Resource, Role
 
 STATUS_BADGES = {
     "succeeded": "bg-green-lt",
@@ -49,6 +49,12 @@ class IntegrationTable(Base):
     )
     name = tables.Column(linkify=("integrations:detail", {"pk": tables.A("pk")}))
     resources_count = tables.Column(verbose_name="Resources", attrs={"td": {"class": "text-end"}})
+    uncorrelated_count = tables.Column(
+        verbose_name="Uncorrelated accounts",
+        empty_values=(),
+        orderable=False,
+        attrs={"td": {"class": "text-end"}},
+    )
     owner = tables.Column(empty_values=(None,), default="—")
     default_workflow = tables.Column(verbose_name="Default workflow", default="—")
     last_synced_at = tables.DateTimeColumn(verbose_name="Last sync", format="Y-m-d H:i", default="never")
@@ -60,6 +66,7 @@ class IntegrationTable(Base):
             "icon",
             "name",
             "resources_count",
+            "uncorrelated_count",
             "owner",
             "default_workflow",
             "last_synced_at",
@@ -73,9 +80,29 @@ class IntegrationTable(Base):
     def render_resources_count(self, value):
         return f"{value:,}"
 
+    def render_uncorrelated_count(self, record):
+        # Counted for the page's rows at once (pages.IntegrationPageRows).
+        return uncorrelated_link(record.pk, getattr(record, "uncorrelated_count", 0))
+
     # For a choices field django-tables2 passes the label as ``value``: the badge reads the stored key.
     def render_last_sync_status(self, record):
         return badge(record.get_last_sync_status_display(), record.last_sync_status)
+
+
+def uncorrelated_url(integration_id: int) -> str:
+    """The Accounts list narrowed to an integration's uncorrelated accounts."""
+    return f"{reverse('integrations:accounts')}?integration={integration_id}&correlated=false&removed=false"
+
+
+def uncorrelated_link(integration_id: int, n: int) -> str:
+    if not n:
+        return mark_safe('<span class="text-secondary">0</span>')
+    return format_html(
+        '<a class="badge bg-orange-lt text-decoration-none" href="{}" data-testid="uncorrelated-{}">{}</a>',
+        uncorrelated_url(integration_id),
+        integration_id,
+        f"{n:,}",
+    )
 
 
 def tags_html(record) -> str:
@@ -125,6 +152,80 @@ class RoleTable(Base):
 
     def render_tags(self, record):
         return tags_html(record)
+
+
+# How an account's link was made, in a word (next to its user).
+LINK_LABELS = {
+    Account.LinkSource.CORRELATION: "same email",
+    Account.LinkSource.GRANT: "access grant",
+    Account.LinkSource.HAND: "set by hand",
+    Account.LinkSource.NONE: "",
+}
+
+
+def holder_html(account) -> str:
+    """Who holds an account, and how that was decided: a person, a service account's owner, or nobody."""
+    if account.service_account:
+        return format_html(
+            '<span class="badge bg-purple-lt">Service account</span> <span class="text-secondary">owner</span> {}',
+            account.owner or "—",
+        )
+    if account.user_id is None:
+        if account.link_source == Account.LinkSource.HAND:
+            return mark_safe(
+                '<span class="text-secondary">nobody</span> <span class="badge">set by hand</span>'
+            )
+        if account.removed_at is not None:
+            return mark_safe('<span class="text-secondary">not linked</span>')
+        return mark_safe('<span class="badge bg-orange-lt">Uncorrelated</span>')
+    return format_html(
+        '{} <span class="badge">{}</span>', account.user, LINK_LABELS.get(account.link_source, "")
+    )
+
+
+class AccountTable(Base):
+    """Sorted by account within each integration only (the (integration, identity) indexes): a million
+    accounts sort by nothing else in time."""
+
+    identity = tables.Column(
+        linkify=("integrations:account", {"pk": tables.A("pk")}),
+        verbose_name="Account",
+        order_by=("integration_id", "identity"),
+        orderable=True,
+    )
+    integration = tables.Column(linkify=("integrations:detail", {"pk": tables.A("integration_id")}))
+    email = tables.Column(default="—")
+    holder = tables.Column(empty_values=(), verbose_name="Held by")
+    enabled = tables.Column()
+    permissions_count = tables.Column(verbose_name="Permissions", attrs={"td": {"class": "text-end"}})
+    last_seen_at = tables.DateTimeColumn(verbose_name="Last seen", format="Y-m-d H:i")
+
+    class Meta(Base.Meta):
+        model = Account
+        fields = (
+            "identity",
+            "integration",
+            "email",
+            "holder",
+            "enabled",
+            "permissions_count",
+            "last_seen_at",
+        )
+        orderable = False
+
+    def render_identity(self, record, value):
+        if record.removed_at is None:
+            return value
+        return format_html('{} <span class="badge bg-red-lt">removed</span>', value)
+
+    def render_holder(self, record):
+        return holder_html(record)
+
+    def render_enabled(self, value):
+        return yes_no(value)
+
+    def render_permissions_count(self, value):
+        return f"{value:,}"
 
 
 class SelectableMixin(tables.Table):

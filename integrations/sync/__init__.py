@@ -30,6 +30,14 @@ Two writers share one shape. On PostgreSQL:
 
 On the embedded SQLite default the ORM's bulk upserts do the same job.
 
+Accounts are linked to portal users by **correlation**: the same email, case-insensitively. A sync
+sets, changes and clears only the links it made itself (``link_source = "correlation"``) and those
+of accounts nobody linked yet; links made for an access grant or by a person, and service accounts,
+are never changed by a sync (``Account.SYNC_MANAGED``). Both writers do it set-based: the
+PostgreSQL merge decides the link with a CASE on the stored link source (and compares it, so an
+unchanged account is still not rewritten), the ORM writer updates the batch's links in a few
+statements after its upsert.
+
 One module per stage; each imports only those below it (no cycles):
 
 - :mod:`.jobs` — a sync as a job: :func:`sync_start` queues it, :func:`sync_run` runs it;

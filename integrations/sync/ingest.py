@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 import orjson
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Q
-from django.db.models.functions import Lower
+from django.db.models import Case, Q, Value, When
 
 from connectors.sdk import ConnectorError
 
@@ -42,6 +41,11 @@ def _json_text(value) -> str:
         return orjson.dumps(value).decode()
     except TypeError:
         return json.dumps(value)
+
+
+def _correlation_link(user_id: int | None) -> str:
+    """The link source of an account the correlation linked to ``user_id`` (None: to nobody)."""
+    return Account.LinkSource.NONE if user_id is None else Account.LinkSource.CORRELATION
 
 
 def _first(value):
@@ -169,11 +173,18 @@ class _Ingest:
             self.recommended.setdefault(resource_id, recommendation)
 
     def _users_by_email(self) -> dict[str, int]:
-        """Portal users by lower-cased email, read once per run (accounts are linked to them)."""
+        """Portal users by lower-cased email, read once per run: the correlation accounts are linked by.
+        Lowered here, not in SQL (SQLite's LOWER knows only ASCII); an email two users share correlates
+        to nobody, for a person to decide."""
         if self._email_users is None:
-            self._email_users = dict(
-                get_user_model().objects.exclude(email="").annotate(e=Lower("email")).values_list("e", "id")
-            )
+            users: dict[str, int] = {}
+            shared: set[str] = set()
+            for email, pk in get_user_model().objects.exclude(email="").values_list("email", "id"):
+                key = email.lower()
+                if key in users:
+                    shared.add(key)
+                users[key] = pk
+            self._email_users = {key: pk for key, pk in users.items() if key not in shared}
         return self._email_users
 
     # -- writing (ORM) --------------------------------------------------------------------------
@@ -338,16 +349,19 @@ class _Ingest:
             keys = [a["external_id"] for a in rows.accounts]
             self._check_duplicates(keys, Account, "account")
             users = self._users_by_email()
-            existing = set(
-                Account.objects.filter(integration=integration, external_id__in=keys).values_list(
-                    "external_id", flat=True
-                )
-            )
+            correlated = {a["external_id"]: users.get(a["email"].lower()) for a in rows.accounts}
+            existing = {
+                external_id: (pk, link)
+                for external_id, pk, *link in Account.objects.filter(
+                    integration=integration, external_id__in=keys
+                ).values_list("external_id", "id", "user_id", "link_source", "service_account")
+            }
             Account.objects.bulk_create(
                 [
                     Account(
                         integration=integration,
-                        user_id=users.get(a["email"].lower()),
+                        user_id=correlated[a["external_id"]],
+                        link_source=_correlation_link(correlated[a["external_id"]]),
                         first_seen_at=now,
                         last_seen_at=now,
                         **a,
@@ -356,17 +370,11 @@ class _Ingest:
                 ],
                 update_conflicts=True,
                 unique_fields=["integration", "external_id"],
-                update_fields=[
-                    "identity",
-                    "email",
-                    "attributes",
-                    "enabled",
-                    "last_seen_at",
-                    "removed_at",
-                    "user",
-                ],
+                # Not the link: an existing account's is the sync's to change only if the sync made it.
+                update_fields=["identity", "email", "attributes", "enabled", "last_seen_at", "removed_at"],
             )
-            self.result.add("accounts_created", len(set(keys) - existing))
+            self._correlate(existing, correlated)
+            self.result.add("accounts_created", len(set(keys) - existing.keys()))
             account_ids = dict(
                 Account.objects.filter(integration=integration, external_id__in=keys).values_list(
                     "external_id", "id"
@@ -383,6 +391,35 @@ class _Ingest:
             )
         if rows.deleted:
             self.remove_accounts(rows.deleted)
+
+    CORRELATE_CHUNK = 500  # accounts per UPDATE of links (two parameters each, within SQLite's limit)
+
+    def _correlate(self, existing: dict[str, tuple[int, list]], correlated: dict[str, int | None]) -> None:
+        """Bring the links of this batch's existing accounts in line with their correlation, set-based: one
+        UPDATE clears the links whose correlation found nobody any more, one per chunk sets the others
+        (a CASE over the ids). Only links the sync may change: none yet or its own, not a service account's
+        (:data:`Account.SYNC_MANAGED`, also checked by the statements)."""
+        clear, link = [], {}
+        for external_id, (pk, (user_id, source, service)) in existing.items():
+            if service or source not in Account.SYNC_MANAGED:
+                continue
+            wanted = correlated[external_id]
+            if (user_id, source) == (wanted, _correlation_link(wanted)):
+                continue
+            if wanted is None:
+                clear.append(pk)
+            else:
+                link[pk] = wanted
+        managed = Account.objects.filter(link_source__in=Account.SYNC_MANAGED, service_account=False)
+        if clear:
+            managed.filter(pk__in=clear).update(user=None, link_source=Account.LinkSource.NONE)
+        ids = list(link)
+        for start in range(0, len(ids), self.CORRELATE_CHUNK):
+            chunk = ids[start : start + self.CORRELATE_CHUNK]
+            managed.filter(pk__in=chunk).update(
+                user_id=Case(*(When(pk=pk, then=Value(link[pk])) for pk in chunk)),
+                link_source=Account.LinkSource.CORRELATION,
+            )
 
     def remove_accounts(self, external_ids: list[str]) -> None:
         removed = Account.objects.filter(

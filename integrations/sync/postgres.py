@@ -15,8 +15,11 @@ import re
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from psycopg import errors as psycopg_errors
 
+from ..models import Account
 from .events import EXTERNAL_EVENTS_LIMIT
 from .ingest import DuplicateObject, _AccountRows, _Copy, _EntitlementRows, _Ingest
+
+_SYNC_MANAGED = ", ".join(f"'{v}'" for v in Account.SYNC_MANAGED)  # as SQL literals
 
 
 def _copy_text(value: str) -> str:
@@ -142,8 +145,8 @@ class _PgIngest(_Ingest):
         " allowed_durations, attributes, first_seen_at, last_seen_at, created_at, updated_at"
     )
     ACCOUNT_COLUMNS = (
-        "id, integration_id, external_id, identity, email, attributes, enabled, user_id, first_seen_at,"
-        " last_seen_at, created_at, updated_at"
+        "id, integration_id, external_id, identity, email, attributes, enabled, user_id, link_source,"
+        " first_seen_at, last_seen_at, created_at, updated_at"
     )
     PERMISSION_COLUMNS = "integration_id, account_id, role_id, source, granted_at, last_seen_at"
 
@@ -234,10 +237,16 @@ class _PgIngest(_Ingest):
         iid, at, NULL = self.integration.pk, self.timestamp, "\\N"
         users = self._users_by_email()
         ids = self.draw_ids("integrations_account", len(rows.accounts))
+        unlinked, linked = f"{NULL}\t", f"\t{Account.LinkSource.CORRELATION}"
+
+        def link(email: str) -> str:  # the user id and how it was linked, as two COPY fields
+            user = users.get(email.lower())
+            return unlinked if user is None else f"{user}{linked}"
+
         data = "".join(
             f"{pk}\t{iid}\t{_copy_text(a['external_id'])}\t{_copy_text(a['identity'])}\t{_copy_text(a['email'])}"
             f"\t{_copy_text(a['attributes_json'])}\t{'t' if a['enabled'] else 'f'}"
-            f"\t{users.get(a['email'].lower(), NULL)}\t{at}\t{at}\t{at}\t{at}\n"
+            f"\t{link(a['email'])}\t{at}\t{at}\t{at}\t{at}\n"
             for pk, a in zip(ids, rows.accounts, strict=True)
         )
         rows.copies.append(
@@ -435,6 +444,29 @@ class _PgIngest(_Ingest):
         if rows.deleted:
             self.remove_accounts(rows.deleted)
 
+    # An existing account's link is the sync's to change only when nobody else made it: its link source is
+    # none yet or the sync's own correlation, and it is no service account (Account.SYNC_MANAGED). Otherwise
+    # the stored user and link source stay. The row is rewritten only when something it shows changes.
+    _KEEPS_LINK = f"(t.service_account OR t.link_source NOT IN ({_SYNC_MANAGED}))"
+    _USER = f"CASE WHEN {_KEEPS_LINK} THEN t.user_id ELSE EXCLUDED.user_id END"
+    _LINK = f"CASE WHEN {_KEEPS_LINK} THEN t.link_source ELSE EXCLUDED.link_source END"
+    ACCOUNT_UPSERT = f"""
+        INSERT INTO integrations_account AS t (integration_id, external_id, identity, email, attributes,
+            enabled, user_id, link_source, first_seen_at, last_seen_at, removed_at, created_at, updated_at)
+        SELECT %s, b.external_id, b.identity, b.email, b.attributes, b.enabled, b.user_id,
+            CASE WHEN b.user_id IS NULL THEN '{Account.LinkSource.NONE}' ELSE '{Account.LinkSource.CORRELATION}' END,
+            %s, %s, NULL, %s, %s
+        FROM sync_b_accounts b
+        ON CONFLICT (integration_id, external_id) DO UPDATE
+        SET identity = EXCLUDED.identity, email = EXCLUDED.email, attributes = EXCLUDED.attributes,
+            enabled = EXCLUDED.enabled, user_id = {_USER}, link_source = {_LINK}, removed_at = NULL,
+            last_seen_at = EXCLUDED.last_seen_at, updated_at = EXCLUDED.updated_at
+        WHERE (t.identity, t.email, t.attributes, t.enabled, t.removed_at IS NULL, t.user_id, t.link_source)
+            IS DISTINCT FROM (EXCLUDED.identity, EXCLUDED.email, EXCLUDED.attributes, EXCLUDED.enabled, true,
+               {_USER}, {_LINK})
+        RETURNING external_id, id, (xmax = 0)
+        """
+
     def _upsert_accounts(
         self, c, accounts: list[dict], users: dict[str, int]
     ) -> tuple[dict[str, int], set[str]]:
@@ -451,25 +483,7 @@ class _PgIngest(_Ingest):
             ),
         )  # fmt: skip
         self._seen(c, "accounts", "sync_b_accounts", "account")
-        c.execute(
-            """
-            INSERT INTO integrations_account AS t (integration_id, external_id, identity, email, attributes,
-                enabled, user_id, first_seen_at, last_seen_at, removed_at, created_at, updated_at)
-            SELECT %s, b.external_id, b.identity, b.email, b.attributes, b.enabled, b.user_id,
-                %s, %s, NULL, %s, %s
-            FROM sync_b_accounts b
-            ON CONFLICT (integration_id, external_id) DO UPDATE
-            SET identity = EXCLUDED.identity, email = EXCLUDED.email, attributes = EXCLUDED.attributes,
-                enabled = EXCLUDED.enabled, user_id = COALESCE(EXCLUDED.user_id, t.user_id), removed_at = NULL,
-                last_seen_at = EXCLUDED.last_seen_at, updated_at = EXCLUDED.updated_at
-            WHERE (t.identity, t.email, t.attributes, t.enabled, t.removed_at IS NULL,
-                   COALESCE(EXCLUDED.user_id, t.user_id))
-                IS DISTINCT FROM (EXCLUDED.identity, EXCLUDED.email, EXCLUDED.attributes, EXCLUDED.enabled,
-                   true, t.user_id)
-            RETURNING external_id, id, (xmax = 0)
-            """,
-            [iid, now, now, now, now],
-        )
+        c.execute(self.ACCOUNT_UPSERT, [iid, now, now, now, now])
         returned = c.fetchall()
         inserted = {external_id for external_id, _, new in returned if new}
         if len(returned) == len(accounts):

@@ -1,4 +1,6 @@
-"""Small filters of the screens: job status badges, count labels, durations."""
+"""Small filters of the screens: job status badges, count labels, durations, JSON shown as text."""
+
+import json
 
 from django import template
 
@@ -54,3 +56,13 @@ def timedelta_minutes(value) -> int:
         return max(1, round(value.total_seconds() / 60))
     except AttributeError:
         return value
+
+
+PRETTY_JSON_LIMIT = 20_000  # characters shown of a connector's attributes (up to 256 KiB each)
+
+
+@register.filter
+def pretty_json(value) -> str:
+    """Indented JSON text (escaped by the template), cut at :data:`PRETTY_JSON_LIMIT` characters."""
+    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    return text if len(text) <= PRETTY_JSON_LIMIT else text[:PRETTY_JSON_LIMIT] + "\n…"

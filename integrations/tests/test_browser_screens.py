@@ -9,7 +9,8 @@ from playwright.sync_api import Page, expect
 
 from conftest import DEMO_ADMIN_PASSWORD, DEMO_CONFIG, DEMO_PEOPLE_PASSWORD
 from governance.models import AuditEvent, User
-from integrations.models import Integration, Resource, Role, Rule
+from integrations.models import Account, Integration, Resource, Role, Rule
+from integrations.selectors import uncorrelated_accounts
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "jobs"])
@@ -177,3 +178,35 @@ def test_admin_journeys(live_server, admin_page: Page):
     assert AuditEvent.objects.filter(action="integration.delete", object_id=str(integration.pk)).count() == 1
     page.goto(f"{base}/integrations/{integration.pk}/")
     expect(page.get_by_text("This page does not exist")).to_be_visible()
+
+
+def test_admin_links_an_uncorrelated_account(live_server, admin_page: Page):
+    """From an integration to its uncorrelated accounts, one of them linked to its person: counted no more."""
+    page, base = admin_page, live_server.url
+    directory = Integration.objects.get(name="Corporate Directory")
+    dorothy = User.objects.get(username="dorothy")
+    page.get_by_role("link", name="Corporate Directory").click()
+    count = page.get_by_test_id("uncorrelated-accounts")
+    expect(count).to_contain_text("uncorrelated account")
+    before = int(count.inner_text().split()[0].replace(",", ""))
+    assert before == uncorrelated_accounts(directory).count() > 0
+    count.click()
+    expect(page).to_have_url(f"{base}/accounts/?integration={directory.pk}&correlated=false&removed=false")
+    expect(page.get_by_role("heading", name="Accounts")).to_be_visible()
+    first = page.locator("table tbody tr td a").first
+    identity = first.inner_text()
+    first.click()
+    expect(page.get_by_test_id("account-holder")).to_contain_text("Not linked")
+    page.locator("#id_user").select_option(label=str(dorothy))
+    page.get_by_role("button", name="Save who holds it").click()
+    expect(page.locator(".toast", has_text=f"{identity} is now held by").first).to_be_visible()
+    expect(page.get_by_test_id("account-holder")).to_contain_text("dorothy")
+    expect(page.get_by_test_id("link-source")).to_contain_text("Set by hand")
+    expect(page.locator("#history")).to_contain_text("account.linked")
+    account = Account.objects.get(integration=directory, identity=identity)
+    assert (account.user, account.link_source) == (dorothy, "hand")
+    shot(page, "account")
+    page.get_by_role("link", name="Corporate Directory").first.click()
+    expect(page.get_by_test_id("uncorrelated-accounts")).to_contain_text(f"{before - 1:,} uncorrelated")
+    page.goto(f"{base}/")
+    expect(page.get_by_test_id(f"uncorrelated-{directory.pk}")).to_have_text(f"{before - 1:,}")

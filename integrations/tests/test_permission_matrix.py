@@ -206,6 +206,21 @@ def pending_became(status: str):
     return lambda w, user: after(AccessRequest, w.pending).status == status
 
 
+def linked_to(who: str | None):
+    """The member's account of Mine is now held by ``who`` (None: nobody), as set by hand."""
+
+    def done(w, user) -> bool:
+        account = after(Account, w.mine_account)
+        expected = w.people[who].pk if who else None
+        return (account.user_id, account.link_source) == (expected, Account.LinkSource.HAND)
+
+    return done
+
+
+def service_owned_by(who: str):
+    return lambda w, user: after(Account, w.mine_account).owner_id == w.people[who].pk
+
+
 CONFIG = {"url": "https://demo.example.com", "connectionOption": "token", "users": 41, "groups": 10,
           "memberships": 2, "seed": 3}  # fmt: skip
 FLAGS = {"read_only": "on", "requestable": "on"}
@@ -411,6 +426,36 @@ SCREENS: dict[str, list[Probe]] = {
             lambda w: f"/resources/{w.mine_resource.pk}/maintainers",
             lambda w: {"user": w.people["member"].pk},
             lambda w, u: Maintainer.objects.filter(resource=w.mine_resource).exists(),
+        ),
+    ],
+    "accounts": [read("account.list", lambda w: "/accounts/")],
+    "account": [
+        read("account.read", lambda w: f"/accounts/{w.mine_account.pk}/"),
+        read("account.read.theirs", lambda w: f"/accounts/{w.theirs_account.pk}/"),
+    ],
+    "account-link": [
+        write(
+            "account.link",
+            "post",
+            lambda w: f"/accounts/{w.mine_account.pk}/link",
+            lambda w: {"user": w.people["owner"].pk},
+            linked_to("owner"),
+        ),
+        write(
+            "account.unlink",
+            "post",
+            lambda w: f"/accounts/{w.mine_account.pk}/link",
+            lambda w: {"user": ""},
+            linked_to(None),
+        ),
+    ],
+    "account-service": [
+        write(
+            "account.service",
+            "post",
+            lambda w: f"/accounts/{w.mine_account.pk}/service-account",
+            lambda w: {"owner": w.people["maintainer"].pk},
+            service_owned_by("maintainer"),
         ),
     ],
     "roles": [read("role.list", lambda w: "/roles/")],
@@ -769,7 +814,18 @@ API: dict[str, list[Probe]] = {
               lambda w, u: after(Role, w.mine_role).workflow_id == w.wf_other.pk),
     ],
     "api-account-list": [read("account.list", lambda w: "/api/accounts/")],
-    "api-account-detail": [read("account.read", lambda w: f"/api/accounts/{w.mine_account.pk}/")],
+    "api-account-detail": [read("account.read", lambda w: f"/api/accounts/{w.mine_account.pk}/"),
+                           read("account.read.theirs", lambda w: f"/api/accounts/{w.theirs_account.pk}/")],
+    "api-account-link": [
+        write("account.link", "post", lambda w: f"/api/accounts/{w.mine_account.pk}/link/",
+              lambda w: {"user": w.people["owner"].pk}, linked_to("owner")),
+        write("account.unlink", "post", lambda w: f"/api/accounts/{w.mine_account.pk}/link/",
+              lambda w: {"user": None}, linked_to(None)),
+    ],
+    "api-account-service-account": [
+        write("account.service", "post", lambda w: f"/api/accounts/{w.mine_account.pk}/service-account/",
+              lambda w: {"owner": w.people["maintainer"].pk}, service_owned_by("maintainer")),
+    ],
     "api-permission-list": [read("permission.list", lambda w: "/api/permissions/")],
     "api-permission-detail": [read("permission.read", lambda w: f"/api/permissions/{w.mine_permission.pk}/")],
     "api-workflow-list": [
@@ -1005,6 +1061,11 @@ EXPECTED = {
     "resource.workflow": {"admin", "owner"},
     "role.workflow": {"admin", "owner"},
     "resource.tags": {"admin", "owner", "maintainer"},
+    # Managers of the integration, but nobody links an account to themselves or owns a service account they
+    # mark: the owner is the one linked, the maintainer the one made owner.
+    "account.link": {"admin", "maintainer"},
+    "account.unlink": {"admin", "owner", "maintainer"},
+    "account.service": {"admin", "owner"},
     "integration.rename": {"admin", "owner", "maintainer"},
     "rule.create": {"admin"},
     "workflow.create": {"admin"},

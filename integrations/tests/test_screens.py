@@ -8,6 +8,7 @@ from conftest import DEMO_CONFIG
 from governance.models import AuditEvent, Job
 from integrations import services
 from integrations.models import (
+    Account,
     Integration,
     Maintainer,
     PrerequisitePermission,
@@ -162,7 +163,9 @@ def test_list_badges_follow_the_last_sync_status(admin_client, make_integration)
     assert 'class="badge bg-blue-lt">Running<' in rows["Busy"]
 
 
-@pytest.mark.parametrize("url", ["/", "/resources/", "/roles/", "/bulk/?target=roles", "/audit/"])
+@pytest.mark.parametrize(
+    "url", ["/", "/resources/", "/roles/", "/accounts/", "/bulk/?target=roles", "/audit/"]
+)
 def test_unset_filters_read_any(admin_client, integration, inventory, url):
     form = admin_client.get(url).context["filter"].form
     html = str(form)
@@ -171,7 +174,7 @@ def test_unset_filters_read_any(admin_client, integration, inventory, url):
         if field.field.widget.__class__.__name__ in ("Select", "NullBooleanSelect", "OneOfMany"):
             first = next(iter(field.field.widget.choices))
             assert first[1] in ("Any", "Any integration"), (field.name, first)
-    if url in ("/resources/", "/roles/"):
+    if url in ("/resources/", "/roles/", "/accounts/"):
         assert '<option value="true">Yes</option>' in html and '<option value="false">No</option>' in html
 
 
@@ -192,7 +195,7 @@ def test_one_of_many_filters_keep_several_values_from_a_link(admin_client, make_
     assert [r.record.name for r in picked.context["table"].rows] == ["x2"]
 
 
-@pytest.mark.parametrize("url", ["/integrations/", "/resources/", "/roles/"])
+@pytest.mark.parametrize("url", ["/integrations/", "/resources/", "/roles/", "/accounts/"])
 def test_list_query_count_does_not_grow_with_page_size(
     admin_client, integration, django_assert_max_num_queries, url, django_db_blocker
 ):
@@ -204,6 +207,7 @@ def test_list_query_count_does_not_grow_with_page_size(
         r = Resource.objects.create(integration=integration, external_id=f"q{i}", name=f"q{i}")
         r.tags.add(tag)
         Role.objects.create(resource=r, external_id=f"q{i}-r", name="read").tags.add(tag)
+        Account.objects.create(integration=integration, external_id=f"q{i}", identity=f"q{i}")
     counts = []
     for size in (5, 30):
         with CaptureQueriesContext(connection) as ctx:
@@ -212,19 +216,22 @@ def test_list_query_count_does_not_grow_with_page_size(
     assert counts[0] == counts[1], counts
 
 
-INTEGRATIONS_QUERIES, RESOURCES_QUERIES, ROLES_QUERIES = 8, 10, 9
+# The integrations list also counts the page's uncorrelated accounts (one grouped query).
+INTEGRATIONS_QUERIES, RESOURCES_QUERIES, ROLES_QUERIES, ACCOUNTS_QUERIES = 9, 10, 9, 7
 
 
 def test_list_query_counts_are_pinned(admin_client, integration, django_assert_num_queries):
     for i in range(30):
         r = Resource.objects.create(integration=integration, external_id=f"p{i}", name=f"p{i}")
         Role.objects.create(resource=r, external_id=f"p{i}-r", name="read")
+        Account.objects.create(integration=integration, external_id=f"p{i}", identity=f"p{i}")
     admin_client.get("/resources/")  # warm the session and content types
     # session, user, access check, filter-form choices, count, the page's ids, its rows, their tags
     for url, expected in (
         ("/integrations/", INTEGRATIONS_QUERIES),
         ("/resources/", RESOURCES_QUERIES),
         ("/roles/", ROLES_QUERIES),
+        ("/accounts/", ACCOUNTS_QUERIES),
     ):
         for size in (5, 25):
             with django_assert_num_queries(expected):
