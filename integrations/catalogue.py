@@ -84,12 +84,23 @@ def secret_environ() -> SecretEnviron:
 
 
 def runtime_config(integration) -> dict:
-    """The config a connector runs with: connection items, secrets and connector attributes."""
-    return {
+    """The config a connector runs with: connection items, secrets and connector attributes.
+
+    A file or folder item given as a relative path is under ``CONNECTOR_FILES_DIR`` (that is how it was
+    checked when saved): the connector gets it as an absolute path there, never one it would open
+    relative to the worker's own folder."""
+    config = {
         **integration.connection_config,
         **integration.connection_secrets,
         **integration.connector_attributes,
     }
+    root = Path(settings.CONNECTOR_FILES_DIR)
+    for key in integration.connector.spec.local_path_keys:
+        value = config.get(key)
+        if isinstance(value, str) and value.strip() and "-----BEGIN" not in value:
+            if not Path(value.strip()).is_absolute():
+                config[key] = str((root / value.strip()).resolve())
+    return config
 
 
 def check_targets(connector, config: Mapping) -> None:

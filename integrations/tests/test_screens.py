@@ -477,6 +477,28 @@ def test_add_integration_bad_then_good(admin_client):
     assert admin_client.get("/integrations/add/nosuch/").status_code == 404
 
 
+@pytest.mark.django_db(transaction=True, databases=["default", "jobs"])
+def test_add_a_csv_integration_from_the_catalogue(admin_client):
+    catalogue = admin_client.get("/integrations/add/").content.decode()
+    assert 'data-testid="catalogue-csv"' in catalogue and "Delimited file (CSV)" in catalogue
+    assert 'src="/catalogue/csv/icon"' in catalogue
+    icon = admin_client.get("/catalogue/csv/icon")
+    assert icon.status_code == 200 and icon["Content-Type"] == "image/svg+xml"
+    form = admin_client.get("/integrations/add/csv/").content.decode()
+    assert "A file on the server" in form and "Pasted CSV" in form  # the two ways to connect
+    assert "people.csv" in form and "# Delimited file (CSV) connector" in form  # example and docs
+    config = {"content": "employeeId,displayName,groups\nE1,Ann,admins\nE2,Bob,\n", "identityColumn": "id"}
+    data = {"name": "HR", "connection_option": "content", "config": json.dumps(config), "read_only": "on"}
+    bad = admin_client.post("/integrations/add/csv/", data).content.decode()
+    assert "The connection test failed" in bad and "no column &#x27;id&#x27; (identityColumn)" in bad
+    config["identityColumn"] = "employeeId"
+    good = admin_client.post("/integrations/add/csv/", {**data, "config": json.dumps(config)})
+    integration = Integration.objects.get(name="HR")
+    assert good.status_code == 302 and integration.read_only
+    assert Job.objects.get(kind="sync", integration_id=integration.pk).status == "succeeded"
+    assert Resource.objects.filter(integration=integration).count() == 1
+
+
 # -- resource and role pages ---------------------------------------------------------------------
 def test_resource_page_and_edit(admin_client, integration, inventory, admin_user):
     resource = inventory[0][0]

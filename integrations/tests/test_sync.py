@@ -1,6 +1,7 @@
 """The sync engine on the real PostgreSQL: full and delta runs, removals, failures, jobs, notifications."""
 
 import json
+import shutil
 import sys
 import threading
 from datetime import timedelta
@@ -186,6 +187,66 @@ def test_a_connection_failure_names_the_setting(make_integration, admin_user):
     integration = make_integration(connection_config={**DEMO_CONFIG, "apiToken": "wrong"})
     with pytest.raises(SyncError, match="token"):
         sync_integration(actor=admin_user, integration=integration, full=True)
+
+
+def test_a_csv_export_syncs_and_a_duplicate_row_later_keeps_nothing(
+    make_integration, admin_user, settings, tmp_path
+):
+    settings.CONNECTOR_FILES_DIR = tmp_path
+    path = tmp_path / "hr" / "people.csv"
+    path.parent.mkdir()
+    integration = make_integration(
+        name="HR",
+        application="csv",
+        read_only=True,
+        connection_config={
+            "path": str(path),
+            "identityColumn": "employeeId",
+            "nameColumn": "displayName",
+            "groupsColumn": "groups",
+        },
+    )
+    shutil.copy(integration.connector.folder / "sample" / "people.csv", path)
+    sync_integration(actor=admin_user, integration=integration, full=True)
+    before = inventory(integration)
+    assert len(before["accounts"]) == 12 and ("E1007", "E1007") in before["accounts"]
+    assert len(before["resources"]) == 9 and ("on-call", "on-call") in before["resources"]
+    assert {r for a, r in before["permissions"] if a == "E1005"} == {
+        "all-staff",
+        "engineering",
+        "prod-access",
+        "on-call",
+    }
+    with path.open("a") as f:
+        f.write(
+            "E1099,new@example.com,New,Hire,New Hire,Sales,Intern,London,E1010,active,2025-06-02,,sales;interns\n"
+        )
+        f.write(
+            "E1003,alan.turing@example.com,Alan,Turing,Alan Turing,Engineering,,London,,active,,,all-staff\n"
+        )
+    with pytest.raises(SyncError, match="employeeId 'E1003' is on line 4 and again on line 15"):
+        sync_integration(actor=admin_user, integration=integration, full=True)
+    assert inventory(integration) == before  # not even the new hire and the new group before the duplicate
+
+
+def test_a_relative_file_path_is_read_under_the_connector_files_folder_not_the_workers_folder(
+    make_integration, admin_user, settings, tmp_path, monkeypatch
+):
+    settings.CONNECTOR_FILES_DIR = tmp_path / "connector-files"
+    (settings.CONNECTOR_FILES_DIR / "hr").mkdir(parents=True)
+    integration = make_integration(
+        name="HR",
+        application="csv",
+        read_only=True,
+        connection_config={"path": "hr/people.csv", "identityColumn": "id"},
+    )
+    (settings.CONNECTOR_FILES_DIR / "hr" / "people.csv").write_text("id,name\nu1,Ann\n")
+    # A file of the same name in the worker's folder is not the one read.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "hr").mkdir()
+    (tmp_path / "hr" / "people.csv").write_text("id,name\nintruder,Eve\n")
+    sync_integration(actor=admin_user, integration=integration, full=True)
+    assert [a for a, _ in inventory(integration)["accounts"]] == ["u1"]
 
 
 def test_delta_runs_follow_the_application(make_integration, admin_user):

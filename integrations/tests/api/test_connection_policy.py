@@ -65,6 +65,35 @@ def test_files_under_the_connector_files_folder_are_accepted(demo, client_for, s
     assert r.status_code == 200, r.content
 
 
+@pytest.mark.parametrize("path", ["/etc/passwd", "../../../etc/passwd", "connector-files/../../hr.csv"])
+def test_a_csv_file_outside_the_connector_files_folder_is_refused(
+    people, client_for, settings, tmp_path, path
+):
+    settings.CONNECTOR_FILES_DIR = tmp_path / "connector-files"
+    r = client_for("admin").post(
+        "/api/integrations/",
+        {"name": "HR", "application": "csv", "connection_config": {"path": path, "identityColumn": "id"}},
+        format="json",
+    )
+    assert r.status_code == 400, r.content
+    assert "files and folders of connectors must be under" in json.dumps(r.json())
+    assert not Integration.objects.filter(name="HR").exists()
+
+
+def test_a_csv_file_under_the_connector_files_folder_or_pasted_is_accepted(
+    people, client_for, settings, tmp_path
+):
+    settings.CONNECTOR_FILES_DIR = tmp_path / "connector-files"
+    configs = {
+        "HR file": {"path": str(settings.CONNECTOR_FILES_DIR / "hr" / "people.csv"), "identityColumn": "id"},
+        "HR pasted": {"connectionOption": "content", "content": "id,name\nu1,Ann\n", "identityColumn": "id"},
+    }
+    for name, config in configs.items():
+        body = {"name": name, "application": "csv", "connection_config": config}
+        r = client_for("admin").post("/api/integrations/", body, format="json")
+        assert r.status_code == 201, r.content
+
+
 @pytest.mark.parametrize(
     "change, words",
     [
