@@ -68,7 +68,6 @@ class IdentitySourceViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
-    mixins.UpdateModelMixin,
     ScopedViewSet,
 ):
     serializer_class = s.IdentitySourceSerializer
