@@ -24,6 +24,7 @@ class IdentitiesConfig(AppConfig):
         audit.register(Person, exclude=("updated_at",))
         audit.register(IdentitySource, exclude=("last_applied_at", "last_summary"))
         hooks.after_sync.register(_after_sync)
+        hooks.integration_links.register(_integration_links)
         post_save.connect(_user_saved, sender=get_user_model(), dispatch_uid="identities:person-of-user")
 
 
@@ -45,3 +46,20 @@ def _after_sync(integration, result):
         summary = identity_source_apply(source=source)
         result.add("people_created", summary.get("created", 0))
         result.add("people_updated", summary.get("updated", 0))
+
+
+def _integration_links(integration, *, viewer):
+    """An integration's page links to its identity source (or to making it one), for admins."""
+    from django.urls import reverse
+
+    from integrations.rights import is_admin
+
+    from .models import IdentitySource
+
+    if not is_admin(viewer):
+        return []
+    exists = IdentitySource.objects.filter(integration=integration).exists()
+    url = reverse("identities:identity-source", kwargs={"integration_id": integration.pk})
+    return [
+        {"label": "Identity source" if exists else "Make an identity source", "url": url, "icon": "users"}
+    ]

@@ -16,6 +16,8 @@ inventory calls them all and combines what they answer.
 - :data:`after_sync` — ``(integration, result)``: called by every successful sync inside its transaction,
   after the inventory took what the application reported and before the sync is recorded as done. An
   exception fails the sync and nothing of it is kept (identities registers its identity sources' apply).
+- :data:`integration_links` — ``(integration, *, viewer) -> [{"label", "url", "icon"}]``: buttons on an
+  integration's page for what the apps above keep about it (identities: its identity source, for admins).
 
 The apps above the inventory call them too: that is how ``identities`` reads what ``access`` knows without
 importing a peer.
@@ -54,3 +56,4 @@ workflow_pending_requests = Hook("workflow_pending_requests")
 permission_provenance = Hook("permission_provenance")
 open_requests_of = Hook("open_requests_of")
 after_sync = Hook("after_sync")
+integration_links = Hook("integration_links")

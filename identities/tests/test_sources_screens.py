@@ -44,6 +44,8 @@ def form_data(**extra) -> dict:
 
 def test_an_admin_sets_up_applies_and_decides(hr, admin_user):
     web = signed_in(admin_user)
+    integration_page = web.get(f"/integrations/{hr.pk}/").content.decode()
+    assert f'href="/identity-sources/{hr.pk}/"' in integration_page and "Make an identity source" in integration_page
     page = web.get(f"/identity-sources/{hr.pk}/")
     assert page.status_code == 200 and b'<option value="managerId">' in page.content
     r = web.post(f"/identity-sources/{hr.pk}/", form_data(map_employee_id="", map_username=""))
@@ -52,6 +54,7 @@ def test_an_admin_sets_up_applies_and_decides(hr, admin_user):
     assert r.status_code == 302
     source = IdentitySource.objects.get(integration=hr)
     assert source.mapping == HR_MAPPING and source.status_values == {"terminated": ["terminated", "T"]}
+    assert "Identity source<" in web.get(f"/integrations/{hr.pk}/").content.decode()
     listing = web.get("/identity-sources/")
     assert b"HR" in listing.content and b"held since" not in listing.content
 
@@ -83,3 +86,8 @@ def test_everybody_else_gets_403(hr, db):
     for action in ("apply", "confirm", "discard"):
         assert web.post(f"/identity-sources/{hr.pk}/{action}").status_code == 403
     assert Client().get("/identity-sources/").status_code == 302  # to sign in
+    # The integration's page (its owner opens it) does not link there, nor does the navigation.
+    hr.owner = User.objects.get(username="plain")
+    hr.save(update_fields=["owner"])
+    page = web.get(f"/integrations/{hr.pk}/").content.decode()
+    assert "/identity-sources/" not in page
