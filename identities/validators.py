@@ -122,6 +122,7 @@ SOURCE_FIELDS = (
 )
 SOURCE_KEY_FIELDS = ("employee_id", "username")
 SOURCE_STATUSES = ("active", "leave", "terminated")
+MAX_STATUS_VALUES = 100
 
 
 def validate_identity_source(source) -> None:
@@ -157,13 +158,17 @@ def validate_identity_source(source) -> None:
             )
     values = source.status_values
     if not isinstance(values, dict) or not all(
-        k in SOURCE_STATUSES and isinstance(v, list) and all(isinstance(x, str) for x in v)
+        k in SOURCE_STATUSES
+        and isinstance(v, list)
+        and len(v) <= MAX_STATUS_VALUES
+        and all(isinstance(x, str) and 0 < len(x) <= 200 for x in v)
         for k, v in values.items()
     ):
         raise ValidationError(
             {
                 "status_values": 'The status values must be a JSON object such as {"terminated": ["T"], '
-                '"leave": ["L"]}: a status (active, leave, terminated) → a list of the application\'s values.'
+                '"leave": ["L"]}: a status (active, leave, terminated) → a list of the application\'s values '
+                f"(at most {MAX_STATUS_VALUES}, each 1 to 200 characters)."
             }
         )
     if not 0 <= (source.leaver_limit_percent or 0) <= 100:

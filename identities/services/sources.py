@@ -240,7 +240,7 @@ class _Run:
         return out
 
     def _winner(self, own: dict, others: list, own_fields=None) -> dict:
-        """Each field this source maps: the value of the lowest-positioned source that gives one, else ''.
+        """Each field this source maps: the value of the lowest-positioned source that gives one, else empty.
         The manager stays a reference, with the source that gave it (to be resolved by that source's key)."""
         fields = own_fields or [f for f, a in self.source.mapping.items() if a]
         ranked = sorted(
@@ -253,7 +253,8 @@ class _Run:
                     out[field] = (source, values[field]) if field == "manager" else values[field]
                     break
             else:
-                out[field] = None if field in (*_DATES, "manager") else ""
+                if field != "status":  # a status nobody gives stays as it is (a new person is active)
+                    out[field] = None if field in (*_DATES, "manager") else ""
         return out
 
     # -- writes -----------------------------------------------------------------------------------------

@@ -258,8 +258,12 @@ def test_status_values_map_the_applications_words(make_source, hr_file, admin_us
             "E1,a@example.com,Ann,Able,,,,,,T,,,",
             "E2,b@example.com,Bo,Bee,,,,,,L,,,",
             "E3,c@example.com,Cy,Sea,,,,,,X,,,",
+            "E4,d@example.com,Di,Dee,,,,,,,,,",  # no status: active, and kept so
         ],
     )
     source = make_source(status_values={"terminated": ["T"], "leave": ["L"]})
     sync_integration(actor=admin_user, integration=source.integration, full=True)
-    assert [person(e).status for e in ("E1", "E2", "E3")] == ["terminated", "leave", "active"]
+    assert [person(e).status for e in ("E1", "E2", "E3", "E4")] == ["terminated", "leave", "active", "active"]
+    Person.objects.filter(employee_id="E4").update(status="leave")
+    sync_integration(actor=admin_user, integration=source.integration, full=True)
+    assert person("E4").status == "leave"

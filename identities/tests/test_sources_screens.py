@@ -45,7 +45,10 @@ def form_data(**extra) -> dict:
 def test_an_admin_sets_up_applies_and_decides(hr, admin_user):
     web = signed_in(admin_user)
     integration_page = web.get(f"/integrations/{hr.pk}/").content.decode()
-    assert f'href="/identity-sources/{hr.pk}/"' in integration_page and "Make an identity source" in integration_page
+    assert (
+        f'href="/identity-sources/{hr.pk}/"' in integration_page
+        and "Make an identity source" in integration_page
+    )
     page = web.get(f"/identity-sources/{hr.pk}/")
     assert page.status_code == 200 and b'<option value="managerId">' in page.content
     r = web.post(f"/identity-sources/{hr.pk}/", form_data(map_employee_id="", map_username=""))
