@@ -267,3 +267,35 @@ def test_status_values_map_the_applications_words(make_source, hr_file, admin_us
     Person.objects.filter(employee_id="E4").update(status="leave")
     sync_integration(actor=admin_user, integration=source.integration, full=True)
     assert person("E4").status == "leave"
+
+
+def test_a_disabled_source_changes_nobody(make_source, hr_file, admin_user):
+    source = make_source(enabled=False)
+    shutil.copy(source.integration.connector.folder / "sample" / "people.csv", hr_file)
+    sync_integration(actor=admin_user, integration=source.integration, full=True)
+    assert not Person.objects.filter(source=source.integration).exists()
+
+
+def _apply_queries(make_source, path, n: int, admin_user, name: str) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    rows = [
+        f"{name}{i},p{i}@{name}.example.com,P{i},Q{i},,Dept {i % 3},,,{name}0,active,,," for i in range(1, n)
+    ]
+    write(path, [f"{name}0,boss@{name}.example.com,Boss,Top,,Dept,,,,active,,,", *rows])
+    source = make_source(name=name, path=path)
+    sync_integration(actor=admin_user, integration=source.integration, full=True)
+    Person.objects.filter(source=source.integration).update(location="elsewhere")  # changes to write
+    with CaptureQueriesContext(connection) as created:
+        services.identity_source_apply(source=source, actor=admin_user)
+    IdentitySource.objects.filter(pk=source.pk).update(enabled=False)  # the next one is alone too
+    return len(created)
+
+
+def test_applying_costs_the_same_queries_for_ten_or_a_hundred_people(  # set-based, never one per person
+    make_source, tmp_path, hr_file, admin_user
+):
+    few = _apply_queries(make_source, hr_file, 10, admin_user, "A")
+    many = _apply_queries(make_source, tmp_path / "hr" / "many.csv", 100, admin_user, "B")
+    assert few == many
