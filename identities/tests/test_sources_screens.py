@@ -94,3 +94,18 @@ def test_everybody_else_gets_403(hr, db):
     hr.save(update_fields=["owner"])
     page = web.get(f"/integrations/{hr.pk}/").content.decode()
     assert "/identity-sources/" not in page
+
+
+def test_the_django_admin_edits_a_source_with_the_same_checks(hr, admin_user):
+    source = IdentitySource.objects.create(integration=hr, mapping=HR_MAPPING)
+    web = signed_in(admin_user)
+    url = f"/admin/identities/identitysource/{source.pk}/change/"
+    assert web.get(url).status_code == 200
+    data = {"integration": hr.pk, "position": 3, "mapping": '{"employee_id": "nope"}', "manager_key": "employee_id",
+            "status_values": "{}", "leaver_limit_percent": 10, "enabled": "on"}  # fmt: skip
+    r = web.post(url, data)
+    assert r.status_code == 200 and "have no attribute for: employee_id → nope" in r.content.decode()
+    r = web.post(url, {**data, "mapping": '{"employee_id": "employeeId"}'})
+    assert r.status_code == 302
+    source.refresh_from_db()
+    assert source.mapping == {"employee_id": "employeeId"} and source.position == 3
