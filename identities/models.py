@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from integrations.models import Integration
 
-from .validators import validate_attributes, validate_person
+from .validators import validate_attributes, validate_identity_source, validate_person
 
 
 class Person(models.Model):
@@ -74,3 +74,64 @@ class Person(models.Model):
 
     def clean(self) -> None:
         validate_person(self)
+
+
+class IdentitySource(models.Model):
+    """An integration whose accounts make and update people (an HR export, a directory).
+
+    ``mapping`` names, for each person field, the account attribute that gives it; the key field
+    (``employee_id``, else ``username``) matches an account to its person. When several sources feed one
+    person, each field takes the value of the enabled source with the lowest ``position`` that gives one.
+    A run that would terminate more than ``leaver_limit_percent`` of the source's active people is held
+    (``pending_since``, ``pending_summary``) until an admin confirms or discards it.
+    """
+
+    class ManagerKey(models.TextChoices):
+        EMPLOYEE_ID = "employee_id", "Employee id"
+        EMAIL = "email", "Email"
+        USERNAME = "username", "Username"
+        ACCOUNT = "account", "The manager's own account (its external id, e.g. an LDAP DN)"
+
+    integration = models.OneToOneField(Integration, on_delete=models.CASCADE, related_name="identity_source")
+    position = models.PositiveIntegerField(
+        default=100, help_text="Precedence: for each field, the source with the lowest position wins."
+    )
+    mapping = models.JSONField(
+        default=dict, blank=True, help_text="Person field → account attribute, as a JSON object."
+    )
+    manager_key = models.CharField(
+        max_length=16,
+        choices=ManagerKey.choices,
+        default=ManagerKey.EMPLOYEE_ID,
+        help_text="Which of the manager's identifiers the manager attribute holds.",
+    )
+    status_values = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='The application\'s values meaning leave or terminated, e.g. {"terminated": ["T"], '
+        '"leave": ["L"]}; any other value is active.',
+    )
+    leaver_limit_percent = models.PositiveSmallIntegerField(
+        default=10,
+        help_text="A run that would terminate more than this share of the source's active people waits "
+        "for an admin.",
+    )
+    enabled = models.BooleanField(default=True)
+    last_applied_at = models.DateTimeField(null=True, blank=True)
+    last_summary = models.JSONField(default=dict, blank=True)
+    pending_since = models.DateTimeField(null=True, blank=True)
+    pending_summary = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["position", "integration__name"]
+
+    def __str__(self) -> str:
+        return f"Identity source {self.integration}"
+
+    @property
+    def key_field(self) -> str | None:
+        return next((f for f in ("employee_id", "username") if self.mapping.get(f)), None)
+
+    def clean(self) -> None:
+        validate_identity_source(self)

@@ -102,3 +102,74 @@ def validate_person(person) -> None:
                 errors.setdefault(name, []).extend(messages)
     if errors:
         raise ValidationError(errors)
+
+
+# What an identity source may fill, and which of them matches an account to its person.
+SOURCE_FIELDS = (
+    "username",
+    "email",
+    "first_name",
+    "last_name",
+    "display_name",
+    "employee_id",
+    "department",
+    "title",
+    "location",
+    "status",
+    "start_date",
+    "end_date",
+    "manager",
+)
+SOURCE_KEY_FIELDS = ("employee_id", "username")
+SOURCE_STATUSES = ("active", "leave", "terminated")
+MAX_STATUS_VALUES = 100
+
+
+def validate_identity_source(source) -> None:
+    """An identity source's mapping, status values and limit; one message naming what is wrong."""
+    mapping = source.mapping
+    if not isinstance(mapping, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()
+    ):
+        raise ValidationError(
+            {"mapping": "The mapping must be a JSON object of person field → attribute name."}
+        )
+    mapping = {k: v for k, v in mapping.items() if v}
+    unknown = sorted(set(mapping) - set(SOURCE_FIELDS))
+    if unknown:
+        raise ValidationError(
+            {"mapping": f"Unknown person field(s): {', '.join(unknown)} (known: {', '.join(SOURCE_FIELDS)})."}
+        )
+    if not any(f in mapping for f in SOURCE_KEY_FIELDS):
+        raise ValidationError(
+            {"mapping": "Map employee_id or username: the key that matches an account to its person."}
+        )
+    if source.integration_id is not None:
+        integration = source.integration
+        names = set(integration.connector.spec.account_schema.attribute_names)
+        missing = sorted(f"{f} → {a}" for f, a in mapping.items() if a not in names)
+        if missing:
+            raise ValidationError(
+                {
+                    "mapping": f"The accounts of {integration.name} have no attribute for: "
+                    + ", ".join(missing)
+                    + f" (they have: {', '.join(sorted(names))})."
+                }
+            )
+    values = source.status_values
+    if not isinstance(values, dict) or not all(
+        k in SOURCE_STATUSES
+        and isinstance(v, list)
+        and len(v) <= MAX_STATUS_VALUES
+        and all(isinstance(x, str) and 0 < len(x) <= 200 for x in v)
+        for k, v in values.items()
+    ):
+        raise ValidationError(
+            {
+                "status_values": 'The status values must be a JSON object such as {"terminated": ["T"], '
+                '"leave": ["L"]}: a status (active, leave, terminated) → a list of the application\'s values '
+                f"(at most {MAX_STATUS_VALUES}, each 1 to 200 characters)."
+            }
+        )
+    if not 0 <= (source.leaver_limit_percent or 0) <= 100:
+        raise ValidationError({"leaver_limit_percent": "The limit is a percentage, from 0 to 100."})

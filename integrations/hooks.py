@@ -13,6 +13,11 @@ inventory calls them all and combines what they answer.
 - :data:`open_requests_of` — ``(user, *, viewer, limit) -> {"total": int, "rows": [{"id", "label", "status",
   "url"}]}``: the open requests giving ``user`` access, newest first, at most ``limit`` rows (just-in-time
   access registers it; a person's page lists them).
+- :data:`after_sync` — ``(integration, result)``: called by every successful sync inside its transaction,
+  after the inventory took what the application reported and before the sync is recorded as done. An
+  exception fails the sync and nothing of it is kept (identities registers its identity sources' apply).
+- :data:`integration_links` — ``(integration, *, viewer) -> [{"label", "url", "icon"}]``: buttons on an
+  integration's page for what the apps above keep about it (identities: its identity source, for admins).
 
 The apps above the inventory call them too: that is how ``identities`` reads what ``access`` knows without
 importing a peer.
@@ -50,3 +55,5 @@ class Hook:
 workflow_pending_requests = Hook("workflow_pending_requests")
 permission_provenance = Hook("permission_provenance")
 open_requests_of = Hook("open_requests_of")
+after_sync = Hook("after_sync")
+integration_links = Hook("integration_links")

@@ -50,6 +50,9 @@ STAMP = re.compile(r"^(\d{14})(?:[.,]\d+)?Z$")
 
 # Account attributes read from the LDAP attribute of the same name (the id comes from userIdAttribute).
 PLAIN_ATTRIBUTES = ("cn", "givenName", "sn", "displayName", "mail", "title", "employeeNumber", "description")
+# ... and read, never written: who the person reports to (the manager entry's DN) and their department
+# (an identity source maps them to a person's manager and department).
+READ_ONLY_ATTRIBUTES = ("manager", "departmentNumber")
 SETTABLE = frozenset(PLAIN_ATTRIBUTES) | {"id", "password", GROUP_ATTRIBUTE}
 
 # LDAP result codes the connector explains.
@@ -448,7 +451,14 @@ def _uuid(entry: dict[str, Any]) -> str | None:
 
 
 def _user_attributes(s: Settings) -> list[str]:
-    names = [s.id_attribute, *PLAIN_ATTRIBUTES, "entryUUID", "objectGUID", "userAccountControl"]
+    names = [
+        s.id_attribute,
+        *PLAIN_ATTRIBUTES,
+        *READ_ONLY_ATTRIBUTES,
+        "entryUUID",
+        "objectGUID",
+        "userAccountControl",
+    ]
     names += ["createTimestamp", "modifyTimestamp"]
     if s.member_of:
         names.append(s.member_of)
@@ -470,7 +480,7 @@ def account(entry: dict[str, Any], s: Settings, groups: list[str]) -> dict[str, 
     attrs = entry["attributes"]
     dn = entry["dn"]
     out: dict[str, Any] = {"dn": dn, "id": _first(attrs, s.id_attribute)}
-    for name in PLAIN_ATTRIBUTES:
+    for name in (*PLAIN_ATTRIBUTES, *READ_ONLY_ATTRIBUTES):
         out[name] = _first(attrs, name)
     uac = _first(attrs, "userAccountControl")
     if uac and uac.isdigit():

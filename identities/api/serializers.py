@@ -1,5 +1,5 @@
 """Serializers of the people endpoints: read-only, a person with their user's fields; their detail adds the
-accounts linked to them and their live permissions, each with how it came to be held."""
+accounts linked to them and their live permissions, each with how it came to be held; identity sources."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from integrations.api.serializers import AccountSerializer, PermissionSerializer
 
-from ..models import Person
+from ..models import IdentitySource, Person
 from ..selectors import SHOWN, Bounded, bounded, person_accounts, person_permissions, provenance
 
 
@@ -122,3 +122,35 @@ class PersonDetailSerializer(PersonSerializer):
 
     def get_permissions_total(self, obj) -> int:
         return self._list("permissions", obj).total
+
+
+class IdentitySourceSerializer(serializers.ModelSerializer):
+    """An identity source. ``integration`` is set at creation and never changes; the held run
+    (``pending_since``, ``pending_summary``) and the last applied one are read-only."""
+
+    integration_name = serializers.CharField(source="integration.name", read_only=True)
+
+    class Meta:
+        model = IdentitySource
+        fields = [
+            "id",
+            "integration",
+            "integration_name",
+            "position",
+            "mapping",
+            "manager_key",
+            "status_values",
+            "leaver_limit_percent",
+            "enabled",
+            "last_applied_at",
+            "last_summary",
+            "pending_since",
+            "pending_summary",
+        ]
+        read_only_fields = ["last_applied_at", "last_summary", "pending_since", "pending_summary"]
+        # The one-to-one's uniqueness is the service's to say (with the model's other checks).
+        extra_kwargs = {"integration": {"validators": []}}
+
+
+class IdentitySourceRunSerializer(serializers.Serializer):
+    summary = serializers.JSONField(help_text="The run's counts (created, updated, terminated...).")

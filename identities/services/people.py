@@ -26,7 +26,7 @@ from governance.audit import audit_context
 from ..models import Person
 from ..rights import can_edit_person
 
-__all__ = ["USER_FIELDS", "PERSON_FIELDS", "person_create", "person_update", "person_ensure"]
+__all__ = ["USER_FIELDS", "PERSON_FIELDS", "person_build", "person_create", "person_update", "person_ensure"]
 
 # What a person is made of: fields kept on the user (the one truth the sign-in and workflows read) ...
 USER_FIELDS = ("email", "first_name", "last_name", "manager", "department", "title")
@@ -75,15 +75,21 @@ def _check(user, person: Person) -> None:
         raise ValidationError(errors)
 
 
+def person_build(*, username: str, email: str = "", **fields):
+    """A new person and their user, unsaved and unchecked: the user with an unusable password (a person
+    need never sign in). ``person_create`` checks and saves one; an identity source saves many at once."""
+    user_fields, person_fields = _split({"email": email, **fields})
+    user = get_user_model()(username=username, **user_fields)
+    user.set_unusable_password()
+    return user, Person(user=user, **person_fields)
+
+
 def person_create(*, actor, username: str, email: str = "", **fields) -> Person:
     """A new person and the portal user behind them (who cannot sign in until given a password)."""
-    user_fields, person_fields = _split({"email": email, **fields})
     if actor is not None and not can_edit_person(actor, None):
         raise PermissionDenied("Only admins create people.")
-    User = get_user_model()
-    user = User(username=username, **user_fields)
-    user.set_unusable_password()
-    person = Person(user=user, **person_fields)
+    user, person = person_build(username=username, email=email, **fields)
+    person_fields = {k: v for k, v in fields.items() if k in PERSON_FIELDS}
     _check(user, person)
     with _write(actor):
         setattr(user, _PENDING, person_fields)

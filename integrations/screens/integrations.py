@@ -16,7 +16,7 @@ from django_htmx.http import trigger_client_event
 
 from governance.models import AuditEvent, Job
 
-from .. import catalogue, services
+from .. import catalogue, hooks, services
 from ..models import Account, Integration, Maintainer, Permission, PrerequisitePermission, Resource, Role
 from ..rights import (
     can_delete_integration,
@@ -131,6 +131,9 @@ def integration_context(request, integration: Integration, **extra) -> dict:
         "flags": [(FLAG_LABELS[f], getattr(integration, f)) for f in FLAG_FIELDS],
         "settings_form": settings_form,
         "can_delete": can_delete_integration(request.user, integration),
+        "app_links": [
+            link for links in hooks.integration_links(integration, viewer=request.user) for link in links
+        ],
         "connection_form": style_form(_connection_form(integration, [k for k, _ in secrets])),
         "spec": spec,
         "secrets": secrets,

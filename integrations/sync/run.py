@@ -12,12 +12,14 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+from django.core.exceptions import ValidationError
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from connectors.sdk import Cancelled, ConnectorError
 from governance import audit, notifications
 
+from .. import hooks
 from ..catalogue import check_targets, runtime_config
 from ..models import Integration
 from ..services.rules import rules_apply_to_new
@@ -115,7 +117,12 @@ def sync_integration(
             audit.record("integration.sync_cancelled", obj=integration, details={"full": full})
             raise SyncCancelled(f"Sync of {integration.name} was cancelled; nothing was changed.") from None
         except Exception as exc:
-            reason = str(exc) if isinstance(exc, ConnectorError) else f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, ConnectorError):
+                reason = str(exc)
+            elif isinstance(exc, ValidationError):  # a hook's refusal (an identity source): its own words
+                reason = " ".join(exc.messages)
+            else:
+                reason = f"{type(exc).__name__}: {exc}"
             message = f"Sync of {integration.name} failed: {reason}"
             _record_failure(integration, message, full, result)
             raise SyncError(message) from exc
@@ -124,7 +131,8 @@ def sync_integration(
 
 
 def _after_ingest(integration: Integration, result: SyncResult) -> None:
-    """Rules run on what this run discovered."""
+    """Rules run on what this run discovered; then the apps' ``after_sync`` hooks (an identity source
+    updates its people), inside the sync's transaction: their failure fails the sync."""
     if result.new_resource_ids or result.new_role_ids:
         result.add(
             "rule_changes",
@@ -133,6 +141,7 @@ def _after_ingest(integration: Integration, result: SyncResult) -> None:
             )
             or 0,
         )
+    hooks.after_sync(integration, result)
 
 
 def _record_failure(integration: Integration, message: str, full: bool, result: SyncResult) -> None:

@@ -29,6 +29,7 @@ from rest_framework.test import APIClient
 from access import services as ar
 from governance.models import AuditEvent, Job
 from governance.tokens import api_token_create
+from identities.models import IdentitySource
 from integrations import services
 from integrations.models import Account, Permission, Resource, Role, Rule
 from integrations.services.prerequisites import prerequisite_add
@@ -103,6 +104,9 @@ def world(admin_user, make_integration, django_user_model):
         "job": job,
         "event": AuditEvent.objects.order_by("-id").first(),
         "person": requester,  # a person's id is their user's
+        "identity_source": IdentitySource.objects.create(
+            integration=integration, mapping={"username": "userName"}
+        ),
     }
 
 
@@ -123,6 +127,7 @@ API_IDS = {  # the first path segment after /api/ → the object its {id} is
     "access-tickets": "ticket",
     "audit-events": "event",
     "people": "person",
+    "identity-sources": "identity_source",
 }
 
 
@@ -312,6 +317,7 @@ def _screen_urls(world) -> list[str]:
         "prerequisites": world["prerequisite"].pk,
         "jobs": world["job"].pk,
         "account": world["token"].pk,
+        "identity-sources": world["integration"].pk,  # a source's screens are named by its integration
     }
     urls = []
 

@@ -29,12 +29,13 @@ from django.core.cache import cache
 from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 
 from access.models import AccessDecision, AccessRequest, AccessTicket
 from governance.models import ApiToken, AuditEvent, Job, User
 from governance.tokens import api_token_create
 from identities import rights as people_rights
-from identities.models import Person
+from identities.models import IdentitySource, Person
 from integrations import rights, services
 from integrations.models import (
     Account,
@@ -144,6 +145,13 @@ def w(db, make_integration):
     )
     world.update(pending=pending, granted=granted, failed=failed, ticket=ticket)
     world["token"] = api_token_create(actor=people["member"], name="member script")[0]
+    # Theirs is an identity source with a held run (Mine becomes one through the probes).
+    world["source"] = IdentitySource.objects.create(
+        integration=world.theirs,
+        mapping={"username": "userName"},
+        pending_since=timezone.now(),
+        pending_summary={"terminated": 1, "active": 1, "limit_percent": 10, "names": ["Member"]},
+    )
     world["event"] = AuditEvent.objects.filter(integration_id=mine.pk).first()
     assert world.event is not None
     return world
@@ -686,6 +694,52 @@ SCREENS: dict[str, list[Probe]] = {
         )
     ],
     "people": [read("person.list", lambda w: "/people/")],
+    "identity-sources": [read("identity_source.list", lambda w: "/identity-sources/")],
+    "identity-source": [
+        read("identity_source.read", lambda w: f"/identity-sources/{w.theirs.pk}/"),
+        write(
+            "identity_source.create",
+            "post",
+            lambda w: f"/identity-sources/{w.mine.pk}/",
+            lambda w: {
+                "map_username": "userName",
+                "map_email": "email",
+                "position": 5,
+                "manager_key": "username",
+                "leaver_limit_percent": 10,
+                "enabled": "on",
+            },  # fmt: skip
+            lambda w, u: IdentitySource.objects.filter(integration=w.mine).exists(),
+        ),
+    ],
+    "identity-source-apply": [
+        write(
+            "identity_source.apply",
+            "post",
+            lambda w: f"/identity-sources/{w.theirs.pk}/apply",
+            None,
+            lambda w, u: after(IdentitySource, w.source).last_applied_at is not None,
+        )  # fmt: skip
+    ],
+    "identity-source-confirm": [
+        write(
+            "identity_source.confirm",
+            "post",
+            lambda w: f"/identity-sources/{w.theirs.pk}/confirm",
+            None,
+            lambda w, u: after(IdentitySource, w.source).last_applied_at is not None,
+        )  # fmt: skip
+    ],
+    "identity-source-discard": [
+        write(
+            "identity_source.discard",
+            "post",
+            lambda w: f"/identity-sources/{w.theirs.pk}/discard",
+            None,
+            lambda w, u: after(IdentitySource, w.source).pending_since is None
+            and after(IdentitySource, w.source).last_applied_at is None,
+        )  # fmt: skip
+    ],
     "person": [
         read("person.read", lambda w: f"/people/{w.people['member'].pk}/"),  # the manager's report
         read("person.read.other", lambda w: f"/people/{w.people['owner'].pk}/"),
@@ -894,6 +948,32 @@ API: dict[str, list[Probe]] = {
               lambda w, u: after(ApiToken, w.token).revoked_at is not None),
     ],
     "api-person-list": [read("person.list", lambda w: "/api/people/")],
+    "api-identity-source-list": [
+        read("identity_source.list", lambda w: "/api/identity-sources/"),
+        write("identity_source.create", "post", lambda w: "/api/identity-sources/",
+              lambda w: {"integration": w.mine.pk, "mapping": {"username": "userName", "email": "email"},
+                         "manager_key": "username", "position": 5},
+              lambda w, u: IdentitySource.objects.filter(integration=w.mine).exists()),
+    ],
+    "api-identity-source-detail": [
+        read("identity_source.read", lambda w: f"/api/identity-sources/{w.source.pk}/"),
+        write("identity_source.update", "patch", lambda w: f"/api/identity-sources/{w.source.pk}/",
+              lambda w: {"leaver_limit_percent": 42},
+              lambda w, u: after(IdentitySource, w.source).leaver_limit_percent == 42),
+    ],
+    "api-identity-source-apply": [
+        write("identity_source.apply", "post", lambda w: f"/api/identity-sources/{w.source.pk}/apply/", None,
+              lambda w, u: after(IdentitySource, w.source).last_applied_at is not None)
+    ],
+    "api-identity-source-confirm": [
+        write("identity_source.confirm", "post", lambda w: f"/api/identity-sources/{w.source.pk}/confirm/", None,
+              lambda w, u: after(IdentitySource, w.source).last_applied_at is not None)
+    ],
+    "api-identity-source-discard": [
+        write("identity_source.discard", "post", lambda w: f"/api/identity-sources/{w.source.pk}/discard/", None,
+              lambda w, u: after(IdentitySource, w.source).pending_since is None
+              and after(IdentitySource, w.source).last_applied_at is None)
+    ],
     "api-person-detail": [read("person.read", lambda w: f"/api/people/{w.people['member'].pk}/"),
                           read("person.read.other", lambda w: f"/api/people/{w.people['owner'].pk}/")],
 }  # fmt: skip
@@ -1073,6 +1153,13 @@ EXPECTED = {
     "person.read": {"admin", "member", "manager"},
     "person.read.other": {"admin", "owner"},
     "person.update": {"admin"},
+    # Identity sources: admins only, on both surfaces.
+    "identity_source.list": {"admin"},
+    "identity_source.read": {"admin"},
+    "identity_source.create": {"admin"},
+    "identity_source.apply": {"admin"},
+    "identity_source.confirm": {"admin"},
+    "identity_source.discard": {"admin"},
 }
 
 

@@ -135,6 +135,7 @@ def admin_token(db, django_user_model, make_integration, settings):
     signals.request_finished.disconnect(close_old_connections)
     admin = django_user_model.objects.create(username="fuzz-admin", is_staff=True, is_superuser=True)
     from governance.models import AuditEvent, Job
+    from identities.models import IdentitySource
     from integrations.models import Account, ApprovalWorkflow, Permission, Resource, Role, Rule
 
     integration = make_integration(name="Fuzzed")
@@ -174,6 +175,9 @@ def admin_token(db, django_user_model, make_integration, settings):
         "access-requests": waiting.pk,
         "access-tickets": ticket.pk,
         "people": requester.pk,
+        "identity-sources": IdentitySource.objects.create(
+            integration=integration, mapping={"username": "userName"}
+        ).pk,
     }
     yield secret, ids
     signals.request_started.connect(close_old_connections)
