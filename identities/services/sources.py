@@ -205,8 +205,7 @@ class _Run:
             desired[pk] = desired.pop(key)
             matched[key] = pk
         updates = self._update(people, desired)
-        links = [Account(pk=accounts[key], user_id=matched[key]) for key in by_key if key in accounts]
-        Account.objects.bulk_update(links, ["user"], batch_size=2000)
+        self._link({accounts[key]: matched[key] for key in by_key if key in accounts})
         managers = self._managers(desired)
         Person.objects.filter(pk__in=list(desired)).exclude(source_id=self.integration.pk).update(
             source_id=self.integration.pk
@@ -226,6 +225,22 @@ class _Run:
         return summary
 
     # -- precedence -------------------------------------------------------------------------------------
+
+    def _link(self, holders: dict[int, int]) -> None:
+        """Link each source account to its person, as a sync's correlation does: never an account linked
+        by hand or by a grant, nor a service account (a person decided those)."""
+        ids = list(holders)
+        for start in range(0, len(ids), 5000):
+            batch = ids[start : start + 5000]
+            free = Account.objects.filter(
+                pk__in=batch,
+                service_account=False,
+                link_source__in=[Account.LinkSource.NONE, Account.LinkSource.CORRELATION],
+            ).values_list("pk", flat=True)
+            links = [
+                Account(pk=pk, user_id=holders[pk], link_source=Account.LinkSource.CORRELATION) for pk in free
+            ]
+            Account.objects.bulk_update(links, ["user", "link_source"], batch_size=2000)
 
     def _other_values(self, user_ids: list[int]) -> dict[int, list[tuple[tuple, IdentitySource, dict]]]:
         """For each person, what every other enabled source's linked account gives: (rank, source, values)."""

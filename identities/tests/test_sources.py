@@ -299,3 +299,27 @@ def test_applying_costs_the_same_queries_for_ten_or_a_hundred_people(  # set-bas
     few = _apply_queries(make_source, hr_file, 10, admin_user, "A")
     many = _apply_queries(make_source, tmp_path / "hr" / "many.csv", 100, admin_user, "B")
     assert few == many
+
+
+def test_a_source_links_its_accounts_but_never_over_a_person_decision(make_source, hr_file, admin_user):
+    source = make_source()
+    hr_file.write_text(sample(source.integration))
+    sync_integration(actor=admin_user, integration=source.integration, full=True)
+    grace = Account.objects.get(integration=source.integration, external_id="E1002")
+    assert grace.user == person("E1002").user and grace.link_source == "correlation"
+    # A person links one account elsewhere by hand and makes another a service account.
+    someone = User.objects.create(username="someone")
+    Account.objects.filter(pk=grace.pk).update(user=someone, link_source="hand")
+    robot = Account.objects.get(integration=source.integration, external_id="E1003")
+    Account.objects.filter(pk=robot.pk).update(
+        user=None, link_source="hand", service_account=True, owner=someone
+    )
+    sync_integration(actor=admin_user, integration=source.integration, full=True)
+    grace.refresh_from_db()
+    robot.refresh_from_db()
+    assert (grace.user, grace.link_source) == (someone, "hand")
+    assert (robot.user, robot.service_account, robot.owner) == (None, True, someone)
+    # The others stay linked to their people.
+    assert (
+        Account.objects.get(integration=source.integration, external_id="E1005").user == person("E1005").user
+    )
