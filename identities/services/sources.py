@@ -32,6 +32,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 
@@ -74,20 +75,27 @@ def identity_source_save(*, actor, source: IdentitySource) -> IdentitySource:
 def _text(value: Any) -> str:
     if isinstance(value, list):
         value = value[0] if value else ""
+    if isinstance(value, bool):  # JSON's true / false, as the status words name them
+        return "true" if value else "false"
     return "" if value is None else str(value).strip()
 
 
 def _status(source: IdentitySource, raw: str) -> str:
     if not raw:
         return ""
+    word = raw.lower()
     for status in ("terminated", "leave", "active"):
-        if raw in (source.status_values.get(status) or []) or raw.lower() == status:
+        if word == status or word in {str(v).strip().lower() for v in source.status_values.get(status) or []}:
             return status
     return "active"
 
 
-def _values(source: IdentitySource, attributes: dict, label: str) -> dict[str, Any]:
-    """The person fields an account gives (non-empty ones only), normalised; the manager stays a reference."""
+def _values(
+    source: IdentitySource, attributes: dict, label: str, bad_emails: list[str] | None = None
+) -> dict[str, Any]:
+    """The person fields an account gives (non-empty ones only), normalised; the manager stays a reference.
+    An email that is not a valid address is left out (the person keeps the one they have) and its account
+    named in ``bad_emails``: one bad address in an HR export does not hold up everybody's changes."""
     out: dict[str, Any] = {}
     for field, attribute in source.mapping.items():
         if not attribute or field not in SOURCE_FIELDS:
@@ -97,6 +105,14 @@ def _values(source: IdentitySource, attributes: dict, label: str) -> dict[str, A
             continue
         if field == "status":
             out[field] = _status(source, raw)
+        elif field == "email":
+            try:
+                validate_email(raw)
+            except ValidationError:
+                if bad_emails is not None:
+                    bad_emails.append(label)
+                continue
+            out[field] = raw
         elif field in _DATES:
             try:
                 out[field] = datetime.date.fromisoformat(raw[:10])
@@ -150,8 +166,9 @@ class _Run:
         by_key: dict[str, dict] = {}
         accounts: dict[str, int] = {}  # key -> account id
         skipped = 0
+        bad_emails: list[str] = []
         for account_id, external_id, attributes, _user in _accounts(source):
-            values = _values(source, attributes or {}, f"account {external_id!r}")
+            values = _values(source, attributes or {}, f"account {external_id!r}", bad_emails)
             key = values.get(key_field)
             if not key:
                 skipped += 1
@@ -217,6 +234,8 @@ class _Run:
             "created": len(created),
             "updated": len({*updates, *managers}),
             "terminated": len(leavers),
+            "bad_emails": len(bad_emails),
+            "bad_email_accounts": bad_emails[:20],
         }
         IdentitySource.objects.filter(pk=source.pk).update(
             last_applied_at=timezone.now(), last_summary=summary, pending_since=None, pending_summary={}

@@ -323,3 +323,41 @@ def test_a_source_links_its_accounts_but_never_over_a_person_decision(make_sourc
     assert (
         Account.objects.get(integration=source.integration, external_id="E1005").user == person("E1005").user
     )
+
+
+def test_an_invalid_email_is_left_out_and_reported_and_status_words_match_in_any_case(
+    make_source, hr_file, admin_user
+):
+    from identities.services.sources import _status, _text
+
+    source = make_source(status_values={"terminated": ["false"]})
+    header = (
+        "employeeId,email,givenName,surname,displayName,department,title,location,managerId,status,groups"
+    )
+    write(
+        hr_file,
+        [
+            "E1,ann@example.com,Ann,A,Ann A,Sales,,,,true,",
+            "E2,not an address,Bob,B,Bob B,Sales,,,E1,FALSE,",
+            "E3,cy@example.com,Cy,C,Cy C,Sales,,,E1,true,",
+            "E4,di@example.com,Di,D,Di D,Sales,,,E1,true,",
+            "E5,ed@example.com,Ed,E,Ed E,Sales,,,E1,true,",
+            "E6,fa@example.com,Fa,F,Fa F,Sales,,,E1,true,",
+            "E7,gu@example.com,Gu,G,Gu G,Sales,,,E1,true,",
+            "E8,ha@example.com,Ha,H,Ha H,Sales,,,E1,true,",
+            "E9,io@example.com,Io,I,Io I,Sales,,,E1,true,",
+            "E10,jo@example.com,Jo,J,Jo J,Sales,,,E1,true,",
+            "E11,ka@example.com,Ka,K,Ka K,Sales,,,E1,true,",
+        ],
+        header=header,
+    )
+    sync_integration(actor=admin_user, integration=source.integration, full=True)
+    bob = person("E2")
+    # The rest of his record is applied, the FALSE of the export is the configured "false".
+    assert bob.user.email == "" and bob.user.department == "Sales" and bob.status == "terminated"
+    assert person("E1").user.email == "ann@example.com" and person("E1").status == "active"
+    source.refresh_from_db()
+    assert source.last_summary["bad_emails"] == 1
+    assert source.last_summary["bad_email_accounts"] == ["account 'E2'"]
+    # A connector's JSON false (LDAP, SCIM, the demo's "enabled") is the word "false".
+    assert _status(source, _text(False)) == "terminated" and _status(source, _text(True)) == "active"
