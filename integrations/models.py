@@ -689,7 +689,7 @@ class Account(InventoryMixin):
 
     class LinkSource(models.TextChoices):
         NONE = "", "Not linked"
-        CORRELATION = "correlation", "Linked by a sync (same email)"
+        CORRELATION = "correlation", "Linked by a sync (same email, or its identity source)"
         GRANT = "grant", "Linked by an access grant"
         HAND = "hand", "Set by hand"
 

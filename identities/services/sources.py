@@ -232,7 +232,8 @@ class _Run:
             "accounts": len(by_key),
             "skipped": skipped,
             "created": len(created),
-            "updated": len({*updates, *managers}),
+            # People this run created are "created" only, though it also set their managers.
+            "updated": len({*updates, *managers} - set(created.values())),
             "terminated": len(leavers),
             "bad_emails": len(bad_emails),
             "bad_email_accounts": bad_emails[:20],

@@ -84,6 +84,8 @@ def test_a_csv_source_creates_the_people_then_follows_a_change(make_source, hr_f
 
     people = Person.objects.filter(source=source.integration)
     assert people.count() == 12
+    source.refresh_from_db()
+    assert (source.last_summary["created"], source.last_summary["updated"]) == (12, 0)  # managers included
     grace = person("E1002")
     assert (grace.user.email, grace.user.first_name, grace.user.department) == (
         "grace.hopper@example.com",

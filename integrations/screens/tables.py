@@ -156,7 +156,7 @@ class RoleTable(Base):
 
 # How an account's link was made, in a word (next to its user).
 LINK_LABELS = {
-    Account.LinkSource.CORRELATION: "same email",
+    Account.LinkSource.CORRELATION: "by a sync",
     Account.LinkSource.GRANT: "access grant",
     Account.LinkSource.HAND: "set by hand",
     Account.LinkSource.NONE: "",

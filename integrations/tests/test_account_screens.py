@@ -65,7 +65,7 @@ def test_the_accounts_list_filters_who_holds_them(client, world, admin_user):
     assert identities(client.get(f"/accounts/?user={world['max'].pk}")) == ["a-linked"]
     assert identities(client.get("/accounts/?q=FREE")) == ["b-free"]
     page = client.get(f"/accounts/?integration={d}").content.decode()
-    assert "Uncorrelated" in page and "Service account" in page and "same email" in page
+    assert "Uncorrelated" in page and "Service account" in page and "by a sync" in page
     assert 'href="/accounts/"' in page  # in the left navigation
 
 
@@ -91,7 +91,8 @@ def test_the_account_page_shows_who_holds_it_and_its_permissions(client, world, 
     assert len(page.context["permissions"]) == 50 and page.context["permissions_total"] == 60
     assert "The first 50 of 60" in html and "role 00" in html and "role 59" not in html
     linked = client.get(f"/accounts/{world['linked'].pk}/").content.decode()
-    assert "Linked by a sync (same email)" in linked and "a sync will follow its email" in linked
+    assert "Linked by a sync (same email, or its identity source)" in linked
+    assert "a sync will follow the application's data" in linked
 
 
 def test_a_manager_links_an_account_and_the_page_says_so(client, world):
