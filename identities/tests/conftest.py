@@ -1,5 +1,7 @@
 """People of the identities tests: an admin, a manager with two reports, someone unrelated."""
 
+import shutil
+
 import pytest
 
 from governance.models import User
@@ -18,3 +20,18 @@ def org(db):
         "bob": make("bob", first_name="Bob", last_name="Builder", department="Engineering", manager=boss),
         "eve": make("eve", first_name="Eve", last_name="Else", department="Legal"),
     }
+
+
+@pytest.fixture
+def hr(make_integration, settings, tmp_path):
+    """A read-only csv integration reading the connector's sample HR export (12 people)."""
+    settings.CONNECTOR_FILES_DIR = tmp_path
+    path = tmp_path / "people.csv"
+    integration = make_integration(
+        name="HR",
+        application="csv",
+        read_only=True,
+        connection_config={"path": str(path), "identityColumn": "employeeId"},
+    )
+    shutil.copy(integration.connector.folder / "sample" / "people.csv", path)
+    return integration

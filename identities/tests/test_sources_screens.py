@@ -3,30 +3,14 @@ and confirm or discard a held run; anybody else gets 403."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import pytest
 from django.test import Client
 
 from governance.models import User
 from identities.models import IdentitySource, Person
 
 from .test_sources import HR_MAPPING
-
-
-@pytest.fixture
-def hr(make_integration, settings, tmp_path):
-    settings.CONNECTOR_FILES_DIR = tmp_path
-    path = tmp_path / "people.csv"
-    integration = make_integration(
-        name="HR",
-        application="csv",
-        read_only=True,
-        connection_config={"path": str(path), "identityColumn": "employeeId"},
-    )
-    shutil.copy(integration.connector.folder / "sample" / "people.csv", path)
-    return integration
 
 
 def signed_in(user) -> Client:

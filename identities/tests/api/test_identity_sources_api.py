@@ -3,29 +3,12 @@ everybody else is refused; bad mappings answer 400 in the API's error shape."""
 
 from __future__ import annotations
 
-import shutil
-
-import pytest
 from rest_framework.test import APIClient
 
 from governance.models import User
 from identities.models import IdentitySource, Person
 
 from ..test_sources import HR_MAPPING
-
-
-@pytest.fixture
-def hr(make_integration, admin_user, settings, tmp_path):
-    settings.CONNECTOR_FILES_DIR = tmp_path
-    path = tmp_path / "people.csv"
-    integration = make_integration(
-        name="HR",
-        application="csv",
-        read_only=True,
-        connection_config={"path": str(path), "identityColumn": "employeeId"},
-    )
-    shutil.copy(integration.connector.folder / "sample" / "people.csv", path)
-    return integration
 
 
 def client(user) -> APIClient:
